@@ -1,0 +1,9 @@
+//! MIH JSON view.
+
+pub fn decode_json(_bytes: &[u8]) -> Result<serde_json::Value, String> {
+    Err("mih: not implemented yet".into())
+}
+
+pub fn encode_json(_json: &serde_json::Value) -> Result<Vec<u8>, String> {
+    Err("mih: not implemented yet".into())
+}

@@ -1,0 +1,1 @@
+//! MIH-User: X2AP trigger, Service Mobility API, handover orchestration. Filled by later issues.
