@@ -1,1 +1,14 @@
-//! RFC 4067 Context Transfer Protocol (CXTP). Filled by the CXTP issue.
+//! RFC 4067 Context Transfer Protocol (CXTP).
+//!
+//! * [`wire`]: zero-copy codec for the seven messages (CTAR, CTAA, CTD,
+//!   PCTD, CTDR, CTC, CT-Req) and their Context Data Blocks.
+//! * [`token`]: the MN Authorization Token (HMAC-SHA1, first 32 bits) and
+//!   zeroize-on-drop keys.
+//!
+//! Everything except the optional `transport` module (cargo feature
+//! `tokio`) is sans-IO: no sockets, no clocks, no async runtime.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod token;
+pub mod wire;
