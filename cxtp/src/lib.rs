@@ -10,5 +10,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod profile;
 pub mod token;
 pub mod wire;
