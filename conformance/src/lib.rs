@@ -5,8 +5,9 @@
 //! `decode_json(&[u8]) -> Result<serde_json::Value, String>` and
 //! `encode_json(&serde_json::Value) -> Result<Vec<u8>, String>`.
 
-pub mod mih;
 pub mod cxtp;
+pub mod mih;
+pub mod mih_vectors;
 
 /// Protocols the tool understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -352,7 +352,10 @@ mod tests {
         assert_eq!(m.opcode(), Opcode::Response);
         assert_eq!(m.aid(), 9);
         assert_eq!(m.with_opcode(Opcode::Request), Mid(0x3409));
-        assert_eq!(Mid::new(ServiceId::MANAGEMENT, Opcode::Indication, 7), Mid(0x1c07));
+        assert_eq!(
+            Mid::new(ServiceId::MANAGEMENT, Opcode::Indication, 7),
+            Mid(0x1c07)
+        );
     }
 
     #[test]

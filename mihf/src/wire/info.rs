@@ -7,8 +7,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::error::ValueError;
 use super::tlv::{octet_string_len, put_octet_string, Reader, Value};
 use super::types::{
-    decode_option, encode_option, option_len, IpCfgMethods, LinkAddr, LinkId, LinkTupleId, LinkType,
-    List, QosList, TransportAddr,
+    decode_option, encode_option, option_len, IpCfgMethods, LinkAddr, LinkId, LinkTupleId,
+    LinkType, List, QosList, TransportAddr,
 };
 
 /// OCTET_STRING (NETWORK_ID, NET_AUX_ID, ...) as a shared slice of the frame.

@@ -150,8 +150,12 @@ macro_rules! field_ty {
     (opt $t:ty) => { Option<$t> };
 }
 macro_rules! is_req {
-    (req) => { true };
-    (opt) => { false };
+    (req) => {
+        true
+    };
+    (opt) => {
+        false
+    };
 }
 macro_rules! take_field {
     (req, $f:ident, $d:ident, $tlv:literal, $label:literal) => {
@@ -633,7 +637,13 @@ impl Message {
         let base = frame.as_bytes();
         let mut tlvs = TlvIter::new(&base[HEADER_LEN..]);
         let source = id_tlv(base, &mut tlvs, name, TLV_SOURCE_ID, "Source MIHF ID")?;
-        let destination = id_tlv(base, &mut tlvs, name, TLV_DESTINATION_ID, "Destination MIHF ID")?;
+        let destination = id_tlv(
+            base,
+            &mut tlvs,
+            name,
+            TLV_DESTINATION_ID,
+            "Destination MIHF ID",
+        )?;
 
         let mut extra = Vec::new();
         // A pure ACK: ACK-Rsp set and nothing after the IDs.

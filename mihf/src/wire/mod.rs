@@ -18,11 +18,13 @@ pub mod header;
 pub mod info;
 pub mod message;
 pub mod tlv;
+pub mod tlv_value;
 pub mod types;
 
 pub use error::{Error, ValueError};
 pub use header::{Frame, Header, Mid, Opcode, ServiceId, HEADER_LEN};
+pub use info::*;
 pub use message::{Body, Message, RawTlv};
 pub use tlv::{decode_length, encode_length, length_len, Reader, Tlv, TlvIter, Value};
-pub use info::*;
+pub use tlv_value::{tlv_name, TlvValue};
 pub use types::*;

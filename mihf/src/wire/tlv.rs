@@ -423,7 +423,10 @@ mod tests {
             decode_length(&[0x82, 0x01]),
             Err(ValueError::Truncated { .. })
         ));
-        assert!(matches!(decode_length(&[]), Err(ValueError::Truncated { .. })));
+        assert!(matches!(
+            decode_length(&[]),
+            Err(ValueError::Truncated { .. })
+        ));
         assert!(decode_length(&[0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
     }
 

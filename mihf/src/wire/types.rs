@@ -539,7 +539,10 @@ impl std::fmt::Debug for ShortBytes {
 /// and IP_ADDR are both of this shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(into = "json::TransportAddrJson", try_from = "json::TransportAddrJson"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(into = "json::TransportAddrJson", try_from = "json::TransportAddrJson")
+)]
 pub struct TransportAddr {
     /// IANA address family number: 1 IPv4, 2 IPv6, 6 IEEE 802 (MAC).
     pub family: u16,
@@ -615,7 +618,10 @@ impl Value for TransportAddr {
 /// LINK_ADDR: the address of a link, a CHOICE of six forms.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(into = "json::LinkAddrJson", try_from = "json::LinkAddrJson"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(into = "json::LinkAddrJson", try_from = "json::LinkAddrJson")
+)]
 pub enum LinkAddr {
     /// 0: MAC_ADDR.
     Mac(TransportAddr),
@@ -1041,10 +1047,7 @@ pub enum TspContainer {
     /// 1: a pre-defined configuration identifier.
     PredefCfgId(u8),
     /// 2: a TSP carrier (OCTET_STRING).
-    Carrier(
-        #[cfg_attr(feature = "serde", serde(with = "hex_bytes"))]
-        Bytes,
-    ),
+    Carrier(#[cfg_attr(feature = "serde", serde(with = "hex_bytes"))] Bytes),
 }
 
 impl Value for TspContainer {
@@ -1199,9 +1202,16 @@ mod json {
     #[serde(rename_all = "snake_case")]
     pub enum LinkAddrJson {
         #[serde(rename = "cell_3g")]
-        Cell3g { plmn_id: String, cell_id: u32 },
+        Cell3g {
+            plmn_id: String,
+            cell_id: u32,
+        },
         #[serde(rename = "cell_2g")]
-        Cell2g { plmn_id: String, lac: u16, ci: u16 },
+        Cell2g {
+            plmn_id: String,
+            lac: u16,
+            ci: u16,
+        },
         #[serde(rename = "3gpp")]
         ThreeGpp(String),
         #[serde(rename = "3gpp2")]
