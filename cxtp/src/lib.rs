@@ -11,5 +11,6 @@
 #![warn(missing_docs)]
 
 pub mod profile;
+pub mod segment;
 pub mod token;
 pub mod wire;

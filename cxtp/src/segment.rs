@@ -1,0 +1,761 @@
+//! Large contexts: segmentation across CDBs and across CTD/PCTD messages.
+//!
+//! RFC 4067 limits one Context Data Block to 2,040 octets (8-bit Length in
+//! 8-octet units) and one message to 65,535 octets (16-bit Length), while a
+//! UE's context averages 75 KB and can reach 16 MiB. This module carries
+//! such contexts in ordinary, valid RFC 4067 messages by means of one extra
+//! Feature Profile Type, [`fpt::SEGMENT`](crate::profile::fpt::SEGMENT)
+//! (`0xFF00`, configurable in [`SegmentConfig::fpt`]). A peer that does not
+//! know the scheme sees well-formed CTD/PCTD messages with blocks of an
+//! unknown FPT, which it reports in its CTDR as unsupported (status 0x80):
+//! the sender then knows the large contexts did not arrive.
+//!
+//! # Blocks
+//!
+//! Every segmentation CDB has FPT `0xFF00`, P = 0, and data that starts
+//! with a kind octet:
+//!
+//! ```text
+//! kind 1, TRANSFER (8 octets, CDB of 16):
+//!   kind=1 u8 | flags u8 (0x80 = LAST message) | index u16 | transfer id u32
+//! kind 2, SEGMENT (24-octet header + chunk, CDB of at most 2,040):
+//!   kind=2 u8 | flags u8 (0x80 = inner P) | inner FPT u16 | context id u32 |
+//!   inner presence vector u32 | total length u32 | offset u32 | chunk length u32 |
+//!   chunk (then zero padding of the CDB)
+//! ```
+//!
+//! * A context whose CDB would exceed 2,040 octets is cut into chunks of at
+//!   most 2,012 octets, each in a SEGMENT block carrying the inner FPT, the
+//!   sender-chosen context id (unique per MN within a transfer), the total
+//!   data length and the chunk's offset. Small contexts stay ordinary CDBs
+//!   under their own FPT.
+//! * When the blocks of one transfer do not fit one message, they are
+//!   spread over several CTD (or PCTD, each with the key block) messages.
+//!   Each then starts with a TRANSFER block giving its index (0, 1, …) and
+//!   marking the last one; a single-message transfer has no TRANSFER block
+//!   and is plain RFC 4067.
+//! * Every message has the sender's `A` flag; the receiver answers each with
+//!   a CTDR. Intermediate messages get `S = 1` (segments accepted) unless a
+//!   block was bad; the CTDR to the last message carries the per-FPT result
+//!   of the whole transfer ([`crate::profile::ProfileRegistry::receive`]).
+//!   Since one operation per MN is in progress at a time and CTDRs come back
+//!   in order on the connection, the sender matches them first-in first-out.
+//!
+//! # Reassembly
+//!
+//! [`Reassembler`] (sans-IO, time passed in) accepts the messages of a
+//! transfer in any order, ignores duplicated messages and overlapping
+//! chunks, and returns the complete context list once the LAST message and
+//! all indices before it are in and every segmented context is whole.
+//! Memory is bounded: a context whose announced total exceeds
+//! [`SegmentConfig::max_context_len`] is refused before anything is
+//! allocated, buffers grow only with data actually received, and all
+//! buffers together stay under [`SegmentConfig::max_buffered`]. A transfer
+//! with no progress for [`SegmentConfig::timeout`] is dropped.
+//! Reassembly necessarily copies chunks into one buffer per large context;
+//! decoding and [`parse_block`] do not copy, and small contexts stay
+//! slices of the received messages.
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::Bytes;
+//! use cxtp::profile::Context;
+//! use cxtp::segment::{encode_transfer, CtdHeader, Reassembler, SegmentConfig, Received};
+//! use cxtp::wire::Message;
+//!
+//! let cfg = SegmentConfig::default();
+//! let big = Context::new(0xFF02, Bytes::from(vec![7u8; 100_000]));
+//! let header = CtdHeader { ack: true, elapsed_ms: 0, mn_addr: "192.0.2.1".parse().unwrap(), key_block: None };
+//! let msgs = encode_transfer(&cfg, &header, std::slice::from_ref(&big), 42).unwrap();
+//! assert_eq!(msgs.len(), 2);
+//!
+//! let mut r = Reassembler::new(cfg);
+//! let now = Instant::now();
+//! let mut done = None;
+//! for m in msgs.iter().rev() {            // reordered on purpose
+//!     let Message::Ctd(ctd) = Message::parse(m.clone()).unwrap() else { unreachable!() };
+//!     if let Received::Complete(t) = r.receive(now, &ctd) { done = Some(t) }
+//! }
+//! let t = done.unwrap();
+//! assert_eq!(t.contexts, vec![big]);
+//! assert!(t.failures.is_empty());
+//! ```
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::profile::{fpt, status, Context};
+use crate::wire::{
+    pad8, put_addr, AddressFamily, ContextDataBlock, Ctd, Cursor, DecodeError, EmitError, Header,
+    KeyBlockRepr, MessageType, HEADER_LEN, MAX_CDB_LEN, MAX_MESSAGE_LEN,
+};
+
+/// Size of the SEGMENT header inside the CDB data.
+pub const SEGMENT_HEADER_LEN: usize = 24;
+/// Size of the TRANSFER block data.
+pub const TRANSFER_BLOCK_LEN: usize = 8;
+/// Largest chunk in one SEGMENT CDB (2,040 − 4 − 24).
+pub const MAX_CHUNK: usize = MAX_CDB_LEN - 4 - SEGMENT_HEADER_LEN;
+
+const KIND_TRANSFER: u8 = 1;
+const KIND_SEGMENT: u8 = 2;
+const FLAG: u8 = 0x80;
+
+/// Segmentation settings (sender and receiver).
+#[derive(Clone, Debug)]
+pub struct SegmentConfig {
+    /// FPT of segmentation blocks.
+    pub fpt: u16,
+    /// Largest message to emit (at most 65,535).
+    pub max_message_len: usize,
+    /// Largest reassembled context accepted (default 16 MiB).
+    pub max_context_len: usize,
+    /// Cap on all reassembly buffers together (default 64 MiB).
+    pub max_buffered: usize,
+    /// Cap on transfers in progress (MNs) at once.
+    pub max_transfers: usize,
+    /// Drop a transfer after this long without progress.
+    pub timeout: Duration,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        SegmentConfig {
+            fpt: fpt::SEGMENT,
+            max_message_len: MAX_MESSAGE_LEN,
+            max_context_len: 16 << 20,
+            max_buffered: 64 << 20,
+            max_transfers: 1024,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The header fields of every CTD/PCTD of a transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtdHeader {
+    /// `A` flag on every message.
+    pub ack: bool,
+    /// Elapsed Time.
+    pub elapsed_ms: u32,
+    /// MN's previous address.
+    pub mn_addr: IpAddr,
+    /// Key block: makes every message a PCTD.
+    pub key_block: Option<KeyBlockRepr>,
+}
+
+/// A TRANSFER block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferBlock {
+    /// Transfer id.
+    pub transfer_id: u32,
+    /// Index of this message in the transfer.
+    pub index: u16,
+    /// Last message of the transfer.
+    pub last: bool,
+}
+
+/// A SEGMENT block, viewed in place (`chunk` is a slice of the message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// FPT of the context being carried.
+    pub inner_fpt: u16,
+    /// Its presence vector.
+    pub inner_presence_vector: Option<u32>,
+    /// Context id (unique per MN within a transfer).
+    pub context_id: u32,
+    /// Total data length of the context.
+    pub total_len: u32,
+    /// Offset of this chunk.
+    pub offset: u32,
+    /// The chunk.
+    pub chunk: Bytes,
+}
+
+/// A parsed segmentation block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SegmentBlock {
+    /// Message index / last marker.
+    Transfer(TransferBlock),
+    /// Part of a large context.
+    Segment(Segment),
+}
+
+/// Parse the data of a segmentation CDB (zero-copy).
+pub fn parse_block(cdb: &ContextDataBlock) -> Result<SegmentBlock, DecodeError> {
+    let mut c = Cursor::new(&cdb.data, "segment block");
+    let kind = c.u8("kind")?;
+    let flags = c.u8("flags")?;
+    match kind {
+        KIND_TRANSFER => {
+            let index = c.u16("index")?;
+            let transfer_id = c.u32("transfer id")?;
+            Ok(SegmentBlock::Transfer(TransferBlock {
+                transfer_id,
+                index,
+                last: flags & FLAG != 0,
+            }))
+        }
+        KIND_SEGMENT => {
+            let inner_fpt = c.u16("inner FPT")?;
+            let context_id = c.u32("context id")?;
+            let pv = c.u32("inner presence vector")?;
+            let total_len = c.u32("total length")?;
+            let offset = c.u32("offset")?;
+            let len = c.u32("chunk length")? as usize;
+            let chunk = c.take(len, "chunk")?;
+            if offset as u64 + len as u64 > total_len as u64 {
+                return Err(DecodeError::Invalid {
+                    message: "segment block",
+                    field: "offset",
+                    reason: "chunk ends past the total length",
+                });
+            }
+            Ok(SegmentBlock::Segment(Segment {
+                inner_fpt,
+                inner_presence_vector: (flags & FLAG != 0).then_some(pv),
+                context_id,
+                total_len,
+                offset,
+                chunk: cdb.data.slice_ref(chunk),
+            }))
+        }
+        _ => Err(DecodeError::Invalid {
+            message: "segment block",
+            field: "kind",
+            reason: "unknown kind",
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sender.
+
+enum Item<'a> {
+    Plain(&'a Context),
+    Chunk {
+        ctx: &'a Context,
+        id: u32,
+        offset: usize,
+        len: usize,
+    },
+}
+
+impl Item<'_> {
+    fn wire_len(&self) -> usize {
+        match self {
+            Item::Plain(c) => plain_len(c),
+            Item::Chunk { len, .. } => pad8(4 + SEGMENT_HEADER_LEN + len),
+        }
+    }
+}
+
+fn plain_len(c: &Context) -> usize {
+    pad8(4 + if c.presence_vector.is_some() { 4 } else { 0 } + c.data.len())
+}
+
+fn pack<'a>(contexts: &'a [Context], cap: usize) -> Vec<Vec<Item<'a>>> {
+    let mut msgs: Vec<Vec<Item<'a>>> = vec![Vec::new()];
+    let mut room = cap;
+    let mut next_id = 0u32;
+    for ctx in contexts {
+        let pl = plain_len(ctx);
+        if pl <= MAX_CDB_LEN {
+            if pl > room {
+                msgs.push(Vec::new());
+                room = cap;
+            }
+            room -= pl;
+            msgs.last_mut().expect("non-empty").push(Item::Plain(ctx));
+            continue;
+        }
+        let id = next_id;
+        next_id += 1;
+        let mut offset = 0;
+        while offset < ctx.data.len() {
+            if room < 4 + SEGMENT_HEADER_LEN + 8 {
+                msgs.push(Vec::new());
+                room = cap;
+            }
+            let len = (ctx.data.len() - offset)
+                .min(MAX_CHUNK)
+                .min((room & !7) - 4 - SEGMENT_HEADER_LEN);
+            let item = Item::Chunk {
+                ctx,
+                id,
+                offset,
+                len,
+            };
+            room -= item.wire_len();
+            msgs.last_mut().expect("non-empty").push(item);
+            offset += len;
+        }
+    }
+    msgs
+}
+
+/// Encode a transfer of `contexts` into one or more complete CTD (or PCTD,
+/// when `header.key_block` is set) messages, segmenting as needed. Each
+/// message is emitted straight into its own buffer: context data are copied
+/// exactly once.
+pub fn encode_transfer(
+    cfg: &SegmentConfig,
+    header: &CtdHeader,
+    contexts: &[Context],
+    transfer_id: u32,
+) -> Result<Vec<Bytes>, EmitError> {
+    let family = AddressFamily::of(&header.mn_addr);
+    let msg_type = if header.key_block.is_some() {
+        MessageType::Pctd
+    } else {
+        MessageType::Ctd
+    };
+    if let Some(k) = &header.key_block {
+        if k.key.len() > u16::MAX as usize {
+            return Err(EmitError::KeyTooLong {
+                length: k.key.len(),
+            });
+        }
+    }
+    let fixed = HEADER_LEN
+        + 4
+        + family.addr_len()
+        + header.key_block.as_ref().map_or(0, |k| 4 + k.key.len());
+    let max = cfg.max_message_len.min(MAX_MESSAGE_LEN);
+    let too_long = || EmitError::MessageTooLong {
+        message: msg_type.name(),
+        length: fixed + 4 + SEGMENT_HEADER_LEN + 8 + 16,
+    };
+    let cap = max.checked_sub(fixed).ok_or_else(too_long)?;
+    let mut msgs = pack(contexts, cap);
+    let multi = msgs.len() > 1;
+    if multi {
+        let cap = cap
+            .checked_sub(16)
+            .filter(|c| *c >= 4 + SEGMENT_HEADER_LEN + 8 && *c >= MAX_CDB_LEN)
+            .ok_or_else(too_long)?;
+        msgs = pack(contexts, cap);
+        if msgs.len() > u16::MAX as usize + 1 {
+            return Err(too_long());
+        }
+    }
+    let n = msgs.len();
+    let mut out = Vec::with_capacity(n);
+    for (index, items) in msgs.into_iter().enumerate() {
+        let body: usize =
+            items.iter().map(Item::wire_len).sum::<usize>() + if multi { 16 } else { 0 };
+        let length = fixed + body;
+        let mut buf = BytesMut::with_capacity(length);
+        Header {
+            msg_type,
+            family,
+            flag: header.ack,
+            length: length as u16,
+        }
+        .emit(&mut buf);
+        buf.put_u32(header.elapsed_ms);
+        put_addr(&mut buf, &header.mn_addr);
+        if let Some(k) = &header.key_block {
+            buf.put_u16(k.algorithm);
+            buf.put_u16(k.key.len() as u16);
+            buf.put_slice(k.key.as_bytes());
+        }
+        if multi {
+            buf.put_u16(cfg.fpt);
+            buf.put_u8(2);
+            buf.put_u8(0);
+            buf.put_u8(KIND_TRANSFER);
+            buf.put_u8(if index + 1 == n { FLAG } else { 0 });
+            buf.put_u16(index as u16);
+            buf.put_u32(transfer_id);
+            buf.put_u32(0);
+        }
+        for item in &items {
+            let wl = item.wire_len();
+            match item {
+                Item::Plain(c) => {
+                    buf.put_u16(c.fpt);
+                    buf.put_u8((wl / 8) as u8);
+                    buf.put_u8(if c.presence_vector.is_some() { FLAG } else { 0 });
+                    let mut used = 4 + c.data.len();
+                    if let Some(pv) = c.presence_vector {
+                        buf.put_u32(pv);
+                        used += 4;
+                    }
+                    buf.put_slice(&c.data);
+                    buf.put_bytes(0, wl - used);
+                }
+                Item::Chunk {
+                    ctx,
+                    id,
+                    offset,
+                    len,
+                } => {
+                    buf.put_u16(cfg.fpt);
+                    buf.put_u8((wl / 8) as u8);
+                    buf.put_u8(0);
+                    buf.put_u8(KIND_SEGMENT);
+                    buf.put_u8(if ctx.presence_vector.is_some() {
+                        FLAG
+                    } else {
+                        0
+                    });
+                    buf.put_u16(ctx.fpt);
+                    buf.put_u32(*id);
+                    buf.put_u32(ctx.presence_vector.unwrap_or(0));
+                    buf.put_u32(ctx.data.len() as u32);
+                    buf.put_u32(*offset as u32);
+                    buf.put_u32(*len as u32);
+                    buf.put_slice(&ctx.data[*offset..*offset + *len]);
+                    buf.put_bytes(0, wl - 4 - SEGMENT_HEADER_LEN - len);
+                }
+            }
+        }
+        debug_assert_eq!(buf.len(), length);
+        out.push(buf.freeze());
+    }
+    Ok(out)
+}
+
+/// Rewrite the Elapsed Time of an encoded CTD/PCTD (for a resend).
+pub fn with_elapsed(msg: &Bytes, elapsed_ms: u32) -> Bytes {
+    if msg.len() < 8 {
+        return msg.clone();
+    }
+    let mut b = BytesMut::from(&msg[..]);
+    b[4..8].copy_from_slice(&elapsed_ms.to_be_bytes());
+    b.freeze()
+}
+
+// ---------------------------------------------------------------------------
+// Receiver.
+
+/// A finished transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// The MN.
+    pub mn_addr: IpAddr,
+    /// Transfer id (0 for a single-message transfer).
+    pub transfer_id: u32,
+    /// Every context, in arrival order of completion. Plain contexts are
+    /// slices of the received messages; reassembled ones own their buffer.
+    pub contexts: Vec<Context>,
+    /// Contexts that could not be delivered: `(FPT, status)`.
+    pub failures: Vec<(u16, u8)>,
+}
+
+/// Outcome of [`Reassembler::receive`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// The transfer is complete.
+    Complete(Transfer),
+    /// A message of a multi-message transfer was stored; more are expected.
+    /// `failures` lists blocks of this message that were refused.
+    Partial {
+        /// Index of the message.
+        index: u16,
+        /// Refused blocks `(FPT, status)`.
+        failures: Vec<(u16, u8)>,
+    },
+    /// A message already received (same transfer and index): ignored.
+    Duplicate,
+}
+
+struct Partial {
+    inner_fpt: u16,
+    pv: Option<u32>,
+    total: usize,
+    buf: Vec<u8>,
+    /// Received ranges, sorted and merged.
+    ranges: Vec<(usize, usize)>,
+}
+
+impl Partial {
+    fn insert(&mut self, offset: usize, chunk: &[u8]) {
+        let end = offset + chunk.len();
+        self.buf[offset..end].copy_from_slice(chunk);
+        self.ranges.push((offset, end));
+        self.ranges.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.ranges.len());
+        for &(s, e) in &self.ranges {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        self.ranges = merged;
+    }
+    fn complete(&self) -> bool {
+        self.total == 0 || self.ranges == [(0, self.total)]
+    }
+}
+
+struct State {
+    transfer_id: Option<u32>,
+    indices: Vec<u16>,
+    last: Option<u16>,
+    partials: HashMap<u32, Partial>,
+    failed_ids: Vec<u32>,
+    contexts: Vec<Context>,
+    failures: Vec<(u16, u8)>,
+    deadline: Instant,
+    charged: usize,
+}
+
+/// Sans-IO reassembly of transfers, one per MN at a time.
+pub struct Reassembler {
+    cfg: SegmentConfig,
+    states: HashMap<IpAddr, State>,
+    buffered: usize,
+    /// Recently completed multi-message transfers, so that a late duplicate
+    /// does not start a new one: `(MN, transfer id, forget after)`.
+    completed: std::collections::VecDeque<(IpAddr, u32, Instant)>,
+}
+
+impl std::fmt::Debug for Reassembler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reassembler")
+            .field("transfers", &self.states.len())
+            .field("buffered", &self.buffered)
+            .finish()
+    }
+}
+
+impl Reassembler {
+    /// New reassembler.
+    pub fn new(cfg: SegmentConfig) -> Self {
+        Reassembler {
+            cfg,
+            states: HashMap::new(),
+            buffered: 0,
+            completed: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Octets currently held in reassembly buffers.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Transfers in progress.
+    pub fn in_progress(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Whether a transfer for `mn` is in progress.
+    pub fn is_in_progress(&self, mn: &IpAddr) -> bool {
+        self.states.contains_key(mn)
+    }
+
+    /// Process one CTD/PCTD.
+    pub fn receive(&mut self, now: Instant, ctd: &Ctd) -> Received {
+        let mn = ctd.mn_addr;
+        // Find the TRANSFER block, if any (it is first when present).
+        let mut tb = None;
+        for b in ctd.blocks().take(1) {
+            if b.fpt == self.cfg.fpt {
+                if let Ok(SegmentBlock::Transfer(t)) = parse_block(&b) {
+                    tb = Some(t);
+                }
+            }
+        }
+        while self.completed.front().is_some_and(|c| c.2 <= now) {
+            self.completed.pop_front();
+        }
+        if let Some(t) = tb {
+            if self
+                .completed
+                .iter()
+                .any(|c| c.0 == mn && c.1 == t.transfer_id)
+            {
+                return Received::Duplicate;
+            }
+            if let Some(s) = self.states.get(&mn) {
+                if s.transfer_id == Some(t.transfer_id) && s.indices.contains(&t.index) {
+                    return Received::Duplicate;
+                }
+                if s.transfer_id != Some(t.transfer_id) {
+                    // A new transfer replaces a stale one for the same MN.
+                    self.drop_state(&mn);
+                }
+            }
+        } else {
+            // A single-message transfer replaces any partial state.
+            self.drop_state(&mn);
+        }
+        if !self.states.contains_key(&mn) && self.states.len() >= self.cfg.max_transfers {
+            let failures = ctd
+                .blocks()
+                .map(|b| (b.fpt, status::REASSEMBLY_FAILED))
+                .collect();
+            return match tb {
+                Some(t) => Received::Partial {
+                    index: t.index,
+                    failures,
+                },
+                None => Received::Complete(Transfer {
+                    mn_addr: mn,
+                    transfer_id: 0,
+                    contexts: vec![],
+                    failures,
+                }),
+            };
+        }
+        let deadline = now + self.cfg.timeout;
+        let st = self.states.entry(mn).or_insert_with(|| State {
+            transfer_id: tb.map(|t| t.transfer_id),
+            indices: Vec::new(),
+            last: None,
+            partials: HashMap::new(),
+            failed_ids: Vec::new(),
+            contexts: Vec::new(),
+            failures: Vec::new(),
+            deadline,
+            charged: 0,
+        });
+        st.deadline = deadline;
+        let mut msg_failures = Vec::new();
+        if let Some(t) = tb {
+            st.indices.push(t.index);
+            if t.last {
+                st.last = Some(t.index);
+            }
+        }
+        for (i, b) in ctd.blocks().enumerate() {
+            if b.fpt != self.cfg.fpt {
+                st.charged += b.data.len();
+                self.buffered += b.data.len();
+                st.contexts.push(Context {
+                    fpt: b.fpt,
+                    presence_vector: b.presence_vector,
+                    data: b.data,
+                });
+                continue;
+            }
+            let seg = match parse_block(&b) {
+                Ok(SegmentBlock::Segment(s)) => s,
+                Ok(SegmentBlock::Transfer(_)) if i == 0 => continue,
+                _ => {
+                    msg_failures.push((self.cfg.fpt, status::MALFORMED));
+                    continue;
+                }
+            };
+            if st.failed_ids.contains(&seg.context_id) {
+                continue;
+            }
+            let total = seg.total_len as usize;
+            let fail = |st: &mut State, buffered: &mut usize, code| {
+                if let Some(p) = st.partials.remove(&seg.context_id) {
+                    *buffered -= p.buf.len();
+                    st.charged -= p.buf.len();
+                }
+                st.failed_ids.push(seg.context_id);
+                st.failures.push((seg.inner_fpt, code));
+            };
+            if total > self.cfg.max_context_len {
+                fail(st, &mut self.buffered, status::REASSEMBLY_FAILED);
+                continue;
+            }
+            let p = st
+                .partials
+                .entry(seg.context_id)
+                .or_insert_with(|| Partial {
+                    inner_fpt: seg.inner_fpt,
+                    pv: seg.inner_presence_vector,
+                    total,
+                    buf: Vec::new(),
+                    ranges: Vec::new(),
+                });
+            if p.inner_fpt != seg.inner_fpt || p.total != total || p.pv != seg.inner_presence_vector
+            {
+                fail(st, &mut self.buffered, status::REASSEMBLY_FAILED);
+                continue;
+            }
+            let end = seg.offset as usize + seg.chunk.len();
+            if end > p.buf.len() {
+                let grow = end - p.buf.len();
+                if self.buffered + grow > self.cfg.max_buffered {
+                    fail(st, &mut self.buffered, status::REASSEMBLY_FAILED);
+                    continue;
+                }
+                p.buf.resize(end, 0);
+                self.buffered += grow;
+                st.charged += grow;
+            }
+            p.insert(seg.offset as usize, &seg.chunk);
+            if p.complete() {
+                let p = st.partials.remove(&seg.context_id).expect("present");
+                st.contexts.push(Context {
+                    fpt: p.inner_fpt,
+                    presence_vector: p.pv,
+                    data: Bytes::from(p.buf),
+                });
+            }
+        }
+        let done = match (tb, st.last) {
+            (None, _) => true,
+            (Some(_), Some(last)) => (0..=last).all(|i| st.indices.contains(&i)),
+            _ => false,
+        };
+        if !done {
+            return Received::Partial {
+                index: tb.map_or(0, |t| t.index),
+                failures: msg_failures,
+            };
+        }
+        let mut st = self.states.remove(&mn).expect("present");
+        self.buffered -= st.charged;
+        for p in st.partials.values() {
+            st.failures.push((p.inner_fpt, status::REASSEMBLY_FAILED));
+        }
+        st.failures.extend(msg_failures);
+        if let Some(id) = st.transfer_id {
+            if self.completed.len() >= self.cfg.max_transfers {
+                self.completed.pop_front();
+            }
+            self.completed.push_back((mn, id, now + self.cfg.timeout));
+        }
+        Received::Complete(Transfer {
+            mn_addr: mn,
+            transfer_id: st.transfer_id.unwrap_or(0),
+            contexts: st.contexts,
+            failures: st.failures,
+        })
+    }
+
+    fn drop_state(&mut self, mn: &IpAddr) -> Option<State> {
+        let st = self.states.remove(mn)?;
+        self.buffered -= st.charged;
+        Some(st)
+    }
+
+    /// Forget the transfer for `mn` (CTC, or a new operation).
+    pub fn cancel(&mut self, mn: &IpAddr) -> bool {
+        self.drop_state(mn).is_some()
+    }
+
+    /// Earliest deadline of the transfers in progress.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.states.values().map(|s| s.deadline).min()
+    }
+
+    /// Drop transfers whose deadline has passed; returns their MNs.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<IpAddr> {
+        let expired: Vec<IpAddr> = self
+            .states
+            .iter()
+            .filter(|(_, s)| s.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for mn in &expired {
+            self.drop_state(mn);
+        }
+        expired
+    }
+}
+
+#[cfg(test)]
+mod tests;
