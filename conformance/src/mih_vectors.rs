@@ -535,21 +535,22 @@ pub fn all() -> Vec<Vector> {
                     requested_resources: None,
                 }),
             );
-            let positions = [2usize, 4, 6, 8, 9, 10];
-            for (&len, &position) in [0usize, 127, 128, 129, 255, 256].iter().zip(&positions) {
-                let mut raw = vec![100u8];
-                let mut l = bytes::BytesMut::new();
-                encode_length(len, &mut l);
-                raw.extend_from_slice(&l);
+            // Vendor TLVs at payload positions 2, 4 and 6 (between the known
+            // TLVs) and a run of three after them.
+            let mut tlvs = Vec::new();
+            for len in [0usize, 127, 128, 129, 255, 256] {
+                let mut raw = bytes::BytesMut::new();
+                raw.extend_from_slice(&[100u8]);
+                encode_length(len, &mut raw);
                 let mut value = b"ODT".to_vec();
                 value.resize(len, 0x5a);
                 value.truncate(len);
                 raw.extend_from_slice(&value);
-                m.extra.push(RawTlv {
-                    ty: 100,
-                    raw: Bytes::from(raw),
-                    position,
-                });
+                tlvs.push(raw.freeze());
+            }
+            for (position, range) in [(2, 0..1), (4, 1..2), (6, 2..3), (8, 3..6)] {
+                let raw: Vec<u8> = tlvs[range].concat();
+                m.extra.push(RawTlvs::new(position, Bytes::from(raw)).unwrap());
             }
             m
         },
@@ -563,16 +564,10 @@ pub fn all() -> Vec<Vector> {
             value.extend((0..300).map(|i| (i % 251) as u8));
             let mut raw = vec![48u8, 0x81, 0xaf];
             raw.extend_from_slice(&value);
-            m.extra.push(RawTlv {
-                ty: 3,
-                raw: Bytes::from_static(&[3, 1, 0]),
-                position: 2,
-            });
-            m.extra.push(RawTlv {
-                ty: 48,
-                raw: Bytes::from(raw),
-                position: 3,
-            });
+            // Status then the 303-octet TLV 48: one run of unknown TLVs.
+            let mut run = vec![3u8, 1, 0];
+            run.extend_from_slice(&raw);
+            m.extra.push(RawTlvs::new(2, Bytes::from(run)).unwrap());
             m
         },
     );

@@ -23,14 +23,47 @@ pub const TLV_SOURCE_ID: u8 = 1;
 /// TLV type of the Destination MIHF ID.
 pub const TLV_DESTINATION_ID: u8 = 2;
 
-/// A TLV that the message's body does not define, kept as it was on the wire.
+/// A run of consecutive TLVs that the message's body does not define, kept
+/// as it was on the wire (a slice of the frame, nothing copied).
+///
+/// Unknown TLVs next to each other form one run, so a message holds at most
+/// one run per gap between its known TLVs: decoding allocates a bounded
+/// amount however many unknown TLVs the input packs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawTlv {
-    pub ty: u8,
-    /// The whole TLV: type, length and value.
-    pub raw: Bytes,
-    /// Index of the TLV in the payload (the Source ID is 0).
+pub struct RawTlvs {
+    /// Index in the payload of the run's first TLV (the Source ID is 0).
     pub position: usize,
+    raw: Bytes,
+    count: usize,
+}
+
+impl RawTlvs {
+    /// A run from whole encoded TLVs; errors if `raw` is not a well-formed
+    /// TLV sequence.
+    pub fn new(position: usize, raw: Bytes) -> Result<RawTlvs, Error> {
+        let mut it = TlvIter::new(&raw);
+        let count = it.by_ref().count();
+        if let Some(e) = it.error() {
+            return Err(e);
+        }
+        Ok(RawTlvs {
+            position,
+            raw,
+            count,
+        })
+    }
+    /// The encoded TLVs.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+    /// Number of TLVs in the run.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+    /// The TLVs of the run.
+    pub fn iter(&self) -> TlvIter<'_> {
+        TlvIter::new(&self.raw)
+    }
 }
 
 /// Decoding state shared by the body decoders.
@@ -38,7 +71,7 @@ pub struct BodyDecoder<'a> {
     base: &'a Bytes,
     tlvs: TlvIter<'a>,
     name: &'static str,
-    extra: &'a mut Vec<RawTlv>,
+    extra: &'a mut Vec<RawTlvs>,
     index: usize,
     cursor: usize,
 }
@@ -58,10 +91,21 @@ impl<'a> BodyDecoder<'a> {
     }
 
     fn keep_unknown(&mut self, tlv: Tlv<'a>) {
-        self.extra.push(RawTlv {
-            ty: tlv.ty,
-            raw: self.base.slice_ref(tlv.raw),
-            position: self.index - 1,
+        let position = self.index - 1;
+        let end = HEADER_LEN + tlv.offset + tlv.raw.len();
+        if let Some(last) = self.extra.last_mut() {
+            if last.position + last.count == position {
+                // Contiguous with the previous unknown TLV: widen the run.
+                let start = end - tlv.raw.len() - last.raw.len();
+                last.raw = self.base.slice(start..end);
+                last.count += 1;
+                return;
+            }
+        }
+        self.extra.push(RawTlvs {
+            position,
+            raw: self.base.slice(end - tlv.raw.len()..end),
+            count: 1,
         });
     }
 
@@ -108,7 +152,7 @@ impl<'a> BodyDecoder<'a> {
 /// Emission state: writes TLVs and slots unknown TLVs back at their positions.
 pub struct Emitter<'a> {
     out: &'a mut BytesMut,
-    extra: &'a [RawTlv],
+    extra: &'a [RawTlvs],
     next_extra: usize,
     index: usize,
 }
@@ -121,7 +165,7 @@ impl Emitter<'_> {
             }
             self.out.put_slice(&t.raw);
             self.next_extra += 1;
-            self.index += 1;
+            self.index += t.count;
         }
     }
 
@@ -603,8 +647,8 @@ pub struct Message {
     pub source: MihfId,
     pub destination: MihfId,
     pub body: Body,
-    /// TLVs the body does not define, in payload order.
-    pub extra: Vec<RawTlv>,
+    /// Runs of TLVs the body does not define, in payload order.
+    pub extra: Vec<RawTlvs>,
 }
 
 impl Message {

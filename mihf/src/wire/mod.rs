@@ -24,7 +24,7 @@ pub mod types;
 pub use error::{Error, ValueError};
 pub use header::{Frame, Header, Mid, Opcode, ServiceId, HEADER_LEN};
 pub use info::*;
-pub use message::{Body, Message, RawTlv};
+pub use message::{Body, Message, RawTlvs};
 pub use tlv::{decode_length, encode_length, length_len, Reader, Tlv, TlvIter, Value};
 pub use tlv_value::{tlv_name, TlvValue};
 pub use types::*;
