@@ -8,6 +8,7 @@
 pub mod cxtp;
 pub mod mih;
 pub mod mih_vectors;
+pub mod oracle;
 
 /// Protocols the tool understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
