@@ -1,0 +1,528 @@
+//! New access router.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Config, Dedup, EngineError, FailReason, RateLimiter};
+use crate::profile::{status, verdict, Context, ProfileRegistry};
+use crate::segment::{Reassembler, Received};
+use crate::token::{self, Algorithm, AuthKey};
+use crate::wire::{
+    CtReqRepr, CtaaRepr, Ctar, Ctc, CtdrRepr, Message, MessageRepr, RequestBlock, StatusEntry,
+    Token,
+};
+
+/// Events from the nAR engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NarEvent {
+    /// Authorized contexts for `mn`: install them (decode each with the
+    /// [`ProfileRegistry`]).
+    ContextsReceived {
+        /// MN (previous address).
+        mn: IpAddr,
+        /// pAR they came from.
+        par: IpAddr,
+        /// The contexts.
+        contexts: Vec<Context>,
+        /// Per-FPT result sent in the CTDR (empty when all succeeded).
+        entries: Vec<StatusEntry>,
+    },
+    /// The operation for `mn` ended without contexts.
+    TransferFailed {
+        /// MN.
+        mn: IpAddr,
+        /// pAR, if known.
+        par: Option<IpAddr>,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A token did not verify (contexts and key discarded).
+    AuthFailed {
+        /// MN.
+        mn: IpAddr,
+        /// Who sent the CTAR or CTD.
+        from: IpAddr,
+    },
+    /// A message was not valid CXTP.
+    Malformed {
+        /// Sender.
+        from: IpAddr,
+        /// Decoder message.
+        error: String,
+    },
+}
+
+#[derive(Clone)]
+struct CtarInfo {
+    seq: u32,
+    token: Token,
+    requests: Bytes,
+    ack: bool,
+    reply_to: IpAddr,
+}
+
+impl CtarInfo {
+    fn from_ctar(c: &Ctar, from: IpAddr) -> Self {
+        CtarInfo {
+            seq: c.seq,
+            token: c.token,
+            requests: c.request_bytes().clone(),
+            ack: c.ack,
+            reply_to: from,
+        }
+    }
+}
+
+struct MnState {
+    par: Option<IpAddr>,
+    ctar: Option<CtarInfo>,
+    /// We sent a CT-Req carrying the MN's real token, so pAR verifies.
+    token_forwarded: bool,
+    held: Option<(Vec<Context>, Vec<StatusEntry>, AuthKey)>,
+    deadline: Instant,
+}
+
+/// The nAR state machine. See the [module docs](super).
+pub struct NewRouter {
+    cfg: Config,
+    registry: ProfileRegistry,
+    states: HashMap<IpAddr, MnState>,
+    reasm: Reassembler,
+    dedup: Dedup,
+    rate: RateLimiter,
+    answered: VecDeque<(u32, IpAddr, IpAddr, Bytes, Instant)>,
+    transmit: VecDeque<(IpAddr, Bytes)>,
+    events: VecDeque<NarEvent>,
+}
+
+const ANSWERED_CAP: usize = 1024;
+
+enum Auth {
+    Install,
+    Hold(AuthKey),
+    Reject,
+}
+
+impl NewRouter {
+    /// New engine; `registry` decides which FPTs are supported.
+    pub fn new(cfg: Config, registry: ProfileRegistry) -> Self {
+        NewRouter {
+            reasm: Reassembler::new(cfg.segment.clone()),
+            dedup: Dedup::new(cfg.dedup_window),
+            rate: RateLimiter::new(cfg.request_rate),
+            cfg,
+            registry,
+            states: HashMap::new(),
+            answered: VecDeque::new(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Whether an operation for `mn` is in progress.
+    pub fn is_busy(&self, mn: &IpAddr) -> bool {
+        self.states.contains_key(mn) || self.reasm.is_in_progress(mn)
+    }
+
+    /// Network-triggered reactive transfer (RFC 4067 §5.2): ask `par` for
+    /// `mn`'s contexts with an all-zero token, before any CTAR.
+    pub fn start_reactive(
+        &mut self,
+        now: Instant,
+        mn: IpAddr,
+        par: IpAddr,
+        requests: Vec<RequestBlock>,
+    ) -> Result<(), EngineError> {
+        if self.is_busy(&mn) {
+            return Err(EngineError::Busy(mn));
+        }
+        self.send(
+            par,
+            MessageRepr::CtReq(CtReqRepr {
+                mn_addr: mn,
+                seq: 0,
+                token: Token::ZERO,
+                requests,
+            }),
+        );
+        self.states.insert(
+            mn,
+            MnState {
+                par: Some(par),
+                ctar: None,
+                token_forwarded: false,
+                held: None,
+                deadline: now + self.cfg.max_transfer_time,
+            },
+        );
+        Ok(())
+    }
+
+    /// Cancel the operation for `mn`, sending a CTC to its pAR.
+    pub fn cancel(&mut self, _now: Instant, mn: IpAddr) -> bool {
+        self.reasm.cancel(&mn);
+        match self.states.remove(&mn) {
+            Some(st) => {
+                if let Some(par) = st.par {
+                    self.send(par, MessageRepr::Ctc(Ctc { mn_addr: mn }));
+                }
+                self.events.push_back(NarEvent::TransferFailed {
+                    mn,
+                    par: st.par,
+                    reason: FailReason::Cancelled,
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn send(&mut self, to: IpAddr, m: MessageRepr) {
+        if let Ok(b) = m.to_bytes() {
+            self.transmit.push_back((to, b));
+        }
+    }
+
+    fn ctaa(&mut self, now: Instant, mn: IpAddr, ctar: &CtarInfo, entries: Vec<StatusEntry>) {
+        if !ctar.ack {
+            return;
+        }
+        if let Ok(b) = MessageRepr::Ctaa(CtaaRepr {
+            mn_addr: mn,
+            entries,
+        })
+        .to_bytes()
+        {
+            if self.answered.len() >= ANSWERED_CAP {
+                self.answered.pop_front();
+            }
+            self.answered.push_back((
+                ctar.seq,
+                mn,
+                ctar.reply_to,
+                b.clone(),
+                now + self.cfg.dedup_window,
+            ));
+            self.transmit.push_back((ctar.reply_to, b));
+        }
+    }
+
+    fn install(
+        &mut self,
+        now: Instant,
+        mn: IpAddr,
+        par: IpAddr,
+        contexts: Vec<Context>,
+        entries: Vec<StatusEntry>,
+        ctar: Option<CtarInfo>,
+    ) {
+        if let Some(c) = &ctar {
+            let failed = entries
+                .iter()
+                .filter(|e| e.status != status::SUCCESS)
+                .copied()
+                .collect();
+            self.ctaa(now, mn, c, failed);
+        }
+        self.events.push_back(NarEvent::ContextsReceived {
+            mn,
+            par,
+            contexts,
+            entries,
+        });
+    }
+
+    fn reject(
+        &mut self,
+        now: Instant,
+        mn: IpAddr,
+        from: IpAddr,
+        ctar: Option<CtarInfo>,
+        fpts: Vec<u16>,
+    ) {
+        if let Some(c) = &ctar {
+            let entries = fpts
+                .into_iter()
+                .map(|fpt| StatusEntry {
+                    fpt,
+                    status: status::UNAUTHORIZED,
+                })
+                .collect();
+            self.ctaa(now, mn, c, entries);
+        }
+        self.events.push_back(NarEvent::AuthFailed { mn, from });
+    }
+
+    /// Process one received message (CTAR from an MN; CTD/PCTD from a pAR).
+    pub fn handle_message(&mut self, now: Instant, from: IpAddr, bytes: Bytes) {
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.events.push_back(NarEvent::Malformed {
+                    from,
+                    error: e.to_string(),
+                });
+                return;
+            }
+        };
+        match msg {
+            Message::Ctar(c) => self.on_ctar(now, from, c),
+            Message::Ctd(d) => self.on_ctd(now, from, d),
+            _ => {}
+        }
+    }
+
+    fn on_ctar(&mut self, now: Instant, from: IpAddr, c: Ctar) {
+        let mn = c.mn_addr;
+        if !self.rate.allow(now) {
+            return;
+        }
+        if self.dedup.contains(now, c.seq, mn) {
+            // Retransmitted CTAR: answer again if we answered before.
+            while self.answered.front().is_some_and(|a| a.4 <= now) {
+                self.answered.pop_front();
+            }
+            if c.ack {
+                if let Some(a) = self.answered.iter().find(|a| a.0 == c.seq && a.1 == mn) {
+                    self.transmit.push_back((from, a.3.clone()));
+                }
+            }
+            return;
+        }
+        self.dedup.insert(now, c.seq, mn);
+        let info = CtarInfo::from_ctar(&c, from);
+        match self.states.remove(&mn) {
+            Some(mut st) => {
+                if let Some((contexts, entries, key)) = st.held.take() {
+                    let par = st.par.unwrap_or(c.ar_addr);
+                    if c.verify_token(&key) {
+                        self.install(now, mn, par, contexts, entries, Some(info));
+                    } else {
+                        let fpts = fpts_of(&contexts);
+                        self.reject(now, mn, from, Some(info), fpts);
+                    }
+                    // `key` drops here and is wiped.
+                } else if st.ctar.is_none() {
+                    st.ctar = Some(info);
+                    self.states.insert(mn, st);
+                } else {
+                    // One operation per MN at a time.
+                    self.states.insert(mn, st);
+                }
+            }
+            None => {
+                // Mobile-controlled reactive: ask pAR, forwarding the token.
+                let par = c.ar_addr;
+                self.send(par, MessageRepr::CtReq(CtReqRepr::from(&c)));
+                self.states.insert(
+                    mn,
+                    MnState {
+                        par: Some(par),
+                        token_forwarded: !c.token.is_zero(),
+                        ctar: Some(info),
+                        held: None,
+                        deadline: now + self.cfg.max_transfer_time,
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_ctd(&mut self, now: Instant, from: IpAddr, d: crate::wire::Ctd) {
+        let mn = d.mn_addr;
+        let ack = d.ack;
+        let key_block = d.key_block.clone();
+        let received = self.reasm.receive(now, &d);
+        drop(d);
+        let t = match received {
+            Received::Duplicate => {
+                if ack {
+                    self.ctdr(from, mn, true, vec![]);
+                }
+                return;
+            }
+            Received::Partial { failures, .. } => {
+                let st = self.states.entry(mn).or_insert_with(|| MnState {
+                    par: Some(from),
+                    ctar: None,
+                    token_forwarded: false,
+                    held: None,
+                    deadline: now,
+                });
+                st.par = Some(from);
+                st.deadline = now + self.cfg.max_transfer_time;
+                if ack {
+                    let entries: Vec<StatusEntry> = failures
+                        .iter()
+                        .map(|&(fpt, status)| StatusEntry { fpt, status })
+                        .collect();
+                    self.ctdr(from, mn, entries.is_empty(), entries);
+                }
+                return;
+            }
+            Received::Complete(t) => t,
+        };
+        let mut st = self.states.remove(&mn);
+        let ctar = st.as_mut().and_then(|s| s.ctar.take());
+        let forwarded = st.as_ref().is_some_and(|s| s.token_forwarded);
+        let auth = match key_block {
+            Some(k) => match Algorithm::from_code(k.algorithm) {
+                Some(Algorithm::HmacSha1) => {
+                    let key = AuthKey::new(&k.key);
+                    match &ctar {
+                        Some(c) => {
+                            if token::verify(&key, &mn, c.seq, &c.requests, &c.token) {
+                                Auth::Install
+                            } else {
+                                Auth::Reject
+                            }
+                        }
+                        None => Auth::Hold(key),
+                    }
+                }
+                None => Auth::Reject,
+            },
+            None if forwarded => Auth::Install,
+            None => Auth::Reject,
+        };
+        let (mut decoded_ok, mut entries) = {
+            let (_, s, e) = self.registry.receive(&t.contexts);
+            (s, e)
+        };
+        if !t.failures.is_empty() {
+            let all = entries
+                .iter()
+                .map(|e| (e.fpt, e.status))
+                .chain(t.contexts.iter().map(|c| (c.fpt, status::SUCCESS)))
+                .chain(t.failures.iter().copied());
+            let (s, e) = verdict(all);
+            decoded_ok = s;
+            entries = e;
+        }
+        match auth {
+            Auth::Reject => {
+                let fpts = fpts_of(&t.contexts);
+                if ack {
+                    let e = fpts
+                        .iter()
+                        .map(|&fpt| StatusEntry {
+                            fpt,
+                            status: status::UNAUTHORIZED,
+                        })
+                        .collect();
+                    self.ctdr(from, mn, false, e);
+                }
+                self.reject(now, mn, from, ctar, fpts);
+            }
+            Auth::Install => {
+                if ack {
+                    self.ctdr(from, mn, decoded_ok, entries.clone());
+                }
+                self.install(now, mn, from, t.contexts, entries, ctar);
+            }
+            Auth::Hold(key) => {
+                if ack {
+                    self.ctdr(from, mn, decoded_ok, entries.clone());
+                }
+                self.states.insert(
+                    mn,
+                    MnState {
+                        par: Some(from),
+                        ctar: None,
+                        token_forwarded: false,
+                        held: Some((t.contexts, entries, key)),
+                        deadline: now + self.cfg.hold_time,
+                    },
+                );
+            }
+        }
+    }
+
+    fn ctdr(&mut self, to: IpAddr, mn: IpAddr, success: bool, entries: Vec<StatusEntry>) {
+        self.send(
+            to,
+            MessageRepr::Ctdr(CtdrRepr {
+                success,
+                mn_addr: mn,
+                entries,
+            }),
+        );
+    }
+
+    /// Next message to send: `(destination, bytes)`.
+    pub fn poll_transmit(&mut self) -> Option<(IpAddr, Bytes)> {
+        self.transmit.pop_front()
+    }
+
+    /// Next event for the application.
+    pub fn poll_event(&mut self) -> Option<NarEvent> {
+        self.events.pop_front()
+    }
+
+    /// Earliest timer.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.states
+            .values()
+            .map(|s| s.deadline)
+            .chain(self.reasm.poll_timeout())
+            .min()
+    }
+
+    /// Fire timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for mn in self.reasm.handle_timeout(now) {
+            if !self.states.contains_key(&mn) {
+                self.events.push_back(NarEvent::TransferFailed {
+                    mn,
+                    par: None,
+                    reason: FailReason::Reassembly,
+                });
+            }
+        }
+        let due: Vec<IpAddr> = self
+            .states
+            .iter()
+            .filter(|(_, s)| s.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for mn in due {
+            let st = self.states.remove(&mn).expect("present");
+            self.reasm.cancel(&mn);
+            if st.held.is_none() {
+                // The transfer cannot finish in time: cancel it at pAR.
+                if let Some(par) = st.par {
+                    self.send(par, MessageRepr::Ctc(Ctc { mn_addr: mn }));
+                }
+                if let Some(c) = &st.ctar {
+                    self.ctaa(
+                        now,
+                        mn,
+                        c,
+                        vec![StatusEntry {
+                            fpt: 0,
+                            status: status::TIMEOUT,
+                        }],
+                    );
+                }
+            }
+            self.events.push_back(NarEvent::TransferFailed {
+                mn,
+                par: st.par,
+                reason: FailReason::Timeout,
+            });
+        }
+    }
+}
+
+fn fpts_of(contexts: &[Context]) -> Vec<u16> {
+    let mut v: Vec<u16> = Vec::new();
+    for c in contexts {
+        if !v.contains(&c.fpt) {
+            v.push(c.fpt);
+        }
+    }
+    v
+}
