@@ -38,22 +38,12 @@ fn tuple(poa: Option<[u8; 6]>) -> LinkTupleId {
     }
 }
 
-fn cos(values: &[(u8, u16)]) -> List<CosValue> {
-    values
-        .iter()
-        .map(|&(cos_id, value)| CosValue { cos_id, value })
-        .collect()
+fn cos(cos_id: u8, value: u16) -> [CosValue; 1] {
+    [CosValue { cos_id, value }]
 }
 
 fn qos() -> QosList {
-    QosList {
-        num_cos_types: 1,
-        min_pk_tx_delay: cos(&[(0, 20)]),
-        avg_pk_tx_delay: cos(&[(0, 10)]),
-        max_pk_tx_delay: cos(&[(0, 50)]),
-        pk_delay_jitter: cos(&[(0, 5)]),
-        pk_loss_rate: List::empty(),
-    }
+    QosList::new(1, &cos(0, 20), &cos(0, 10), &cos(0, 50), &cos(0, 5), &[])
 }
 
 fn wifi() -> NetworkType {

@@ -44,11 +44,35 @@ fn f1_n2n_ho_commit_request() {
     let res = req.requested_resources.as_ref().unwrap();
     let q = &res.qos;
     assert_eq!(q.num_cos_types, 1);
-    assert_eq!(q.min_pk_tx_delay.to_vec(), vec![CosValue { cos_id: 0, value: 20 }]);
-    assert_eq!(q.avg_pk_tx_delay.to_vec(), vec![CosValue { cos_id: 0, value: 10 }]);
-    assert_eq!(q.max_pk_tx_delay.to_vec(), vec![CosValue { cos_id: 0, value: 50 }]);
-    assert_eq!(q.pk_delay_jitter.to_vec(), vec![CosValue { cos_id: 0, value: 5 }]);
-    assert!(q.pk_loss_rate.is_empty());
+    assert_eq!(
+        q.min_pk_tx_delay().to_vec(),
+        vec![CosValue {
+            cos_id: 0,
+            value: 20
+        }]
+    );
+    assert_eq!(
+        q.avg_pk_tx_delay().to_vec(),
+        vec![CosValue {
+            cos_id: 0,
+            value: 10
+        }]
+    );
+    assert_eq!(
+        q.max_pk_tx_delay().to_vec(),
+        vec![CosValue {
+            cos_id: 0,
+            value: 50
+        }]
+    );
+    assert_eq!(
+        q.pk_delay_jitter().to_vec(),
+        vec![CosValue {
+            cos_id: 0,
+            value: 5
+        }]
+    );
+    assert!(q.pk_loss_rate().is_empty());
     assert_eq!(res.tsp, TspContainer::Null);
     assert_eq!(res.ho_cause, HoCause::NO_RESOURCE);
 }

@@ -200,6 +200,7 @@ fn parse_header(i: &[u8]) -> IResult<&[u8], Header> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
     buf: Bytes,
+    header: Header,
 }
 
 impl std::fmt::Debug for Frame {
@@ -223,7 +224,7 @@ impl Frame {
                 available,
             });
         }
-        let frame = Frame { buf };
+        let frame = Frame { buf, header };
         if !header.is_fragment() {
             frame.validate_tlvs()?;
         }
@@ -261,10 +262,9 @@ impl Frame {
     pub fn into_bytes(self) -> Bytes {
         self.buf
     }
-    /// The owned header.
+    /// The owned header (parsed once, by [`Frame::parse`]).
     pub fn header(&self) -> Header {
-        // The length was checked in `parse`.
-        Header::parse(&self.buf).unwrap_or(Header::new(Mid(0), 0))
+        self.header
     }
     pub fn version(&self) -> u8 {
         self.buf[0] >> 4

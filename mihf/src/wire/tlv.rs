@@ -8,8 +8,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use nom::bytes::complete::take;
-use nom::number::complete::{be_u16, be_u32, be_u64, be_u8};
-use nom::IResult;
+use nom::Parser;
 
 use super::error::{Error, ValueError};
 
@@ -235,8 +234,6 @@ pub struct Reader<'a> {
     end: usize,
 }
 
-type NomResult<'a, T> = IResult<&'a [u8], T>;
-
 impl<'a> Reader<'a> {
     /// A reader over all of `base`.
     pub fn new(base: &'a Bytes) -> Reader<'a> {
@@ -285,37 +282,38 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn run<T>(
-        &mut self,
-        field: &'static str,
-        need: usize,
-        p: impl FnOnce(&'a [u8]) -> NomResult<'a, T>,
-    ) -> Result<T, ValueError> {
+    /// Take `N` octets as an array (bounds-checked; no copy beyond the array).
+    #[inline]
+    fn take_array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ValueError> {
         let input = self.rest();
-        match p(input) {
-            Ok((rest, v)) => {
-                self.pos += input.len() - rest.len();
-                Ok(v)
+        match input.split_first_chunk::<N>() {
+            Some((a, _)) => {
+                self.pos += N;
+                Ok(*a)
             }
-            Err(_) => Err(ValueError::Truncated {
+            None => Err(ValueError::Truncated {
                 field,
-                need,
+                need: N,
                 have: input.len(),
             }),
         }
     }
 
+    #[inline]
     pub fn u8(&mut self, field: &'static str) -> Result<u8, ValueError> {
-        self.run(field, 1, be_u8)
+        self.take_array::<1>(field).map(|a| a[0])
     }
+    #[inline]
     pub fn u16(&mut self, field: &'static str) -> Result<u16, ValueError> {
-        self.run(field, 2, be_u16)
+        self.take_array(field).map(u16::from_be_bytes)
     }
+    #[inline]
     pub fn u32(&mut self, field: &'static str) -> Result<u32, ValueError> {
-        self.run(field, 4, be_u32)
+        self.take_array(field).map(u32::from_be_bytes)
     }
+    #[inline]
     pub fn u64(&mut self, field: &'static str) -> Result<u64, ValueError> {
-        self.run(field, 8, be_u64)
+        self.take_array(field).map(u64::from_be_bytes)
     }
     /// A BOOLEAN octet (0 or 1).
     pub fn boolean(&mut self, field: &'static str) -> Result<bool, ValueError> {
@@ -327,14 +325,22 @@ impl<'a> Reader<'a> {
     }
     /// `N` octets copied into an array (for small fixed fields such as a MAC).
     pub fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ValueError> {
-        let s = self.slice(N, field)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
+        self.take_array(field)
     }
     /// `n` octets, borrowed.
     pub fn slice(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], ValueError> {
-        self.run(field, n, |i| take(n)(i))
+        let input = self.rest();
+        match take::<usize, &[u8], nom::error::Error<&[u8]>>(n).parse_complete(input) {
+            Ok((_, s)) => {
+                self.pos += n;
+                Ok(s)
+            }
+            Err(_) => Err(ValueError::Truncated {
+                field,
+                need: n,
+                have: input.len(),
+            }),
+        }
     }
     /// `n` octets as a [`Bytes`] slice of the buffer (no copy).
     pub fn bytes(&mut self, n: usize, field: &'static str) -> Result<Bytes, ValueError> {

@@ -994,45 +994,171 @@ impl Value for CosValue {
     }
 }
 
-/// QOS_LIST (TLV 33, and inside REQ_RES_SET / ASGN_RES_SET).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+/// QOS_LIST (TLV 33, and inside REQ_RES_SET / ASGN_RES_SET): the number of
+/// classes of service and five LIST(COS) figures.
+///
+/// Held compactly, as the encoded lists (one shared slice of the frame) and
+/// where each ends; the accessors hand out [`List`] views.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(into = "json_qos::QosListJson", from = "json_qos::QosListJson"))]
 pub struct QosList {
     /// NUM_COS_TYPES.
     pub num_cos_types: u8,
-    pub min_pk_tx_delay: List<CosValue>,
-    pub avg_pk_tx_delay: List<CosValue>,
-    pub max_pk_tx_delay: List<CosValue>,
-    pub pk_delay_jitter: List<CosValue>,
-    pub pk_loss_rate: List<CosValue>,
+    raw: Bytes,
+    ends: [u32; 5],
+}
+
+impl QosList {
+    /// Build from the five figure lists, in the standard's order.
+    pub fn new(
+        num_cos_types: u8,
+        min_pk_tx_delay: &[CosValue],
+        avg_pk_tx_delay: &[CosValue],
+        max_pk_tx_delay: &[CosValue],
+        pk_delay_jitter: &[CosValue],
+        pk_loss_rate: &[CosValue],
+    ) -> QosList {
+        let mut raw = BytesMut::new();
+        let mut ends = [0u32; 5];
+        let lists = [
+            min_pk_tx_delay,
+            avg_pk_tx_delay,
+            max_pk_tx_delay,
+            pk_delay_jitter,
+            pk_loss_rate,
+        ];
+        for (i, items) in lists.iter().enumerate() {
+            List::from_items(items.iter()).encode(&mut raw);
+            ends[i] = raw.len() as u32;
+        }
+        QosList {
+            num_cos_types,
+            raw: raw.freeze(),
+            ends,
+        }
+    }
+
+    fn list(&self, i: usize) -> List<CosValue> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let part = self.raw.slice(start..self.ends[i] as usize);
+        // Validated when decoded or built.
+        List::from_bytes(&part).unwrap_or_default()
+    }
+    /// MIN_PK_TX_DELAY per class, ms.
+    pub fn min_pk_tx_delay(&self) -> List<CosValue> {
+        self.list(0)
+    }
+    /// AVG_PK_TX_DELAY per class, ms.
+    pub fn avg_pk_tx_delay(&self) -> List<CosValue> {
+        self.list(1)
+    }
+    /// MAX_PK_TX_DELAY per class, ms.
+    pub fn max_pk_tx_delay(&self) -> List<CosValue> {
+        self.list(2)
+    }
+    /// PK_DELAY_JITTER per class, ms.
+    pub fn pk_delay_jitter(&self) -> List<CosValue> {
+        self.list(3)
+    }
+    /// PK_LOSS_RATE per class.
+    pub fn pk_loss_rate(&self) -> List<CosValue> {
+        self.list(4)
+    }
+}
+
+impl std::fmt::Debug for QosList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QosList")
+            .field("num_cos_types", &self.num_cos_types)
+            .field("min_pk_tx_delay", &self.min_pk_tx_delay())
+            .field("avg_pk_tx_delay", &self.avg_pk_tx_delay())
+            .field("max_pk_tx_delay", &self.max_pk_tx_delay())
+            .field("pk_delay_jitter", &self.pk_delay_jitter())
+            .field("pk_loss_rate", &self.pk_loss_rate())
+            .finish()
+    }
 }
 
 impl Value for QosList {
     const NAME: &'static str = "QOS_LIST";
     fn decode(r: &mut Reader<'_>) -> Result<Self, ValueError> {
+        let num_cos_types = r.u8("NUM_COS_TYPES")?;
+        let start = r.position();
+        let mut ends = [0u32; 5];
+        for end in ends.iter_mut() {
+            skip_list::<CosValue>(r)?;
+            *end = (r.position() - start) as u32;
+        }
         Ok(QosList {
-            num_cos_types: r.u8("NUM_COS_TYPES")?,
-            min_pk_tx_delay: List::decode(r)?,
-            avg_pk_tx_delay: List::decode(r)?,
-            max_pk_tx_delay: List::decode(r)?,
-            pk_delay_jitter: List::decode(r)?,
-            pk_loss_rate: List::decode(r)?,
+            num_cos_types,
+            raw: r.since(start),
+            ends,
         })
     }
     fn encoded_len(&self) -> usize {
-        1 + self.min_pk_tx_delay.encoded_len()
-            + self.avg_pk_tx_delay.encoded_len()
-            + self.max_pk_tx_delay.encoded_len()
-            + self.pk_delay_jitter.encoded_len()
-            + self.pk_loss_rate.encoded_len()
+        1 + self.raw.len()
     }
     fn encode(&self, out: &mut BytesMut) {
         out.put_u8(self.num_cos_types);
-        self.min_pk_tx_delay.encode(out);
-        self.avg_pk_tx_delay.encode(out);
-        self.max_pk_tx_delay.encode(out);
-        self.pk_delay_jitter.encode(out);
-        self.pk_loss_rate.encode(out);
+        out.put_slice(&self.raw);
+    }
+}
+
+/// Validate and step over one LIST(T) without keeping it.
+fn skip_list<T: Value>(r: &mut Reader<'_>) -> Result<(), ValueError> {
+    let count = r.length("LIST count")?;
+    if count > r.remaining() {
+        return Err(ValueError::ListTooLong {
+            field: T::NAME,
+            count,
+            have: r.remaining(),
+        });
+    }
+    for _ in 0..count {
+        T::decode(r)?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "serde")]
+mod json_qos {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub struct QosListJson {
+        num_cos_types: u8,
+        min_pk_tx_delay: Vec<CosValue>,
+        avg_pk_tx_delay: Vec<CosValue>,
+        max_pk_tx_delay: Vec<CosValue>,
+        pk_delay_jitter: Vec<CosValue>,
+        pk_loss_rate: Vec<CosValue>,
+    }
+
+    impl From<QosList> for QosListJson {
+        fn from(q: QosList) -> Self {
+            QosListJson {
+                num_cos_types: q.num_cos_types,
+                min_pk_tx_delay: q.min_pk_tx_delay().to_vec(),
+                avg_pk_tx_delay: q.avg_pk_tx_delay().to_vec(),
+                max_pk_tx_delay: q.max_pk_tx_delay().to_vec(),
+                pk_delay_jitter: q.pk_delay_jitter().to_vec(),
+                pk_loss_rate: q.pk_loss_rate().to_vec(),
+            }
+        }
+    }
+
+    impl From<QosListJson> for QosList {
+        fn from(j: QosListJson) -> Self {
+            QosList::new(
+                j.num_cos_types,
+                &j.min_pk_tx_delay,
+                &j.avg_pk_tx_delay,
+                &j.max_pk_tx_delay,
+                &j.pk_delay_jitter,
+                &j.pk_loss_rate,
+            )
+        }
     }
 }
 
