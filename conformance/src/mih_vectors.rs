@@ -376,6 +376,23 @@ pub fn all() -> Vec<Vector> {
         ),
     );
     add(
+        "n2n_ho_query_resources.request_minimal",
+        "MIH_N2N_HO_Query_Resources.request with only the QoS query and the candidate links",
+        msg(
+            0x3406,
+            0x010,
+            Body::N2nHoQueryResourcesRequest(N2nHoQueryResourcesRequest {
+                mn_mihf_id: None,
+                query: qos(),
+                ip_cfg_methods: None,
+                dhcp_server: None,
+                fa_addr: None,
+                access_router: None,
+                link_ids: Some(List::from_items(&[lte_link(), link_id()])),
+            }),
+        ),
+    );
+    add(
         "n2n_ho_query_resources.response",
         "MIH_N2N_HO_Query_Resources.response, Success, resources available",
         reply(
@@ -550,8 +567,9 @@ pub fn all() -> Vec<Vector> {
         "An MIH_Get_Information.response (MIIS, not typed by this codec) with a 303-octet TLV: kept and re-emitted byte for byte",
         {
             let mut m = reply(0x4801, 0x00f, Body::Unknown);
+            // A LIST of one 300-octet OCTET_STRING (frame F5 of the spec notes).
             let mut value = vec![0x01, 0x81, 0xac];
-            value.extend((0..300).map(|i| (i % 251) as u8));
+            value.extend(std::iter::repeat_n(0x55u8, 300));
             let mut raw = vec![48u8, 0x81, 0xaf];
             raw.extend_from_slice(&value);
             // Status then the 303-octet TLV 48: one run of unknown TLVs.
