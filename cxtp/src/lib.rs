@@ -14,4 +14,6 @@ pub mod engine;
 pub mod profile;
 pub mod segment;
 pub mod token;
+#[cfg(feature = "tokio")]
+pub mod transport;
 pub mod wire;
