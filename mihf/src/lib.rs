@@ -26,4 +26,5 @@
 //! }
 //! ```
 
+pub mod proto;
 pub mod wire;
