@@ -1,0 +1,597 @@
+//! Two (or three) sans-IO MIHF nodes and their SAP users on a simulated
+//! network: routing, management services, events, security checks and the
+//! failure confirms. Time is simulated; nothing touches a socket.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mihf::proto::node::{Node, NodeConfig, PeerConfig};
+use mihf::proto::sap::{self, Registration};
+use mihf::proto::status::status_of;
+use mihf::proto::Endpoint;
+use mihf::wire::message::*;
+use mihf::wire::*;
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const A: &str = "127.0.0.1:4551";
+const B: &str = "127.0.0.2:4551";
+const C: &str = "127.0.0.3:4551";
+
+fn node_cfg(id: &'static str, peers: &[(&'static str, &str)]) -> NodeConfig {
+    let mut c = NodeConfig::new(MihfId::from_static(id));
+    c.engine.retransmission_timeout = Duration::from_millis(100);
+    c.engine.retransmission_backoff = 1;
+    c.engine.max_retransmissions = 2;
+    c.engine.transaction_lifetime = Duration::from_secs(2);
+    c.engine.ack_delay = Duration::from_millis(20);
+    c.user_response_timeout = Duration::from_secs(1);
+    c.peers = peers
+        .iter()
+        .map(|(pid, addr)| PeerConfig {
+            id: MihfId::from_static(pid),
+            udp: Some(sa(addr)),
+            tcp: None,
+            prefer_tcp: false,
+        })
+        .collect();
+    c
+}
+
+/// Nodes keyed by their peer address; SAP users keyed by their address.
+struct Net {
+    now: Instant,
+    nodes: HashMap<SocketAddr, Node>,
+    /// Frames each user received: (from node, frame).
+    inbox: HashMap<SocketAddr, Vec<Message>>,
+    /// Which node a user talks to.
+    user_node: HashMap<SocketAddr, SocketAddr>,
+    /// Drop peer frames going to these node addresses.
+    blackhole: Vec<SocketAddr>,
+    dropped: usize,
+}
+
+impl Net {
+    fn new(nodes: Vec<(&str, NodeConfig)>) -> Net {
+        let now = Instant::now();
+        Net {
+            now,
+            nodes: nodes
+                .into_iter()
+                .map(|(a, c)| (sa(a), Node::new(c, now)))
+                .collect(),
+            inbox: HashMap::new(),
+            user_node: HashMap::new(),
+            blackhole: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    fn node(&mut self, a: &str) -> &mut Node {
+        self.nodes.get_mut(&sa(a)).unwrap()
+    }
+
+    /// Deliver every frame until nothing moves.
+    fn settle(&mut self) {
+        loop {
+            let mut moved = Vec::new();
+            for (&addr, n) in self.nodes.iter_mut() {
+                while let Some(t) = n.poll_transmit() {
+                    moved.push((addr, t));
+                }
+            }
+            if moved.is_empty() {
+                return;
+            }
+            for (from, t) in moved {
+                match t.to {
+                    Endpoint::Sap(user) => {
+                        let m = Message::from_bytes(t.payload).expect("SAP frames decode");
+                        self.inbox.entry(user).or_default().push(m);
+                    }
+                    Endpoint::Udp(to) | Endpoint::Tcp(to) => {
+                        if self.blackhole.contains(&to) {
+                            self.dropped += 1;
+                            continue;
+                        }
+                        if let Some(n) = self.nodes.get_mut(&to) {
+                            let _ = n.handle_frame(self.now, Endpoint::Udp(from), t.payload);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let next = self.nodes.values().filter_map(|n| n.poll_timeout()).min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    let now = self.now;
+                    for n in self.nodes.values_mut() {
+                        n.handle_timeout(now);
+                    }
+                    self.settle();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        let now = self.now;
+        for n in self.nodes.values_mut() {
+            n.handle_timeout(now);
+        }
+        self.settle();
+    }
+
+    fn user_send(&mut self, user: &str, msg: &Message) -> Result<(), mihf::proto::node::NodeError> {
+        let u = sa(user);
+        let node = self.user_node[&u];
+        let now = self.now;
+        let r = self.nodes.get_mut(&node).unwrap().handle_frame(
+            now,
+            Endpoint::Sap(u),
+            msg.to_bytes().unwrap(),
+        );
+        self.settle();
+        r
+    }
+
+    fn register(
+        &mut self,
+        user: &str,
+        node: &str,
+        id: &'static str,
+        commands: CommandList,
+        events: EventList,
+    ) {
+        self.user_node.insert(sa(user), sa(node));
+        let reg = Registration {
+            user_id: MihfId::from_static(id),
+            commands,
+            events,
+            queries: IsQueryTypeList::default(),
+        };
+        let m = sap::register_indication(&reg, &MihfId::from_static(sap::LOCAL_MIHF), 1);
+        self.user_send(user, &m).unwrap();
+        let got = self.take(user);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].header.mid, sap::USER_REGISTER_CONFIRM);
+    }
+
+    fn take(&mut self, user: &str) -> Vec<Message> {
+        self.inbox.remove(&sa(user)).unwrap_or_default()
+    }
+}
+
+fn link() -> LinkTupleId {
+    LinkTupleId {
+        link: LinkId {
+            link_type: LinkType::IEEE_802_11,
+            addr: LinkAddr::mac([2, 0xaa, 0xbb, 0xcc, 0xdd, 1]),
+        },
+        poa: None,
+    }
+}
+
+fn n2n(src: &'static str, dst: &'static str, tid: u16) -> Message {
+    let mut m = Message::new(
+        Mid(0x3409),
+        tid,
+        MihfId::from_static(src),
+        MihfId::from_static(dst),
+        Body::N2nHoCommitRequest(N2nHoCommitRequest {
+            mn_mihf_id: MihfId::from_static("mn-01"),
+            mn_link_id: link().link,
+            poa: LinkAddr::mac([2, 0xaa, 0xbb, 0xcc, 0xdd, 2]),
+            requested_resources: None,
+        }),
+    );
+    m.header.tid = tid;
+    m
+}
+
+fn answer(ind: &Message, status: Status) -> Message {
+    let Body::N2nHoCommitRequest(r) = &ind.body else {
+        panic!("{ind:?}")
+    };
+    Message::new(
+        Mid(0x3809),
+        ind.header.tid,
+        ind.destination.clone(),
+        ind.source.clone(),
+        Body::N2nHoCommitResponse(N2nHoCommitResponse {
+            status,
+            mn_mihf_id: r.mn_mihf_id.clone(),
+            link: Some(link()),
+            assigned_resources: None,
+        }),
+    )
+}
+
+const U1: &str = "127.0.0.1:40001";
+const U2: &str = "127.0.0.2:40002";
+const U3: &str = "127.0.0.2:40003";
+
+fn two_nodes() -> Net {
+    let mut net = Net::new(vec![
+        (A, node_cfg("mihf1", &[("mihf2", B)])),
+        (B, node_cfg("mihf2", &[("mihf1", A)])),
+    ]);
+    net.register(U1, A, "user1", CommandList(0), EventList(0));
+    net.register(U2, B, "user2", CommandList::NET_HO, EventList(0));
+    net
+}
+
+fn n2n_round_trip(status: Status) {
+    let mut net = two_nodes();
+    net.user_send(U1, &n2n("user1", "mihf2", 77)).unwrap();
+    // U2 gets the indication, from mihf1, with a SAP TID of mihf2's choosing.
+    let ind = net.take(U2);
+    assert_eq!(ind.len(), 1);
+    assert_eq!(ind[0].header.mid, Mid(0x3c09));
+    assert_eq!(ind[0].source.as_str(), Some("mihf1"));
+    assert_eq!(ind[0].destination.as_str(), Some("user2"));
+    net.user_send(U2, &answer(&ind[0], status)).unwrap();
+    let cnf = net.take(U1);
+    assert_eq!(cnf.len(), 1);
+    let c = &cnf[0];
+    assert_eq!(c.header.mid, Mid(0x3009));
+    assert_eq!(c.header.tid, 77, "the confirm carries the user's TID");
+    assert_eq!(c.source.as_str(), Some("mihf2"));
+    assert_eq!(c.destination.as_str(), Some("user1"));
+    assert_eq!(status_of(c), Some(status));
+    let Body::N2nHoCommitResponse(r) = &c.body else {
+        panic!()
+    };
+    assert_eq!(r.link, Some(link()));
+    // Two peer frames in all (request, response with piggy-backed ACK).
+    let s = net.node(A).stats();
+    assert_eq!(s.engine.frames_out, 1);
+    assert_eq!(s.engine.frames_in, 1);
+    net.advance(Duration::from_secs(3));
+    assert_eq!(net.node(A).stats().engine.retransmissions, 0);
+    let t = net.node(B).table_sizes();
+    assert_eq!((t.pending, t.destination_transactions), (0, 0));
+}
+
+#[test]
+fn n2n_ho_commit_success() {
+    n2n_round_trip(Status::SUCCESS);
+}
+
+#[test]
+fn n2n_ho_commit_refusal() {
+    n2n_round_trip(Status::REJECTED);
+}
+
+#[test]
+fn no_handling_user_gives_unspecified_failure() {
+    let mut net = Net::new(vec![
+        (A, node_cfg("mihf1", &[("mihf2", B)])),
+        (B, node_cfg("mihf2", &[("mihf1", A)])),
+    ]);
+    net.register(U1, A, "user1", CommandList(0), EventList(0));
+    net.user_send(U1, &n2n("user1", "mihf2", 5)).unwrap();
+    let c = net.take(U1);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].header.mid, Mid(0x3009));
+    assert_eq!(status_of(&c[0]), Some(Status::UNSPECIFIED_FAILURE));
+    assert_eq!(net.node(B).stats().no_handler, 1);
+}
+
+#[test]
+fn unknown_destination_gives_network_error_at_once() {
+    let mut net = two_nodes();
+    net.user_send(U1, &n2n("user1", "nobody", 6)).unwrap();
+    let c = net.take(U1);
+    assert_eq!(status_of(&c[0]), Some(Status::NETWORK_ERROR));
+    assert_eq!(c[0].header.tid, 6);
+}
+
+#[test]
+fn peer_down_gives_network_error_after_retransmissions() {
+    let mut net = two_nodes();
+    net.blackhole.push(sa(B));
+    net.user_send(U1, &n2n("user1", "mihf2", 8)).unwrap();
+    assert!(net.take(U1).is_empty());
+    net.advance(Duration::from_millis(299));
+    assert!(net.take(U1).is_empty());
+    net.advance(Duration::from_millis(1));
+    let c = net.take(U1);
+    assert_eq!(c.len(), 1);
+    assert_eq!(status_of(&c[0]), Some(Status::NETWORK_ERROR));
+    assert_eq!(net.dropped, 3, "first send and two retransmissions");
+}
+
+#[test]
+fn silent_user_gives_the_peer_a_failure_response() {
+    let mut net = two_nodes();
+    net.user_send(U1, &n2n("user1", "mihf2", 9)).unwrap();
+    assert_eq!(net.take(U2).len(), 1);
+    net.advance(Duration::from_secs(1));
+    let c = net.take(U1);
+    assert_eq!(c.len(), 1);
+    assert_eq!(status_of(&c[0]), Some(Status::UNSPECIFIED_FAILURE));
+    assert_eq!(net.node(B).stats().user_timeouts, 1);
+    // A late answer finds nothing to answer.
+    let late = answer(&n2n("mihf1", "user2", 1), Status::SUCCESS);
+    assert!(net.user_send(U2, &late).is_err());
+}
+
+#[test]
+fn capability_discovery_reports_and_records_capabilities() {
+    let mut net = two_nodes();
+    let req = Message::new(
+        Mid(0x1401),
+        3,
+        MihfId::from_static("user1"),
+        MihfId::from_static("mihf2"),
+        Body::CapabilityDiscoverRequest(CapabilityDiscoverRequest {
+            link_addr_list: None,
+            event_list: None,
+            command_list: None,
+            is_query_types: None,
+            transports: None,
+            mbb_ho_support: None,
+        }),
+    );
+    net.user_send(U1, &req).unwrap();
+    let c = net.take(U1);
+    let Body::CapabilityDiscoverResponse(r) = &c[0].body else {
+        panic!("{c:?}")
+    };
+    assert!(r.status.is_success());
+    assert!(r.command_list.unwrap().contains(CommandList::NET_HO));
+    assert!(r.transports.unwrap().contains(TransportList::UDP));
+    let peer = net
+        .node(A)
+        .peer(&MihfId::from_static("mihf2"))
+        .cloned()
+        .unwrap();
+    assert!(peer
+        .capabilities
+        .unwrap()
+        .commands
+        .unwrap()
+        .contains(CommandList::NET_HO));
+    // The local MIHF answers for itself too.
+    let mut local = req.clone();
+    local.destination = MihfId::from_static("mihf1");
+    net.user_send(U1, &local).unwrap();
+    let c = net.take(U1);
+    assert!(matches!(&c[0].body, Body::CapabilityDiscoverResponse(r) if r.status.is_success()));
+}
+
+#[test]
+fn unknown_peers_are_dropped_but_learned_from_capability_discover() {
+    let mut net = Net::new(vec![
+        (A, node_cfg("mihf1", &[("mihf2", B)])),
+        (B, node_cfg("mihf2", &[("mihf1", A)])),
+        (C, node_cfg("mihf3", &[("mihf2", B)])),
+    ]);
+    net.register(U2, B, "user2", CommandList::NET_HO, EventList(0));
+    let u4 = "127.0.0.3:40004";
+    net.register(u4, C, "user4", CommandList(0), EventList(0));
+    // mihf2 does not know mihf3: its N2N request is dropped, the user times out.
+    net.user_send(u4, &n2n("user4", "mihf2", 1)).unwrap();
+    assert!(net.take(U2).is_empty());
+    assert!(net.node(B).stats().unknown_peer >= 1);
+    net.advance(Duration::from_secs(2));
+    assert_eq!(status_of(&net.take(u4)[0]), Some(Status::NETWORK_ERROR));
+    // After a Capability_Discover from mihf3, mihf2 knows it (as ODTONE does).
+    let disc = Message::new(
+        Mid(0x1401),
+        2,
+        MihfId::from_static("user4"),
+        MihfId::from_static("mihf2"),
+        Body::CapabilityDiscoverRequest(CapabilityDiscoverRequest {
+            link_addr_list: None,
+            event_list: None,
+            command_list: None,
+            is_query_types: None,
+            transports: Some(TransportList::UDP),
+            mbb_ho_support: None,
+        }),
+    );
+    net.user_send(u4, &disc).unwrap();
+    assert!(status_of(&net.take(u4)[0]).unwrap().is_success());
+    let learned = net
+        .node(B)
+        .peer(&MihfId::from_static("mihf3"))
+        .cloned()
+        .unwrap();
+    assert!(!learned.configured);
+    assert_eq!(learned.udp, Some(sa(C)));
+    net.user_send(u4, &n2n("user4", "mihf2", 3)).unwrap();
+    let ind = net.take(U2);
+    assert_eq!(ind.len(), 1);
+    // A frame claiming to be mihf1 from mihf3's address is refused.
+    let fake = n2n("mihf1", "mihf2", 4).to_bytes().unwrap();
+    let now = net.now;
+    let r = net.node(B).handle_frame(now, Endpoint::Udp(sa(C)), fake);
+    assert!(
+        matches!(r, Err(mihf::proto::node::NodeError::AddressMismatch { .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn event_subscription_and_delivery() {
+    let mut net = two_nodes();
+    // U3 on mihf2 publishes Link_Up and Link_Down.
+    net.register(
+        U3,
+        B,
+        "radio",
+        CommandList(0),
+        EventList::LINK_UP | EventList::LINK_DOWN,
+    );
+    let sub = Message::new(
+        Mid(0x1404),
+        11,
+        MihfId::from_static("user1"),
+        MihfId::from_static("mihf2"),
+        Body::EventSubscribeRequest(EventSubscribeRequest {
+            link: link(),
+            events: EventList::LINK_UP | EventList::LINK_GOING_DOWN,
+            config: None,
+        }),
+    );
+    net.user_send(U1, &sub).unwrap();
+    let c = net.take(U1);
+    let Body::EventSubscribeResponse(r) = &c[0].body else {
+        panic!("{c:?}")
+    };
+    assert!(r.status.is_success());
+    assert_eq!(
+        r.events,
+        Some(EventList::LINK_UP),
+        "only what is published is granted"
+    );
+    let up = Message::new(
+        Mid(0x2c02),
+        0,
+        MihfId::from_static("radio"),
+        MihfId::from_static("mihf2"),
+        Body::LinkUp(LinkUpIndication {
+            link: link(),
+            old_access_router: None,
+            new_access_router: None,
+            ip_renewal: None,
+            mobility_management: None,
+        }),
+    );
+    net.user_send(U3, &up).unwrap();
+    let got = net.take(U1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header.mid, Mid(0x2c02));
+    assert_eq!(got[0].source.as_str(), Some("mihf2"));
+    assert!(matches!(&got[0].body, Body::LinkUp(b) if b.link == link()));
+    // Unsubscribe: no more delivery.
+    let unsub = Message::new(
+        Mid(0x1405),
+        12,
+        MihfId::from_static("user1"),
+        MihfId::from_static("mihf2"),
+        Body::EventUnsubscribeRequest(EventUnsubscribeRequest {
+            link: link(),
+            events: EventList::LINK_UP,
+        }),
+    );
+    net.user_send(U1, &unsub).unwrap();
+    assert!(status_of(&net.take(U1)[0]).unwrap().is_success());
+    net.user_send(U3, &up).unwrap();
+    assert!(net.take(U1).is_empty());
+    assert_eq!(net.node(B).table_sizes().subscriptions, 0);
+}
+
+#[test]
+fn register_and_deregister_with_a_peer() {
+    let mut net = two_nodes();
+    let reg = Message::new(
+        Mid(0x1402),
+        1,
+        MihfId::from_static("user1"),
+        MihfId::from_static("mihf2"),
+        Body::RegisterRequest(RegisterRequest {
+            link_ids: List::from_items([link().link].iter()),
+            request_code: RegRequestCode::REGISTRATION,
+        }),
+    );
+    net.user_send(U1, &reg).unwrap();
+    let c = net.take(U1);
+    let Body::RegisterResponse(r) = &c[0].body else {
+        panic!("{c:?}")
+    };
+    assert!(r.status.is_success());
+    assert_eq!(r.valid_time_interval, Some(3600));
+    assert!(net
+        .node(B)
+        .peer(&MihfId::from_static("mihf1"))
+        .unwrap()
+        .registered_until
+        .is_some());
+    let dereg = Message::new(
+        Mid(0x1403),
+        2,
+        MihfId::from_static("user1"),
+        MihfId::from_static("mihf2"),
+        Body::DeRegisterRequest(DeRegisterRequest {}),
+    );
+    net.user_send(U1, &dereg).unwrap();
+    assert!(status_of(&net.take(U1)[0]).unwrap().is_success());
+    assert!(net
+        .node(B)
+        .peer(&MihfId::from_static("mihf1"))
+        .unwrap()
+        .registered_until
+        .is_none());
+}
+
+#[test]
+fn unsupported_request_gets_a_status() {
+    let mut net = two_nodes();
+    // MIH_Link_Get_Parameters (not served by the MIHF, no user declared it).
+    let mut m = Message::new(
+        Mid(0x3401),
+        4,
+        MihfId::from_static("user1"),
+        MihfId::from_static("mihf2"),
+        Body::Unknown,
+    );
+    m.header.tid = 4;
+    net.user_send(U1, &m).unwrap();
+    let c = net.take(U1);
+    assert_eq!(c[0].header.mid, Mid(0x3001));
+    assert_eq!(status_of(&c[0]), Some(Status::UNSPECIFIED_FAILURE));
+}
+
+#[test]
+fn garbage_on_both_interfaces_is_counted_and_bounded() {
+    let mut net = two_nodes();
+    let now = net.now;
+    let mut seed = 1u64;
+    for i in 0..5000u32 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let len = (seed >> 56) as usize;
+        let mut v: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8).collect();
+        if i % 3 == 0 && v.len() >= 8 {
+            // A plausible header with the fragment bit, to poke reassembly.
+            v[0] = 0x11;
+            let plen = (v.len() - 8) as u16;
+            v[6..8].copy_from_slice(&plen.to_be_bytes());
+            v[4] = (i >> 8) as u8 & 0x0f;
+            v[5] = i as u8;
+        }
+        let from = Endpoint::Udp(SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 4551)));
+        let _ = net.node(B).handle_frame(now, from, Bytes::from(v.clone()));
+        let _ = net
+            .node(B)
+            .handle_frame(now, Endpoint::Sap(sa(U2)), Bytes::from(v));
+    }
+    let t = net.node(B).table_sizes();
+    assert!(
+        t.reassembly_messages <= 64 && t.reassembly_bytes <= 1 << 20,
+        "{t:?}"
+    );
+    assert_eq!(t.destination_transactions, 0);
+    assert!(t.users <= 64);
+    let s = net.node(B).stats();
+    assert!(s.engine.decode_errors + s.engine.reassembly_errors + s.sap_errors > 0);
+    // And the node still works.
+    net.settle();
+    net.take(U2);
+    net.user_send(U1, &n2n("user1", "mihf2", 70)).unwrap();
+    let ind = net.take(U2);
+    assert_eq!(ind.len(), 1);
+}
