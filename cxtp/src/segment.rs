@@ -89,7 +89,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::profile::{fpt, status, Context};
 use crate::wire::{
-    pad8, put_addr, AddressFamily, ContextDataBlock, Ctd, Cursor, DecodeError, EmitError, Header,
+    pad8, put_addr, AddressFamily, ContextDataBlock, Ctd, DecodeError, EmitError, Header,
     KeyBlockRepr, MessageType, HEADER_LEN, MAX_CDB_LEN, MAX_MESSAGE_LEN,
 };
 
@@ -184,29 +184,74 @@ pub enum SegmentBlock {
     Segment(Segment),
 }
 
-/// Parse the data of a segmentation CDB (zero-copy).
-pub fn parse_block(cdb: &ContextDataBlock) -> Result<SegmentBlock, DecodeError> {
-    let mut c = Cursor::new(&cdb.data, "segment block");
-    let kind = c.u8("kind")?;
-    let flags = c.u8("flags")?;
+/// A SEGMENT block borrowed from the message (no reference counting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentRef<'a> {
+    /// FPT of the context being carried.
+    pub inner_fpt: u16,
+    /// Its presence vector.
+    pub inner_presence_vector: Option<u32>,
+    /// Context id.
+    pub context_id: u32,
+    /// Total data length of the context.
+    pub total_len: u32,
+    /// Offset of this chunk.
+    pub offset: u32,
+    /// The chunk.
+    pub chunk: &'a [u8],
+}
+
+/// A borrowed segmentation block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentBlockRef<'a> {
+    /// Message index / last marker.
+    Transfer(TransferBlock),
+    /// Part of a large context.
+    Segment(SegmentRef<'a>),
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn seg_err(field: &'static str, needed: usize, available: usize) -> DecodeError {
+    DecodeError::Truncated {
+        message: "segment block",
+        field,
+        needed,
+        available,
+    }
+}
+
+/// Parse the data of a segmentation CDB without copying or reference
+/// counting. Every length is checked before it is used.
+pub fn parse_block_ref(data: &[u8]) -> Result<SegmentBlockRef<'_>, DecodeError> {
+    if data.len() < 2 {
+        return Err(seg_err("kind/flags", 2, data.len()));
+    }
+    let (kind, flags) = (data[0], data[1]);
     match kind {
         KIND_TRANSFER => {
-            let index = c.u16("index")?;
-            let transfer_id = c.u32("transfer id")?;
-            Ok(SegmentBlock::Transfer(TransferBlock {
-                transfer_id,
-                index,
+            if data.len() < TRANSFER_BLOCK_LEN {
+                return Err(seg_err("transfer block", TRANSFER_BLOCK_LEN, data.len()));
+            }
+            Ok(SegmentBlockRef::Transfer(TransferBlock {
+                transfer_id: be32(data, 4),
+                index: u16::from_be_bytes([data[2], data[3]]),
                 last: flags & FLAG != 0,
             }))
         }
         KIND_SEGMENT => {
-            let inner_fpt = c.u16("inner FPT")?;
-            let context_id = c.u32("context id")?;
-            let pv = c.u32("inner presence vector")?;
-            let total_len = c.u32("total length")?;
-            let offset = c.u32("offset")?;
-            let len = c.u32("chunk length")? as usize;
-            let chunk = c.take(len, "chunk")?;
+            if data.len() < SEGMENT_HEADER_LEN {
+                return Err(seg_err("segment header", SEGMENT_HEADER_LEN, data.len()));
+            }
+            let len = be32(data, 20) as usize;
+            let rest = data.len() - SEGMENT_HEADER_LEN;
+            if len > rest {
+                return Err(seg_err("chunk", len, rest));
+            }
+            let total_len = be32(data, 12);
+            let offset = be32(data, 16);
             if offset as u64 + len as u64 > total_len as u64 {
                 return Err(DecodeError::Invalid {
                     message: "segment block",
@@ -214,13 +259,13 @@ pub fn parse_block(cdb: &ContextDataBlock) -> Result<SegmentBlock, DecodeError> 
                     reason: "chunk ends past the total length",
                 });
             }
-            Ok(SegmentBlock::Segment(Segment {
-                inner_fpt,
-                inner_presence_vector: (flags & FLAG != 0).then_some(pv),
-                context_id,
+            Ok(SegmentBlockRef::Segment(SegmentRef {
+                inner_fpt: u16::from_be_bytes([data[2], data[3]]),
+                inner_presence_vector: (flags & FLAG != 0).then(|| be32(data, 8)),
+                context_id: be32(data, 4),
                 total_len,
                 offset,
-                chunk: cdb.data.slice_ref(chunk),
+                chunk: &data[SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN + len],
             }))
         }
         _ => Err(DecodeError::Invalid {
@@ -229,6 +274,22 @@ pub fn parse_block(cdb: &ContextDataBlock) -> Result<SegmentBlock, DecodeError> 
             reason: "unknown kind",
         }),
     }
+}
+
+/// Parse the data of a segmentation CDB; the chunk is a [`Bytes`] slice of
+/// the message (zero-copy).
+pub fn parse_block(cdb: &ContextDataBlock) -> Result<SegmentBlock, DecodeError> {
+    Ok(match parse_block_ref(&cdb.data)? {
+        SegmentBlockRef::Transfer(t) => SegmentBlock::Transfer(t),
+        SegmentBlockRef::Segment(s) => SegmentBlock::Segment(Segment {
+            inner_fpt: s.inner_fpt,
+            inner_presence_vector: s.inner_presence_vector,
+            context_id: s.context_id,
+            total_len: s.total_len,
+            offset: s.offset,
+            chunk: cdb.data.slice_ref(s.chunk),
+        }),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -555,9 +616,9 @@ impl Reassembler {
         let mn = ctd.mn_addr;
         // Find the TRANSFER block, if any (it is first when present).
         let mut tb = None;
-        for b in ctd.blocks().take(1) {
+        if let Some(b) = ctd.block_refs().next() {
             if b.fpt == self.cfg.fpt {
-                if let Ok(SegmentBlock::Transfer(t)) = parse_block(&b) {
+                if let Ok(SegmentBlockRef::Transfer(t)) = parse_block_ref(b.data) {
                     tb = Some(t);
                 }
             }
@@ -624,20 +685,20 @@ impl Reassembler {
                 st.last = Some(t.index);
             }
         }
-        for (i, b) in ctd.blocks().enumerate() {
+        for (i, b) in ctd.block_refs().enumerate() {
             if b.fpt != self.cfg.fpt {
                 st.charged += b.data.len();
                 self.buffered += b.data.len();
                 st.contexts.push(Context {
                     fpt: b.fpt,
                     presence_vector: b.presence_vector,
-                    data: b.data,
+                    data: b.data_bytes(),
                 });
                 continue;
             }
-            let seg = match parse_block(&b) {
-                Ok(SegmentBlock::Segment(s)) => s,
-                Ok(SegmentBlock::Transfer(_)) if i == 0 => continue,
+            let seg = match parse_block_ref(b.data) {
+                Ok(SegmentBlockRef::Segment(s)) => s,
+                Ok(SegmentBlockRef::Transfer(_)) if i == 0 => continue,
                 _ => {
                     msg_failures.push((self.cfg.fpt, status::MALFORMED));
                     continue;
@@ -685,7 +746,7 @@ impl Reassembler {
                 self.buffered += grow;
                 st.charged += grow;
             }
-            p.insert(seg.offset as usize, &seg.chunk);
+            p.insert(seg.offset as usize, seg.chunk);
             if p.complete() {
                 let p = st.partials.remove(&seg.context_id).expect("present");
                 st.contexts.push(Context {

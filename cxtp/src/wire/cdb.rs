@@ -159,14 +159,126 @@ fn parse_cdb(
 }
 
 /// Check every CDB boundary of a message body; returns the number of blocks.
-pub(crate) fn validate_cdbs(mut rest: &[u8], message: &'static str) -> Result<usize, DecodeError> {
+/// A tight loop over the block headers (one dependent load per block): every
+/// index is checked against the remaining length before it is read.
+pub(crate) fn validate_cdbs(rest: &[u8], message: &'static str) -> Result<usize, DecodeError> {
+    let len = rest.len();
+    let mut pos = 0;
     let mut n = 0;
-    while !rest.is_empty() {
-        let (_, _, _, data) = parse_cdb(rest, n, message)?;
-        rest = &rest[data.end..];
+    while pos < len {
+        let avail = len - pos;
+        if avail < 4 {
+            return Err(DecodeError::Truncated {
+                message,
+                field: "context data block header",
+                needed: 4,
+                available: avail,
+            });
+        }
+        let h = &rest[pos..pos + 4];
+        let fpt = u16::from_be_bytes([h[0], h[1]]);
+        let length = h[2];
+        let header = if h[3] & P_FLAG != 0 { 8 } else { 4 };
+        if avail < header {
+            return Err(DecodeError::Truncated {
+                message,
+                field: "context data block presence vector",
+                needed: header,
+                available: avail,
+            });
+        }
+        let total = length as usize * 8;
+        if total < header {
+            return Err(DecodeError::CdbLength {
+                message,
+                index: n,
+                fpt,
+                length,
+            });
+        }
+        if total > avail {
+            return Err(DecodeError::CdbOverrun {
+                message,
+                index: n,
+                fpt,
+                needed: total,
+                available: avail,
+            });
+        }
+        pos += total;
         n += 1;
     }
     Ok(n)
+}
+
+/// One CDB borrowed from a validated message body: no reference counting,
+/// no copy. [`ContextDataBlockRef::data_bytes`] gives the owned zero-copy
+/// [`Bytes`] slice when one is needed.
+#[derive(Clone, Copy, Debug)]
+pub struct ContextDataBlockRef<'a> {
+    /// Feature Profile Type.
+    pub fpt: u16,
+    /// Length field (8-octet units).
+    pub length: u8,
+    /// Presence vector, if P is set.
+    pub presence_vector: Option<u32>,
+    /// Data and padding.
+    pub data: &'a [u8],
+    body: &'a Bytes,
+}
+
+impl ContextDataBlockRef<'_> {
+    /// The data as a [`Bytes`] slice of the received message.
+    pub fn data_bytes(&self) -> Bytes {
+        self.body.slice_ref(self.data)
+    }
+    /// Owned view.
+    pub fn to_owned(&self) -> ContextDataBlock {
+        ContextDataBlock {
+            fpt: self.fpt,
+            length: self.length,
+            presence_vector: self.presence_vector,
+            data: self.data_bytes(),
+        }
+    }
+}
+
+/// Lazy borrowing iterator over the validated CDBs of a CTD/PCTD.
+#[derive(Clone, Debug)]
+pub struct ContextDataBlockRefs<'a> {
+    body: &'a Bytes,
+    pos: usize,
+}
+
+impl<'a> ContextDataBlockRefs<'a> {
+    pub(crate) fn new(body: &'a Bytes) -> Self {
+        Self { body, pos: 0 }
+    }
+}
+
+impl<'a> Iterator for ContextDataBlockRefs<'a> {
+    type Item = ContextDataBlockRef<'a>;
+    fn next(&mut self) -> Option<ContextDataBlockRef<'a>> {
+        let body: &'a [u8] = self.body;
+        let rest = body.get(self.pos..)?;
+        let h = rest.get(..4)?;
+        let total = h[2] as usize * 8;
+        let (presence_vector, start) = if h[3] & P_FLAG != 0 {
+            let pv = rest.get(4..8)?;
+            (Some(u32::from_be_bytes([pv[0], pv[1], pv[2], pv[3]])), 8)
+        } else {
+            (None, 4)
+        };
+        let data = rest.get(start..total)?;
+        self.pos += total;
+        Some(ContextDataBlockRef {
+            fpt: u16::from_be_bytes([h[0], h[1]]),
+            length: h[2],
+            presence_vector,
+            data,
+            body: self.body,
+        })
+    }
 }
 
 /// Lazy iterator over the (already validated) CDBs of a CTD/PCTD. Each item

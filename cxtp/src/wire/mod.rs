@@ -45,8 +45,9 @@ mod message;
 mod tests;
 
 pub use cdb::{
-    presence_bit, ContextDataBlock, ContextDataBlockRepr, ContextDataBlocks, RequestBlock,
-    RequestBlocks, StatusEntries, StatusEntry,
+    presence_bit, ContextDataBlock, ContextDataBlockRef, ContextDataBlockRefs,
+    ContextDataBlockRepr, ContextDataBlocks, RequestBlock, RequestBlocks, StatusEntries,
+    StatusEntry,
 };
 pub use message::{
     CtReq, CtReqRepr, Ctaa, CtaaRepr, Ctar, CtarRepr, Ctc, CtcRepr, Ctd, CtdRepr, Ctdr, CtdrRepr,
