@@ -369,3 +369,16 @@ proptest! {
         prop_assert_eq!(sorted(t.contexts), sorted(expect));
     }
 }
+
+#[test]
+fn message_and_block_counts_documented_in_the_readme() {
+    let cfg = SegmentConfig::default();
+    let count = |size: usize| {
+        let msgs = encode_transfer(&cfg, &hdr(), &[ctx(0xFF02, size, 0)], 1).unwrap();
+        let blocks: usize = msgs.iter().map(|m| view(m).block_count()).sum();
+        (msgs.len(), blocks)
+    };
+    assert_eq!(count(75 * 1024), (2, 42));
+    assert_eq!(count(1 << 20), (17, 553));
+    assert_eq!(count(16 << 20).0, 260);
+}
