@@ -26,5 +26,7 @@
 //! }
 //! ```
 
+#[cfg(feature = "daemon")]
+pub mod daemon;
 pub mod proto;
 pub mod wire;

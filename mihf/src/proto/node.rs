@@ -391,6 +391,34 @@ impl Node {
     pub fn own_id(&self) -> &MihfId {
         &self.cfg.engine.own_id
     }
+
+    /// Add (or replace) a configured peer at run time.
+    pub fn add_peer(&mut self, p: PeerConfig) -> Result<(), String> {
+        if p.id.is_broadcast() || &p.id == self.own_id() {
+            return Err("peer id must be non-empty and not our own ID".into());
+        }
+        if p.udp.is_none() && p.tcp.is_none() {
+            return Err("peer needs a udp or a tcp address".into());
+        }
+        if !self.peers.contains_key(&p.id) && self.peers.len() >= self.cfg.max_peers {
+            return Err("peer table full".into());
+        }
+        let old = self.peers.remove(&p.id);
+        self.peers.insert(
+            p.id.clone(),
+            Peer {
+                id: p.id,
+                udp: p.udp,
+                tcp: p.tcp,
+                prefer_tcp: p.prefer_tcp,
+                configured: true,
+                last_from: None,
+                capabilities: old.and_then(|o| o.capabilities),
+                registered_until: None,
+            },
+        );
+        Ok(())
+    }
     pub fn config(&self) -> &NodeConfig {
         &self.cfg
     }

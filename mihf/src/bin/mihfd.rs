@@ -1,0 +1,92 @@
+//! mihfd: the IEEE 802.21 MIH Function daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mihf::daemon::{config::Config, logging, Daemon};
+use tracing::{error, info};
+
+/// IEEE 802.21 MIHF daemon: MIH transactions with peer MIHFs over UDP/TCP
+/// (port 4551 by default) and a local MIH_SAP for MIH-Users.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (see mihf/README.md).
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+    /// Log JSON lines instead of text (the filter comes from RUST_LOG).
+    #[arg(long)]
+    log_json: bool,
+    /// Default log filter when RUST_LOG is not set.
+    #[arg(long, default_value = "info", value_name = "FILTER")]
+    log_level: String,
+    /// Worker threads (1 = a single-threaded runtime, the fastest on a small host).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    logging::init(args.log_json, &args.log_level);
+    let cfg = match Config::from_file(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mihfd: {}: {e}", args.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    if args.check {
+        println!("{}: OK", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let rt = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    };
+    let rt = match rt {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mihfd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let daemon = match Daemon::start(&cfg).await {
+            Ok(d) => d,
+            Err(e) => {
+                error!("cannot start: {e}");
+                eprintln!("mihfd: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let sig = shutdown_signal().await;
+        info!(signal = sig, "shutting down");
+        daemon.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
