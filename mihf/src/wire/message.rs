@@ -701,7 +701,7 @@ impl Message {
 
         let mut extra = Vec::new();
         // A pure ACK: ACK-Rsp set and nothing after the IDs.
-        if header.ack_rsp && tlvs.clone().next().is_none() && tlvs.error().is_none() {
+        if header.ack_rsp && tlvs.clone().next().is_none() {
             return Ok(Message {
                 header,
                 source,

@@ -999,9 +999,12 @@ impl Value for CosValue {
 ///
 /// Held compactly, as the encoded lists (one shared slice of the frame) and
 /// where each ends; the accessors hand out [`List`] views.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(into = "json_qos::QosListJson", from = "json_qos::QosListJson"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(into = "json_qos::QosListJson", from = "json_qos::QosListJson")
+)]
 pub struct QosList {
     /// NUM_COS_TYPES.
     pub num_cos_types: u8,
@@ -1064,6 +1067,13 @@ impl QosList {
     /// PK_LOSS_RATE per class.
     pub fn pk_loss_rate(&self) -> List<CosValue> {
         self.list(4)
+    }
+}
+
+impl Default for QosList {
+    /// No classes and five empty lists (six octets on the wire).
+    fn default() -> Self {
+        QosList::new(0, &[], &[], &[], &[], &[])
     }
 }
 
