@@ -557,8 +557,8 @@ impl Engine {
 
     /// Answer the request identified by `inbound` with `msg` (a response).
     /// The engine sets the TID, piggy-backs a pending ACK (ACK-Rsp) and asks
-    /// for an ACK of the response when the request was already acknowledged
-    /// with a pure ACK.
+    /// for an ACK of the response when the request asked for one and was
+    /// already acknowledged with a pure ACK.
     pub fn send_response(
         &mut self,
         now: Instant,
@@ -569,9 +569,12 @@ impl Engine {
         let (to, ack_rsp, ack_req) = match self.incoming.get(&key) {
             Some(r) if r.serial == inbound.serial && r.response.is_none() => {
                 let pending = matches!(r.ack, AckState::Pending { .. });
+                // Ask for an ACK only when the requester uses the ACK
+                // procedure and already has its pure ACK (so it no longer
+                // retransmits the request, which would fetch the response).
                 let ack_req = self.cfg.ack_requests
                     && !r.from.is_reliable()
-                    && !pending
+                    && matches!(r.ack, AckState::Sent(_))
                     && !inbound.peer.is_broadcast();
                 (r.from, pending, ack_req)
             }
