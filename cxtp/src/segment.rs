@@ -318,13 +318,15 @@ fn plain_len(c: &Context) -> usize {
     pad8(4 + if c.presence_vector.is_some() { 4 } else { 0 } + c.data.len())
 }
 
-fn pack<'a>(contexts: &'a [Context], cap: usize) -> Vec<Vec<Item<'a>>> {
+fn pack<'a>(contexts: &'a [Context], cap: usize, seg_fpt: u16) -> Vec<Vec<Item<'a>>> {
     let mut msgs: Vec<Vec<Item<'a>>> = vec![Vec::new()];
     let mut room = cap;
     let mut next_id = 0u32;
     for ctx in contexts {
         let pl = plain_len(ctx);
-        if pl <= MAX_CDB_LEN {
+        // A context that uses the segmentation FPT itself is always wrapped,
+        // so the receiver never mistakes it for a segmentation block.
+        if pl <= MAX_CDB_LEN && ctx.fpt != seg_fpt {
             if pl > room {
                 msgs.push(Vec::new());
                 room = cap;
@@ -336,7 +338,7 @@ fn pack<'a>(contexts: &'a [Context], cap: usize) -> Vec<Vec<Item<'a>>> {
         let id = next_id;
         next_id += 1;
         let mut offset = 0;
-        while offset < ctx.data.len() {
+        loop {
             if room < 4 + SEGMENT_HEADER_LEN + 8 {
                 msgs.push(Vec::new());
                 room = cap;
@@ -353,6 +355,9 @@ fn pack<'a>(contexts: &'a [Context], cap: usize) -> Vec<Vec<Item<'a>>> {
             room -= item.wire_len();
             msgs.last_mut().expect("non-empty").push(item);
             offset += len;
+            if offset >= ctx.data.len() {
+                break;
+            }
         }
     }
     msgs
@@ -391,14 +396,14 @@ pub fn encode_transfer(
         length: fixed + 4 + SEGMENT_HEADER_LEN + 8 + 16,
     };
     let cap = max.checked_sub(fixed).ok_or_else(too_long)?;
-    let mut msgs = pack(contexts, cap);
+    let mut msgs = pack(contexts, cap, cfg.fpt);
     let multi = msgs.len() > 1;
     if multi {
         let cap = cap
             .checked_sub(16)
             .filter(|c| *c >= 4 + SEGMENT_HEADER_LEN + 8 && *c >= MAX_CDB_LEN)
             .ok_or_else(too_long)?;
-        msgs = pack(contexts, cap);
+        msgs = pack(contexts, cap, cfg.fpt);
         if msgs.len() > u16::MAX as usize + 1 {
             return Err(too_long());
         }
@@ -762,6 +767,7 @@ impl Reassembler {
             _ => false,
         };
         if !done {
+            st.failures.extend(msg_failures.iter().copied());
             return Received::Partial {
                 index: tb.map_or(0, |t| t.index),
                 failures: msg_failures,

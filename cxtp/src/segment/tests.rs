@@ -382,3 +382,50 @@ fn message_and_block_counts_documented_in_the_readme() {
     assert_eq!(count(1 << 20), (17, 553));
     assert_eq!(count(16 << 20).0, 260);
 }
+
+#[test]
+fn a_context_using_the_segment_fpt_is_wrapped_not_confused() {
+    // Found by the cxtp_reassembly fuzz target: a small plain context whose
+    // FPT is the segmentation FPT was taken for a malformed segment block.
+    let cfg = SegmentConfig::default();
+    let odd = ctx(fpt::SEGMENT, 100, 1);
+    let empty = ctx(fpt::SEGMENT, 0, 2);
+    let msgs = encode_transfer(
+        &cfg,
+        &hdr(),
+        &[odd.clone(), empty.clone(), ctx(1, 24, 0)],
+        1,
+    )
+    .unwrap();
+    let t = run(&mut Reassembler::new(cfg), Instant::now(), &msgs).unwrap();
+    assert!(t.failures.is_empty(), "{:?}", t.failures);
+    assert!(t.contexts.contains(&odd));
+    assert!(t.contexts.contains(&empty));
+}
+
+#[test]
+fn failures_of_intermediate_messages_reach_the_final_verdict() {
+    let cfg = SegmentConfig {
+        max_message_len: 3000,
+        ..SegmentConfig::default()
+    };
+    let msgs = encode_transfer(&cfg, &hdr(), &[ctx(0xFF02, 9000, 1)], 1).unwrap();
+    assert!(msgs.len() > 2);
+    // Corrupt the kind octet of the segment block in message 1.
+    let mut bad = msgs[1].to_vec();
+    let seg_cdb = HEADER_LEN + 4 + 16 + 16; // header, elapsed, IPv6 MN, TRANSFER CDB
+    bad[seg_cdb + 4] = 9;
+    let mut all = msgs.clone();
+    all[1] = Bytes::from(bad);
+    let t = run(&mut Reassembler::new(cfg), Instant::now(), &all).unwrap();
+    assert!(
+        t.failures.contains(&(fpt::SEGMENT, status::MALFORMED)),
+        "{:?}",
+        t.failures
+    );
+    assert!(
+        t.failures.contains(&(0xFF02, status::REASSEMBLY_FAILED)),
+        "{:?}",
+        t.failures
+    );
+}
