@@ -421,6 +421,19 @@ async fn udp_reader(shared: Arc<Shared>, sock: Arc<UdpSocket>, is_sap: bool) {
         };
         let bytes = Bytes::copy_from_slice(&buf[..n]);
         input(&shared, ep, bytes);
+        // Drain what is already queued before going back to the reactor.
+        for _ in 0..64 {
+            let Ok((n, from)) = sock.try_recv_from(&mut buf) else {
+                break;
+            };
+            let from = canon(from);
+            let ep = if is_sap {
+                Endpoint::Sap(from)
+            } else {
+                Endpoint::Udp(from)
+            };
+            input(&shared, ep, Bytes::copy_from_slice(&buf[..n]));
+        }
     }
 }
 

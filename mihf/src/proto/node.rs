@@ -465,7 +465,7 @@ impl Node {
         let t = self.engine.poll_transmit()?;
         if let Ok(h) = Header::parse(&t.payload) {
             if !h.is_fragment() || h.frag_no == 0 {
-                let ack = h.ack_rsp && t.payload.len() <= 8 + 2 * 256 && is_pure_ack(&t.payload);
+                let ack = h.ack_rsp && is_pure_ack(&t.payload);
                 self.count(Direction::ToPeer, h.mid, ack);
             }
         }
@@ -1313,8 +1313,16 @@ pub struct TableSizes {
     pub pending: usize,
 }
 
+/// ACK-Rsp set and exactly the two ID TLVs (a cheap walk, no decode).
 fn is_pure_ack(frame: &[u8]) -> bool {
-    Message::from_bytes(Bytes::copy_from_slice(frame)).is_ok_and(|m| matches!(m.body, Body::Ack))
+    let Some(payload) = frame.get(crate::wire::HEADER_LEN..) else {
+        return false;
+    };
+    let mut it = crate::wire::TlvIter::new(payload);
+    matches!(
+        (it.next(), it.next(), it.next()),
+        (Some(a), Some(b), None) if a.ty == 1 && b.ty == 2
+    )
 }
 
 fn dedup(mut v: Vec<SocketAddr>) -> Vec<SocketAddr> {
