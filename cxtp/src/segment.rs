@@ -401,7 +401,7 @@ pub fn encode_transfer(
     if multi {
         let cap = cap
             .checked_sub(16)
-            .filter(|c| *c >= 4 + SEGMENT_HEADER_LEN + 8 && *c >= MAX_CDB_LEN)
+            .filter(|c| *c >= MAX_CDB_LEN)
             .ok_or_else(too_long)?;
         msgs = pack(contexts, cap, cfg.fpt);
         if msgs.len() > u16::MAX as usize + 1 {
