@@ -4,7 +4,7 @@
 //! 8-octet units) and one message to 65,535 octets (16-bit Length), while a
 //! UE's context averages 75 KB and can reach 16 MiB. This module carries
 //! such contexts in ordinary, valid RFC 4067 messages by means of one extra
-//! Feature Profile Type, [`fpt::SEGMENT`](crate::profile::fpt::SEGMENT)
+//! Feature Profile Type, [`crate::profile::fpt::SEGMENT`]
 //! (`0xFF00`, configurable in [`SegmentConfig::fpt`]). A peer that does not
 //! know the scheme sees well-formed CTD/PCTD messages with blocks of an
 //! unknown FPT, which it reports in its CTDR as unsupported (status 0x80):

@@ -1,9 +1,9 @@
-//! Wire format of RFC 4067: zero-copy views over [`Bytes`] and owned `Repr`
-//! types that emit into [`BytesMut`].
+//! Wire format of RFC 4067: zero-copy views over [`Bytes`](bytes::Bytes) and owned `Repr`
+//! types that emit into [`BytesMut`](bytes::BytesMut).
 //!
 //! * [`Message::parse`] validates a whole message up front (header, every
 //!   length, every Context Data Block boundary) and then hands out views whose
-//!   variable parts are [`Bytes`] slices of the input: nothing proportional to
+//!   variable parts are [`Bytes`](bytes::Bytes) slices of the input: nothing proportional to
 //!   the context size is copied or allocated. CDBs, request blocks and status
 //!   entries are iterated lazily over the validated body.
 //! * [`MessageRepr`] and the per-message `*Repr` types are the owned builders;
