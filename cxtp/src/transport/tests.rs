@@ -192,3 +192,122 @@ async fn a_peer_sending_garbage_is_disconnected() {
         .is_err());
     drop(a);
 }
+
+/// pAR and nAR engines driven by real time over two loopback transports:
+/// a mobile-controlled reactive transfer of a 1 MiB context.
+#[tokio::test]
+async fn engines_transfer_a_large_context_over_tcp() {
+    use crate::engine::{Config, NarEvent, NewRouter, ParEvent, PreviousRouter};
+    use crate::profile::{Context, ProfileRegistry};
+    use crate::token::AuthKey;
+    use crate::wire::{CtarRepr, Token};
+    use std::time::Instant;
+
+    let (mut pt, mut nt) = pair().await;
+    route(&mut pt, &nt);
+    route(&mut nt, &pt);
+    let (par_ip, nar_ip) = (pt.local_addr().ip(), nt.local_addr().ip());
+    let mn: IpAddr = "192.0.2.1".parse().unwrap();
+    let key = AuthKey::new(&[7; 20]);
+    let cfg = Config {
+        max_transfer_time: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut par = PreviousRouter::new(cfg.clone());
+    par.set_key(mn, key.clone());
+    let mut nar = NewRouter::new(cfg, ProfileRegistry::with_builtins());
+    let big = Context::new(0x7000, Bytes::from(vec![0x5a; 1 << 20]));
+
+    let par_task = {
+        let big = big.clone();
+        tokio::spawn(async move {
+            loop {
+                while let Some(e) = par.poll_event() {
+                    match e {
+                        ParEvent::ContextsRequested { mn, .. } => par
+                            .provide_contexts(Instant::now(), mn, vec![big.clone()])
+                            .unwrap(),
+                        other => return other,
+                    }
+                }
+                while let Some((to, m)) = par.poll_transmit() {
+                    pt.send(to, m).await.unwrap();
+                }
+                let deadline = par.poll_timeout().map(tokio::time::Instant::from_std);
+                tokio::select! {
+                    Some((from, m)) = pt.recv() => par.handle_message(Instant::now(), from, m),
+                    _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+                        par.handle_timeout(Instant::now())
+                    }
+                }
+            }
+        })
+    };
+    // The MN's CTAR arrives at nAR (over ICMP in reality; injected here).
+    let mut ctar = CtarRepr {
+        ack: false,
+        mn_addr: mn,
+        ar_addr: par_ip,
+        seq: 1,
+        token: Token::ZERO,
+        requests: vec![],
+    };
+    ctar.sign(&key);
+    nar.handle_message(
+        Instant::now(),
+        "198.51.100.7".parse().unwrap(),
+        crate::wire::MessageRepr::Ctar(ctar).to_bytes().unwrap(),
+    );
+    let installed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            while let Some((to, m)) = nar.poll_transmit() {
+                nt.send(to, m).await.unwrap();
+            }
+            if let Some(e) = nar.poll_event() {
+                return e;
+            }
+            let deadline = nar.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                Some((from, m)) = nt.recv() => nar.handle_message(Instant::now(), from, m),
+                _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+                    nar.handle_timeout(Instant::now())
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    match installed {
+        NarEvent::ContextsReceived {
+            mn: m,
+            par,
+            contexts,
+            entries,
+        } => {
+            assert_eq!((m, par), (mn, par_ip));
+            assert_eq!(contexts, vec![big]);
+            // 0x7000 is not registered at nAR: reported, still delivered.
+            assert_eq!(entries.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Flush the final CTDRs to pAR.
+    for _ in 0..100 {
+        while let Some((to, m)) = nar.poll_transmit() {
+            nt.send(to, m).await.unwrap();
+        }
+        if par_task.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let done = tokio::time::timeout(Duration::from_secs(5), par_task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(done, ParEvent::TransferComplete { success: false, .. }),
+        "{done:?}"
+    );
+    let _ = nar_ip;
+}
