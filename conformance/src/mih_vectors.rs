@@ -581,3 +581,30 @@ pub fn all() -> Vec<Vector> {
     );
     v
 }
+
+/// The vector files under `conformance/vectors/mih/`, sorted by name:
+/// `(file stem, parsed JSON)`.
+pub fn load_files() -> Vec<(String, serde_json::Value)> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/mih");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("conformance/vectors/mih exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("vector file is readable");
+            let stem = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            (
+                stem,
+                serde_json::from_str(&text).expect("vector file is JSON"),
+            )
+        })
+        .collect()
+}

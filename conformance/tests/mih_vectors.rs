@@ -18,20 +18,7 @@ fn dir() -> PathBuf {
 }
 
 fn load() -> Vec<(String, Value)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (stem, serde_json::from_str(&text).unwrap())
-        })
-        .collect()
+    mih_vectors::load_files()
 }
 
 #[test]

@@ -5,8 +5,6 @@
 //!
 //! tshark missing: the test fails under CI (`CI` set) and is skipped locally.
 
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use conformance::oracle;
 use mihf::wire::Frame;
@@ -21,21 +19,9 @@ use mihf::wire::Frame;
 const KNOWN_WIRESHARK_BUGS: &[(&str, usize)] = &[("n2n_ho_query_resources.request", 5)];
 
 fn vectors() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors/mih");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
+    conformance::mih_vectors::load_files()
         .into_iter()
-        .map(|p| {
-            let v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, hex::decode(v["hex"].as_str().unwrap()).unwrap())
-        })
+        .map(|(name, v)| (name, hex::decode(v["hex"].as_str().unwrap()).unwrap()))
         .collect()
 }
 
@@ -69,19 +55,47 @@ fn wireshark_decodes_every_golden_vector_like_we_do() {
             }
         };
         check("present", d.present.to_string(), "true".into());
-        check("version", format!("{:?}", d.version), format!("{:?}", Some(h.version)));
-        check("ack_req", format!("{:?}", d.ack_req), format!("{:?}", Some(h.ack_req)));
-        check("ack_rsp", format!("{:?}", d.ack_rsp), format!("{:?}", Some(h.ack_rsp)));
+        check(
+            "version",
+            format!("{:?}", d.version),
+            format!("{:?}", Some(h.version)),
+        );
+        check(
+            "ack_req",
+            format!("{:?}", d.ack_req),
+            format!("{:?}", Some(h.ack_req)),
+        );
+        check(
+            "ack_rsp",
+            format!("{:?}", d.ack_rsp),
+            format!("{:?}", Some(h.ack_rsp)),
+        );
         check("uir", format!("{:?}", d.uir), format!("{:?}", Some(h.uir)));
-        check("more_frag", format!("{:?}", d.more_frag), format!("{:?}", Some(h.more_frag)));
-        check("frag_no", format!("{:?}", d.frag_no), format!("{:?}", Some(h.frag_no)));
-        check("sid", format!("{:?}", d.sid), format!("{:?}", Some(h.mid.sid().0)));
+        check(
+            "more_frag",
+            format!("{:?}", d.more_frag),
+            format!("{:?}", Some(h.more_frag)),
+        );
+        check(
+            "frag_no",
+            format!("{:?}", d.frag_no),
+            format!("{:?}", Some(h.frag_no)),
+        );
+        check(
+            "sid",
+            format!("{:?}", d.sid),
+            format!("{:?}", Some(h.mid.sid().0)),
+        );
         check(
             "opcode",
             format!("{:?}", d.opcode),
             format!("{:?}", Some(h.mid.opcode() as u8)),
         );
-        check("aid", format!("{:?}", d.aid), format!("{:?}", Some(h.mid.aid())));
+        check(
+            "aid",
+            format!("{:?}", d.aid),
+            format!("{:?}", Some(h.mid.aid())),
+        );
         check("tid", format!("{:?}", d.tid), format!("{:?}", Some(h.tid)));
         check(
             "payload_len",
@@ -101,9 +115,7 @@ fn wireshark_decodes_every_golden_vector_like_we_do() {
             format!("{:?}", &ours_lengths[..upto]),
         );
         match known_bug {
-            None if !d.expert.is_empty() => {
-                problems.push(format!("expert items: {:?}", d.expert))
-            }
+            None if !d.expert.is_empty() => problems.push(format!("expert items: {:?}", d.expert)),
             Some(_) if !d.expert.iter().any(|e| e.message.contains("Malformed")) => {
                 problems.push("known Wireshark bug no longer fires: drop it from the list".into())
             }
@@ -113,5 +125,9 @@ fn wireshark_decodes_every_golden_vector_like_we_do() {
             failures.push(format!("{name}:\n  {}", problems.join("\n  ")));
         }
     }
-    assert!(failures.is_empty(), "Wireshark disagrees:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "Wireshark disagrees:\n{}",
+        failures.join("\n")
+    );
 }

@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::error::ValueError;
 use super::tlv::{octet_string_len, put_octet_string, Reader, Value};
 use super::types::{
-    decode_option, encode_option, option_len, IpCfgMethods, LinkAddr, LinkId, LinkTupleId,
+    bitmap, decode_option, encode_option, option_len, IpCfgMethods, LinkAddr, LinkId, LinkTupleId,
     LinkType, List, QosList, TransportAddr,
 };
 
@@ -95,47 +95,34 @@ macro_rules! sequence {
     };
 }
 
-macro_rules! small_bitmap {
-    ($(#[$m:meta])* $name:ident($int:ty), $std:literal, $get:ident, $put:ident) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-        #[cfg_attr(feature = "serde", serde(transparent))]
-        pub struct $name(pub $int);
-
-        impl Value for $name {
-            const NAME: &'static str = $std;
-            fn decode(r: &mut Reader<'_>) -> Result<Self, ValueError> {
-                r.$get(Self::NAME).map($name)
-            }
-            fn encoded_len(&self) -> usize {
-                std::mem::size_of::<$int>()
-            }
-            fn encode(&self, out: &mut BytesMut) {
-                out.$put(self.0)
-            }
-        }
-    };
-}
-
-small_bitmap!(
+bitmap!(
     /// LINK_SUBTYPE, BITMAP(64).
-    LinkSubtype(u64), "LINK_SUBTYPE", u64, put_u64
+    LinkSubtype(u64), "LINK_SUBTYPE", u64, put_u64 {}
 );
-small_bitmap!(
-    /// LINK_MIHCAP_FLAG, BITMAP(8): bit 1 event service, 2 command service,
-    /// 3 information service.
-    LinkMihcapFlag(u8), "LINK_MIHCAP_FLAG", u8, put_u8
+bitmap!(
+    /// LINK_MIHCAP_FLAG, BITMAP(8).
+    LinkMihcapFlag(u8), "LINK_MIHCAP_FLAG", u8, put_u8 {
+        EVENT_SERVICE = 1;
+        COMMAND_SERVICE = 2;
+        INFORMATION_SERVICE = 3;
+    }
 );
-small_bitmap!(
-    /// NET_CAPS, BITMAP(32): bit 0 security, 1-6 QoS classes 0-5, 7 Internet
-    /// access, 8 emergency services, 9 MIH capability.
-    NetCaps(u32), "NET_CAPS", u32, put_u32
+bitmap!(
+    /// NET_CAPS, BITMAP(32): bits 1-6 are QoS classes 0-5.
+    NetCaps(u32), "NET_CAPS", u32, put_u32 {
+        SECURITY = 0;
+        INTERNET_ACCESS = 7;
+        EMERGENCY_SERVICES = 8;
+        MIH_CAPABILITY = 9;
+    }
 );
-small_bitmap!(
-    /// LINK_AC_ATTR, BITMAP(8): bit 0 scan, 1 resource retention, 2 data
-    /// forwarding request.
-    LinkAcAttr(u8), "LINK_AC_ATTR", u8, put_u8
+bitmap!(
+    /// LINK_AC_ATTR, BITMAP(8).
+    LinkAcAttr(u8), "LINK_AC_ATTR", u8, put_u8 {
+        SCAN = 0;
+        RESOURCE_RETENTION = 1;
+        DATA_FORWARDING_REQUEST = 2;
+    }
 );
 
 sequence!(

@@ -314,6 +314,8 @@ macro_rules! bitmap {
     };
 }
 
+pub(crate) use bitmap;
+
 bitmap!(
     /// MIH_EVT_LIST (TLV 5), BITMAP(32).
     EventList(u32), "MIH_EVT_LIST", u32, put_u32 {
