@@ -641,3 +641,42 @@ async fn binaries_check_config_and_print_help() {
     assert!(String::from_utf8_lossy(&ctl.stdout).contains("n2n-commit"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn n2n_ho_commit_over_ipv6_loopback() {
+    let v6: SocketAddr = "[::1]:0".parse().unwrap();
+    if std::net::UdpSocket::bind(v6).is_err() {
+        eprintln!("SKIPPED: no IPv6 loopback");
+        return;
+    }
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let (a, b) = pair(transport, |c| {
+            c.listen.udp = vec![v6];
+            c.listen.tcp = vec![v6];
+            c.sap.listen = v6;
+        })
+        .await;
+        assert!(a.udp_addrs[0].is_ipv6() && a.tcp_addrs[0].is_ipv6());
+        let mut src =
+            SapClient::connect(a.sap_addr, reg("source-enb", CommandList(0), EventList(0)))
+                .await
+                .unwrap();
+        let mut dst = SapClient::connect(
+            b.sap_addr,
+            reg("target-enb", CommandList::NET_HO, EventList(0)),
+        )
+        .await
+        .unwrap();
+        let (cnf, _) = tokio::join!(
+            src.request(n2n("mihf2"), T),
+            answer_one(&mut dst, Status::SUCCESS)
+        );
+        assert_eq!(
+            status_of(&cnf.unwrap()),
+            Some(Status::SUCCESS),
+            "{transport:?}"
+        );
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}

@@ -595,3 +595,26 @@ fn garbage_on_both_interfaces_is_counted_and_bounded() {
     let ind = net.take(U2);
     assert_eq!(ind.len(), 1);
 }
+
+#[test]
+fn bitmaps_in_the_other_bit_order_are_read_leniently() {
+    use mihf::proto::node::{lenient_commands, lenient_events, lenient_transports};
+    // Standard/ODTONE order passes through.
+    assert_eq!(lenient_commands(CommandList::NET_HO), CommandList::NET_HO);
+    assert_eq!(lenient_events(EventList(0x16)), EventList(0x16));
+    // Wireshark order (bit 0 = MSB of the first octet) is turned around.
+    assert_eq!(
+        lenient_commands(CommandList(0x1000_0000)),
+        CommandList::NET_HO
+    );
+    assert_eq!(lenient_events(EventList(0x6800_0000)), EventList(0x16));
+    assert_eq!(
+        lenient_transports(TransportList(0x8000)),
+        TransportList::UDP
+    );
+    // Undefined high bits alone stay as they are when reversing finds nothing.
+    assert_eq!(
+        lenient_events(EventList(0x0000_1000)),
+        EventList(0x0000_1000)
+    );
+}

@@ -275,6 +275,12 @@ impl Config {
         if self.mihf_id == crate::proto::sap::LOCAL_MIHF {
             return Err(invalid("mihf_id", "`local-mihf` is reserved for the SAP"));
         }
+        if !self.sap.listen.ip().is_loopback() {
+            return Err(invalid(
+                "sap.listen",
+                "must be a loopback address (the MIH_SAP has no authentication)",
+            ));
+        }
         if self.listen.udp.is_empty() && self.listen.tcp.is_empty() {
             return Err(invalid("listen", "needs at least one udp or tcp address"));
         }
@@ -437,6 +443,7 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         assert!(err("mihf_id = \"\"").contains("`mihf_id`"));
+        assert!(err("mihf_id = \"a\"\n[sap]\nlisten = \"0.0.0.0:1025\"").contains("sap.listen"));
         assert!(
             err("mihf_id = \"a\"\n[timers]\nretransmision_timeout_ms = 5")
                 .contains("retransmision_timeout_ms")

@@ -134,6 +134,62 @@ pub struct Capabilities {
     pub transports: Option<TransportList>,
 }
 
+impl Capabilities {
+    /// Capabilities as a peer advertised them, with bitmaps that use the
+    /// other bit order (bit 0 = most significant bit of the first octet, as
+    /// Wireshark reads them) turned around: see [`lenient_events`].
+    pub fn lenient(
+        events: Option<EventList>,
+        commands: Option<CommandList>,
+        queries: Option<IsQueryTypeList>,
+        transports: Option<TransportList>,
+    ) -> Capabilities {
+        Capabilities {
+            events: events.map(lenient_events),
+            commands: commands.map(lenient_commands),
+            queries,
+            transports: transports.map(lenient_transports),
+        }
+    }
+}
+
+/// Bits IEEE 802.21-2008 (and ODTONE) define in MIH_EVT_LIST (0..=8).
+const EVENT_BITS: u32 = 0x1ff;
+/// Bits defined in MIH_CMD_LIST (0..=4).
+const COMMAND_BITS: u32 = 0x1f;
+/// Bits defined in TRANSPORT_LIST (0 UDP, 1 TCP).
+const TRANSPORT_BITS: u16 = 0x3;
+
+/// Lenient decoding of MIH_EVT_LIST: we send bit i as the value 2^i of the
+/// big-endian integer (the standard's and ODTONE's order). A bitmap with no
+/// defined bit set in that order but some in the reversed order (bit 0 = the
+/// most significant bit, Wireshark's reading) is taken as reversed.
+pub fn lenient_events(e: EventList) -> EventList {
+    if e.0 & EVENT_BITS == 0 && e.0.reverse_bits() & EVENT_BITS != 0 {
+        EventList(e.0.reverse_bits())
+    } else {
+        e
+    }
+}
+
+/// Lenient decoding of MIH_CMD_LIST (see [`lenient_events`]).
+pub fn lenient_commands(c: CommandList) -> CommandList {
+    if c.0 & COMMAND_BITS == 0 && c.0.reverse_bits() & COMMAND_BITS != 0 {
+        CommandList(c.0.reverse_bits())
+    } else {
+        c
+    }
+}
+
+/// Lenient decoding of TRANSPORT_LIST (see [`lenient_events`]).
+pub fn lenient_transports(t: TransportList) -> TransportList {
+    if t.0 & TRANSPORT_BITS == 0 && t.0.reverse_bits() & TRANSPORT_BITS != 0 {
+        TransportList(t.0.reverse_bits())
+    } else {
+        t
+    }
+}
+
 /// One entry of the peer table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
@@ -712,12 +768,12 @@ impl Node {
         let reply_body: Option<(Body, Vec<crate::wire::RawTlvs>)> = match &msg.body {
             Body::CapabilityDiscoverRequest(req) => {
                 if let Some(p) = self.peers.get_mut(&msg.source) {
-                    p.capabilities = Some(Capabilities {
-                        events: req.event_list,
-                        commands: req.command_list,
-                        queries: req.is_query_types,
-                        transports: req.transports,
-                    });
+                    p.capabilities = Some(Capabilities::lenient(
+                        req.event_list,
+                        req.command_list,
+                        req.is_query_types,
+                        req.transports,
+                    ));
                     if p.udp.is_none() && !p.configured {
                         if let Endpoint::Udp(a) = from {
                             p.udp = Some(a);
@@ -901,12 +957,12 @@ impl Node {
         });
         if let Body::CapabilityDiscoverResponse(r) = &msg.body {
             if let Some(p) = self.peers.get_mut(&msg.source) {
-                p.capabilities = Some(Capabilities {
-                    events: r.event_list,
-                    commands: r.command_list,
-                    queries: r.is_query_types,
-                    transports: r.transports,
-                });
+                p.capabilities = Some(Capabilities::lenient(
+                    r.event_list,
+                    r.command_list,
+                    r.is_query_types,
+                    r.transports,
+                ));
             }
         }
         let Some(u) = self.user_requests.remove(&token) else {
@@ -957,7 +1013,7 @@ impl Node {
 
     fn subscribe(&mut self, who: Subscriber, req: &EventSubscribeRequest) -> Body {
         let (supported, _, _) = self.local_capabilities();
-        let granted = EventList(req.events.0 & supported.0);
+        let granted = EventList(lenient_events(req.events).0 & supported.0);
         let status = if granted.0 == 0 {
             Status::REJECTED
         } else if self.subscriptions.len() >= self.cfg.max_subscriptions {
