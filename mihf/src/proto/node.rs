@@ -218,7 +218,7 @@ impl Peer {
             .capabilities
             .as_ref()
             .and_then(|c| c.transports)
-            .is_none_or(|t| t.contains(TransportList::TCP));
+            .map_or(true, |t| t.contains(TransportList::TCP));
         match (self.udp, self.tcp) {
             (_, Some(t)) if self.prefer_tcp && peer_tcp => Some(Endpoint::Tcp(t)),
             (Some(u), _) => Some(Endpoint::Udp(u)),
@@ -554,7 +554,7 @@ impl Node {
         }
     }
 
-    fn to_user(&mut self, user: SocketAddr, msg: &Message) {
+    fn send_to_user(&mut self, user: SocketAddr, msg: &Message) {
         let Ok(bytes) = msg.to_bytes() else { return };
         if self.transmits.len() >= self.cfg.engine.max_queue {
             self.stats.engine.queue_overflow += 1;
@@ -673,9 +673,8 @@ impl Node {
             Some(p) => {
                 if self.cfg.check_peer_address
                     && !p.matches_ip(from.addr().ip())
-                    && !(p
-                        .last_from
-                        .is_some_and(|l| canon(l.addr().ip()) == canon(from.addr().ip())))
+                    && p.last_from
+                        .map_or(true, |l| canon(l.addr().ip()) != canon(from.addr().ip()))
                     && !(is_discovery && !p.configured && self.cfg.learn_peers)
                 {
                     self.stats.address_mismatch += 1;
@@ -750,7 +749,7 @@ impl Node {
                     self.event(NodeEvent::Failed { mid, reason });
                     if let Some(u) = self.user_requests.remove(&token) {
                         let m = failure_message(&u.request, Status::NETWORK_ERROR, Opcode::Confirm);
-                        self.to_user(u.user, &m);
+                        self.send_to_user(u.user, &m);
                     }
                 }
                 Event::Expired { inbound } => {
@@ -902,7 +901,7 @@ impl Node {
         let mut ind = msg;
         ind.header = Header::new(ind.header.mid.with_opcode(Opcode::Indication), tid);
         ind.destination = user_id;
-        self.to_user(user, &ind);
+        self.send_to_user(user, &ind);
         let deadline = now + self.cfg.user_response_timeout;
         self.handling
             .insert((user, tid), Handling { origin, deadline });
@@ -917,7 +916,7 @@ impl Node {
             }
             Origin::User { user, request } => {
                 let c = failure_message(&request, status, Opcode::Confirm);
-                self.to_user(user, &c);
+                self.send_to_user(user, &c);
             }
         }
     }
@@ -944,7 +943,7 @@ impl Node {
             let mut ind = msg.clone();
             ind.header = Header::new(mid, 0);
             ind.destination = uid;
-            self.to_user(user, &ind);
+            self.send_to_user(user, &ind);
         }
     }
 
@@ -1006,7 +1005,7 @@ impl Node {
             u.request.header.tid,
         );
         c.destination = u.user_id;
-        self.to_user(u.user, &c);
+        self.send_to_user(u.user, &c);
     }
 
     // ------------------------------------------------------------- subscriptions
@@ -1083,7 +1082,7 @@ impl Node {
                     ind.header = Header::new(mid, 0);
                     ind.source = own.clone();
                     ind.destination = uid;
-                    self.to_user(addr, &ind);
+                    self.send_to_user(addr, &ind);
                 }
                 Subscriber::Peer(id) => {
                     let Some(ep) = self.peers.get(&id).and_then(Peer::endpoint) else {
@@ -1177,7 +1176,7 @@ impl Node {
             addr: from,
         });
         let c = sap::register_confirm(&own, &id, 0, Status::SUCCESS);
-        self.to_user(from, &c);
+        self.send_to_user(from, &c);
         Ok(())
     }
 
@@ -1239,7 +1238,7 @@ impl Node {
         let confirm = |node: &mut Node, status: Status| {
             let mut c = failure_message(&msg, status, Opcode::Confirm);
             c.source = node.own_id().clone();
-            node.to_user(from, &c);
+            node.send_to_user(from, &c);
         };
         if self.is_local(&msg.destination) {
             let own = self.own_id().clone();
@@ -1277,7 +1276,7 @@ impl Node {
                 body,
             );
             c.extra = Vec::new();
-            self.to_user(from, &c);
+            self.send_to_user(from, &c);
             return;
         }
         let Some(ep) = self.peers.get(&msg.destination).and_then(Peer::endpoint) else {
@@ -1349,7 +1348,7 @@ impl Node {
                 );
                 c.source = self.own_id().clone();
                 c.destination = request.source.clone();
-                self.to_user(user, &c);
+                self.send_to_user(user, &c);
             }
         }
         Ok(())

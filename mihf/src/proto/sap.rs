@@ -44,6 +44,7 @@ pub struct Registration {
 }
 
 /// One frame received on the SAP.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SapMessage {
     Register(Registration),
