@@ -7,10 +7,11 @@
 //!
 //! Everything except the optional `transport` module (cargo feature
 //! `tokio`) is sans-IO: no sockets, no clocks, no async runtime.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod engine;
+pub mod icmp;
 pub mod profile;
 pub mod segment;
 pub mod token;
