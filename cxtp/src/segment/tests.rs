@@ -429,3 +429,34 @@ fn failures_of_intermediate_messages_reach_the_final_verdict() {
         t.failures
     );
 }
+
+#[test]
+fn golden_segmentation_blocks() {
+    // conformance/vectors/cxtp/ctd_ipv4_segment_blocks.json
+    let raw = hex::decode(
+        "23c0004400000000c0000201ff000200018000000000000700000000ff0005000200ff02000000000000\
+         00000000000a0000000400000006616263646566000000000000",
+    )
+    .unwrap();
+    let c = view(&Bytes::from(raw));
+    let blocks: Vec<_> = c.blocks().map(|b| parse_block(&b).unwrap()).collect();
+    assert_eq!(
+        blocks[0],
+        SegmentBlock::Transfer(TransferBlock {
+            transfer_id: 7,
+            index: 0,
+            last: true
+        })
+    );
+    match &blocks[1] {
+        SegmentBlock::Segment(s) => {
+            assert_eq!(
+                (s.inner_fpt, s.context_id, s.total_len, s.offset),
+                (0xFF02, 0, 10, 4)
+            );
+            assert_eq!(s.inner_presence_vector, None);
+            assert_eq!(&s.chunk[..], b"abcdef");
+        }
+        other => panic!("{other:?}"),
+    }
+}
