@@ -258,6 +258,7 @@ impl NewRouter {
 
     /// Process one received message (CTAR from an MN; CTD/PCTD from a pAR).
     pub fn handle_message(&mut self, now: Instant, from: IpAddr, bytes: Bytes) {
+        let (bytes, key) = scrub_key(bytes);
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -270,7 +271,7 @@ impl NewRouter {
         };
         match msg {
             Message::Ctar(c) => self.on_ctar(now, from, c),
-            Message::Ctd(d) => self.on_ctd(now, from, d),
+            Message::Ctd(d) => self.on_ctd(now, from, d, key),
             _ => {}
         }
     }
@@ -331,10 +332,17 @@ impl NewRouter {
         }
     }
 
-    fn on_ctd(&mut self, now: Instant, from: IpAddr, d: crate::wire::Ctd) {
+    fn on_ctd(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        d: crate::wire::Ctd,
+        key: Option<(u16, AuthKey)>,
+    ) {
         let mn = d.mn_addr;
         let ack = d.ack;
-        let key_block = d.key_block.clone();
+        // The key itself comes from `scrub_key`; the view's copy is zeroed.
+        let key_block = d.key_block.as_ref().and(key);
         let received = self.reasm.receive(now, &d);
         drop(d);
         let t = match received {
@@ -369,20 +377,17 @@ impl NewRouter {
         let ctar = st.as_mut().and_then(|s| s.ctar.take());
         let forwarded = st.as_ref().is_some_and(|s| s.token_forwarded);
         let auth = match key_block {
-            Some(k) => match Algorithm::from_code(k.algorithm) {
-                Some(Algorithm::HmacSha1) => {
-                    let key = AuthKey::new(&k.key);
-                    match &ctar {
-                        Some(c) => {
-                            if token::verify(&key, &mn, c.seq, &c.requests, &c.token) {
-                                Auth::Install
-                            } else {
-                                Auth::Reject
-                            }
+            Some((algorithm, key)) => match Algorithm::from_code(algorithm) {
+                Some(Algorithm::HmacSha1) => match &ctar {
+                    Some(c) => {
+                        if token::verify(&key, &mn, c.seq, &c.requests, &c.token) {
+                            Auth::Install
+                        } else {
+                            Auth::Reject
                         }
-                        None => Auth::Hold(key),
                     }
-                }
+                    None => Auth::Hold(key),
+                },
                 None => Auth::Reject,
             },
             None if forwarded => Auth::Install,
@@ -515,6 +520,35 @@ impl NewRouter {
             });
         }
     }
+}
+
+/// For a PCTD: copy the key into a zeroize-on-drop [`AuthKey`] and zero it
+/// in the message buffer, so that contexts handed to the application (which
+/// are slices of that buffer) do not keep the key alive. Zero-copy when the
+/// buffer is not shared; otherwise the PCTD is copied once.
+pub(crate) fn scrub_key(bytes: Bytes) -> (Bytes, Option<(u16, AuthKey)>) {
+    if bytes.first().map(|b| b & 0x1f) != Some(crate::wire::MessageType::Pctd.code()) {
+        return (bytes, None);
+    }
+    let (algorithm, key, range) = match Message::parse(bytes.clone()) {
+        Ok(Message::Ctd(d)) => match &d.key_block {
+            Some(k) => {
+                let start = k.key.as_ptr() as usize - bytes.as_ptr() as usize;
+                (
+                    k.algorithm,
+                    AuthKey::new(&k.key),
+                    start..start + k.key.len(),
+                )
+            }
+            None => return (bytes, None),
+        },
+        _ => return (bytes, None),
+    };
+    let mut m = bytes
+        .try_into_mut()
+        .unwrap_or_else(|b| bytes::BytesMut::from(&b[..]));
+    zeroize::Zeroize::zeroize(&mut m[range]);
+    (m.freeze(), Some((algorithm, key)))
 }
 
 fn fpts_of(contexts: &[Context]) -> Vec<u16> {

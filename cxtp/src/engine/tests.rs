@@ -755,3 +755,48 @@ fn large_transfer_with_window_reordering_and_duplication() {
         _ => panic!("{:?}", s.nar_events),
     }
 }
+
+#[test]
+fn nar_wipes_the_key_from_the_pctd_buffer() {
+    use crate::segment::{encode_transfer, CtdHeader, SegmentConfig};
+    use crate::wire::KeyBlockRepr;
+    let h = CtdHeader {
+        ack: true,
+        elapsed_ms: 0,
+        mn_addr: mn_prev(),
+        key_block: Some(KeyBlockRepr {
+            algorithm: 1,
+            key: key(),
+        }),
+    };
+    let msgs = encode_transfer(
+        &SegmentConfig::default(),
+        &h,
+        &[Context::new(0xFF01, Bytes::from_static(b"ctx."))],
+        1,
+    )
+    .unwrap();
+    let pctd = Bytes::from(msgs[0].to_vec()); // unique buffer: scrubbed in place
+    let ptr = pctd.as_ptr();
+    let (scrubbed, k) = super::nar::scrub_key(pctd);
+    assert_eq!(
+        scrubbed.as_ptr(),
+        ptr,
+        "no copy when the buffer is not shared"
+    );
+    let (alg, k) = k.unwrap();
+    assert_eq!((alg, k), (1, key()));
+    assert!(
+        !scrubbed.windows(20).any(|w| w == [0x42; 20]),
+        "key bytes left in the buffer"
+    );
+    // Shared buffer: copied once, the original is untouched.
+    let shared = msgs[0].clone();
+    let (scrubbed, k) = super::nar::scrub_key(shared);
+    assert!(k.is_some() && !scrubbed.windows(20).any(|w| w == [0x42; 20]));
+    // Non-PCTD messages pass through.
+    let ctc = crate::wire::MessageRepr::Ctc(crate::wire::Ctc { mn_addr: mn_prev() })
+        .to_bytes()
+        .unwrap();
+    assert!(super::nar::scrub_key(ctc).1.is_none());
+}
