@@ -35,9 +35,10 @@ fn have_tshark() -> bool {
 
 fn cfg(id: &str, port: u16) -> Config {
     let mut c = Config::with_id(id);
-    let a: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
-    c.listen.udp = vec![a];
-    c.listen.tcp = vec![a];
+    // UDP on `port`; TCP always on an ephemeral port, so that the capture
+    // filter matches no other connection on the host.
+    c.listen.udp = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+    c.listen.tcp = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     c.sap.listen = "127.0.0.1:0".parse().unwrap();
     c.timers.retransmission_timeout_ms = 300;
     c.timers.ack_delay_ms = 20;
@@ -242,8 +243,15 @@ async fn wireshark_decodes_every_live_frame_as_mih() {
         eprintln!("SKIPPED: tshark not installed");
         return;
     }
-    let b_port = if port_4551_free() { 4551 } else { 0 };
-    let b = Daemon::start(&cfg("mihf-target", b_port)).await.unwrap();
+    // Port 4551 when free (another test or daemon may hold it: then, or if
+    // it is taken between the check and the bind, an ephemeral port).
+    let b = match port_4551_free() {
+        true => match Daemon::start(&cfg("mihf-target", 4551)).await {
+            Ok(d) => d,
+            Err(_) => Daemon::start(&cfg("mihf-target", 0)).await.unwrap(),
+        },
+        false => Daemon::start(&cfg("mihf-target", 0)).await.unwrap(),
+    };
     let a = Daemon::start(&cfg("mihf-serving", 0)).await.unwrap();
     a.add_peer(PeerConfig {
         id: MihfId::from_static("mihf-target"),
@@ -267,8 +275,10 @@ async fn wireshark_decodes_every_live_frame_as_mih() {
     // Probes on a port of their own tell when the capture is really live.
     let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let probe_port = probe.local_addr().unwrap().port();
+    // Only traffic between A and B (A's UDP port and both TCP ports are
+    // ephemeral, so nothing else on the host matches), and the probes.
     let filter = format!(
-        "udp port {pa} or udp port {pb} or tcp port {ta} or tcp port {tb} or udp port {probe_port}"
+        "(udp port {pa} and udp port {pb}) or tcp port {ta} or tcp port {tb} or udp port {probe_port}"
     );
     let mut cap = Command::new("tshark")
         .args(["-i", "lo", "-f", &filter, "-w"])
@@ -379,6 +389,7 @@ async fn wireshark_decodes_every_live_frame_as_mih() {
             tcp += 1;
         }
     }
+    eprintln!("peer B on UDP port {pb}");
     eprintln!(
         "{} MIH frames, MIDs {mids:?}, {acks} with ACK-Rsp, {frags} fragments, {tcp} over TCP",
         lines.len()
