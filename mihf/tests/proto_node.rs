@@ -618,3 +618,28 @@ fn bitmaps_in_the_other_bit_order_are_read_leniently() {
         EventList(0x0000_1000)
     );
 }
+
+#[test]
+fn shutdown_answers_everyone_waiting() {
+    let mut net = two_nodes();
+    // U1 waits for mihf2; U2 (on mihf2) holds mihf1's request.
+    net.user_send(U1, &n2n("user1", "mihf2", 21)).unwrap();
+    assert_eq!(net.take(U2).len(), 1);
+    let now = net.now;
+    net.node(B).shutdown(now);
+    net.settle();
+    // mihf1 relayed mihf2's failure response to U1.
+    let c = net.take(U1);
+    assert_eq!(status_of(&c[0]), Some(Status::UNSPECIFIED_FAILURE));
+    // And a user waiting on a node that stops gets Network Error.
+    net.blackhole.push(sa(B));
+    net.user_send(U1, &n2n("user1", "mihf2", 22)).unwrap();
+    net.node(A).shutdown(now);
+    net.settle();
+    let c = net.take(U1);
+    assert_eq!(
+        (c[0].header.tid, status_of(&c[0])),
+        (22, Some(Status::NETWORK_ERROR))
+    );
+    assert_eq!(net.node(A).table_sizes().pending, 0);
+}

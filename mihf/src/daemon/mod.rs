@@ -254,6 +254,13 @@ impl Daemon {
 
     /// Stop every task and close the sockets.
     pub async fn shutdown(self) {
+        {
+            let mut st = self.shared.lock();
+            st.node.shutdown(Instant::now());
+            pump(&self.shared, &mut st);
+        }
+        // Let queued TCP frames go out.
+        tokio::task::yield_now().await;
         for t in &self.tasks {
             t.abort();
         }

@@ -591,6 +591,23 @@ impl Node {
         r
     }
 
+    /// Before stopping: answer every user waiting for a confirm (Network
+    /// Error) and every peer waiting for a user's response (Unspecified
+    /// Failure), so that nobody waits for a lifetime.
+    pub fn shutdown(&mut self, now: Instant) {
+        let waiting: Vec<UserRequest> = self.user_requests.drain().map(|(_, u)| u).collect();
+        for u in waiting {
+            let m = failure_message(&u.request, Status::NETWORK_ERROR, Opcode::Confirm);
+            self.send_to_user(u.user, &m);
+        }
+        let handling: Vec<Handling> = self.handling.drain().map(|(_, h)| h).collect();
+        self.handling_timers.clear();
+        for h in handling {
+            self.answer_origin_failure(now, h.origin, Status::UNSPECIFIED_FAILURE);
+        }
+        self.drain_engine(now);
+    }
+
     /// Run the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.engine.handle_timeout(now);
