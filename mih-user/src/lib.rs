@@ -1,1 +1,3 @@
 //! MIH-User: X2AP trigger, Service Mobility API, handover orchestration. Filled by later issues.
+
+pub mod api;
