@@ -1,0 +1,77 @@
+//! X2AP handover trigger (3GPP TS 36.423).
+//!
+//! The eNodeB's X2 signalling tells the eNBC when one of its UEs is about to
+//! leave: the source eNB sends a **HandoverRequest** (the UE, its target cell
+//! and bearers), the target answers **HandoverRequestAcknowledge** (the
+//! moment to move the UE's services), and **UEContextRelease** ends the
+//! handover; **HandoverPreparationFailure** and **HandoverCancel** abort it.
+//!
+//! * [`decode`] turns one APER-encoded X2AP PDU into a [`Pdu`]: those five
+//!   messages are decoded to the IEs the trigger needs, every other procedure is
+//!   recognised (procedure code and message type) and left alone. Malformed input
+//!   is an [`X2apError`] naming the message and IE; no input panics, and no
+//!   length in the input makes the decoder allocate more than the input's size
+//!   allows (see `mih-user/README.md`, "X2AP trigger").
+//! * [`X2Trigger`] is the sans-IO core: `handle_pdu(now, bytes)` returns
+//!   [`X2Event`]s (prepared, triggered, forgotten, released, unknown UE or
+//!   target, ignored, malformed); a bounded table of pending UEs with timeouts
+//!   driven by `poll_timeout` / `handle_timeout`; [`X2Counters`].
+//! * [`NeighbourTable`] and [`UeTable`] resolve the target cell to the
+//!   destination eNBC's MIHF ID and the UE to its IP address; both are fed by
+//!   configuration ([`X2TriggerConfig`], serde/TOML) and by methods.
+//! * [`sctp`] extracts X2AP PDUs (SCTP DATA chunks with PPID 27) from captured
+//!   packets and pcap/pcapng files; [`framing`] splits the length-prefixed TCP
+//!   tap stream. The tokio drivers live in [`crate::tap`] (feature `daemon`).
+//!
+//! ```
+//! use std::time::Instant;
+//! use mih_user::x2ap::{X2Event, X2Trigger, X2TriggerConfig};
+//!
+//! let config: X2TriggerConfig = toml::from_str(r#"
+//!     [[neighbours]]
+//!     plmn = "001-01"
+//!     enb_id = 0x1a2b3
+//!     mihf_id = "enbc-b"
+//!
+//!     [[ues]]
+//!     ul_gtp_teid = 0x101
+//!     ue_address = "10.45.0.7"
+//! "#).unwrap();
+//! let mut trigger = X2Trigger::new(config).unwrap();
+//! # let hex = |s: &str| hex::decode(s).unwrap();
+//! # let request = hex(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/vectors/x2ap/handover_request.json")).unwrap().split("\"hex\": \"").nth(1).unwrap().split('"').next().unwrap());
+//! # let ack = hex(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/vectors/x2ap/handover_request_acknowledge.json")).unwrap().split("\"hex\": \"").nth(1).unwrap().split('"').next().unwrap());
+//! let now = Instant::now();
+//! trigger.handle_pdu(now, &request);      // HandoverRequest: UE 17 prepared
+//! let events = trigger.handle_pdu(now, &ack);
+//! match &events[..] {
+//!     [X2Event::HandoverTriggered(t)] => {
+//!         assert_eq!(t.ue_address.to_string(), "10.45.0.7");
+//!         assert_eq!(t.target_mihf_id, "enbc-b");
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! ```
+
+pub mod asn;
+pub mod framing;
+mod pdu;
+mod procedures;
+pub mod sctp;
+mod tables;
+mod trigger;
+
+pub use pdu::{
+    decode, ie_id, Cause, Criticality, ERabAdmitted, ERabToBeSetup, Ecgi, GtpTunnel, Gummei,
+    HandoverCancel, HandoverPreparationFailure, HandoverRequest, HandoverRequestAcknowledge,
+    Message, MessageType, Pdu, Plmn, TransportLayerAddress, UeContextRelease, X2apError,
+    MAX_PDU_LEN, PROC_HANDOVER_CANCEL, PROC_HANDOVER_PREPARATION, PROC_UE_CONTEXT_RELEASE,
+};
+pub use procedures::{message_name, procedure_name};
+pub use tables::{
+    NeighbourConfig, NeighbourTable, TableError, TargetKey, UeConfig, UeKey, UeTable,
+};
+pub use trigger::{
+    ForgetReason, HandoverTrigger, PendingUe, Phase, Released, UnknownTarget, UnknownUe,
+    UnknownUeReason, X2Counters, X2Event, X2Trigger, X2TriggerConfig,
+};
