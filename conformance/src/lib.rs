@@ -9,12 +9,14 @@ pub mod cxtp;
 pub mod mih;
 pub mod mih_vectors;
 pub mod oracle;
+pub mod x2ap;
 
 /// Protocols the tool understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
     Mih,
     Cxtp,
+    X2ap,
 }
 
 /// Decode one frame of `proto` into its stable JSON form.
@@ -22,6 +24,7 @@ pub fn decode(proto: Proto, bytes: &[u8]) -> Result<serde_json::Value, String> {
     match proto {
         Proto::Mih => mih::decode_json(bytes),
         Proto::Cxtp => cxtp::decode_json(bytes),
+        Proto::X2ap => x2ap::decode_json(bytes),
     }
 }
 
@@ -30,5 +33,6 @@ pub fn encode(proto: Proto, json: &serde_json::Value) -> Result<Vec<u8>, String>
     match proto {
         Proto::Mih => mih::encode_json(json),
         Proto::Cxtp => cxtp::encode_json(json),
+        Proto::X2ap => x2ap::encode_json(json),
     }
 }

@@ -18,6 +18,8 @@ enum ProtoArg {
     Mih,
     /// RFC 4067 CXTP message
     Cxtp,
+    /// 3GPP TS 36.423 X2AP PDU (APER), as the MIH-User's handover trigger reads it (decode only)
+    X2ap,
 }
 
 impl From<ProtoArg> for Proto {
@@ -25,6 +27,7 @@ impl From<ProtoArg> for Proto {
         match p {
             ProtoArg::Mih => Proto::Mih,
             ProtoArg::Cxtp => Proto::Cxtp,
+            ProtoArg::X2ap => Proto::X2ap,
         }
     }
 }

@@ -12,7 +12,10 @@ Each JSON file holds:
   name, description, procedure (the elementary procedure), message (the
   X2AP message name), message_type (initiating/successful/unsuccessful),
   procedure_code, hex (the APER PDU), expect (the values we set, in the
-  shape the Rust decoder reports them; see mih-user::x2ap), and generator.
+  shape `conformance decode --proto x2ap` reports them; empty for the
+  procedures the trigger ignores), ue_x2ap_ids (every UE-X2AP-ID value of the
+  top-level IEs, in order), asn1_text (pycrate's ASN.1 value notation of the
+  PDU) and generator.
 
 The pcap is built by hand (Ethernet II / IPv4 / SCTP with a CRC32c checksum)
 so that nothing but the Python standard library and pycrate is needed.
@@ -316,7 +319,7 @@ def sn_status_transfer():
     ]
     pdu = ("initiatingMessage", {"procedureCode": 4, "criticality": "ignore",
                                  "value": ("SNStatusTransfer", {"protocolIEs": ies})})
-    return pdu, {"old_enb_ue_x2ap_id": OLD_ID, "new_enb_ue_x2ap_id": NEW_ID}
+    return pdu, {}
 
 
 VECTORS = [
@@ -427,6 +430,10 @@ def main():
         PDU.from_aper(data)
         assert PDU.to_aper() == data, name
         pdus.append(data)
+        # Every UE-X2AP-ID value of the PDU's top-level IEs, in order (what
+        # tshark shows as x2ap.UE_X2AP_ID), for the Wireshark oracle test.
+        ids = [ie["value"][1] for ie in val[1]["value"][1]["protocolIEs"]
+               if ie["value"][0] == "UE-X2AP-ID"]
         doc = {
             "name": name,
             "description": desc,
@@ -436,6 +443,7 @@ def main():
             "procedure_code": code,
             "hex": data.hex(),
             "expect": expect,
+            "ue_x2ap_ids": ids,
             "asn1_text": PDU.to_asn1(),
             "generator": f"conformance/x2ap/gen_vectors.py, pycrate {_pkg_version('pycrate')} (X2AP ASN.1 of pycrate_asn1dir)",
         }
