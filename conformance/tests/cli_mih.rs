@@ -44,17 +44,38 @@ fn decode_from_stdin_and_file_then_encode_back() {
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect::<Vec<_>>()
         .join(" ");
-    let out = run(&["decode", "--proto", "mih", "--compact"], Some(spaced.as_bytes()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &["decode", "--proto", "mih", "--compact"],
+        Some(spaced.as_bytes()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = out.stdout;
-    assert_eq!(json.iter().filter(|&&b| b == b'\n').count(), 1, "compact is one line");
+    assert_eq!(
+        json.iter().filter(|&&b| b == b'\n').count(),
+        1,
+        "compact is one line"
+    );
 
     // Binary file.
     let dir = std::env::temp_dir().join(format!("conformance-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("f1.bin");
     std::fs::write(&bin, hex::decode(F1).unwrap()).unwrap();
-    let out = run(&["decode", "--proto", "mih", "--file", bin.to_str().unwrap(), "--compact"], None);
+    let out = run(
+        &[
+            "decode",
+            "--proto",
+            "mih",
+            "--file",
+            bin.to_str().unwrap(),
+            "--compact",
+        ],
+        None,
+    );
     assert_eq!(out.stdout, json);
 
     // Encode from stdin gives the same hex; --out writes the binary.
@@ -62,7 +83,10 @@ fn decode_from_stdin_and_file_then_encode_back() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), F1);
     let back = dir.join("back.bin");
-    let out = run(&["encode", "--proto", "mih", "--out", back.to_str().unwrap()], Some(&json));
+    let out = run(
+        &["encode", "--proto", "mih", "--out", back.to_str().unwrap()],
+        Some(&json),
+    );
     assert!(out.status.success());
     assert_eq!(std::fs::read(&back).unwrap(), hex::decode(F1).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -73,7 +97,11 @@ fn encode_by_message_name_without_mid() {
     let json = r#"{"message": "MIH_DeRegister.response", "header": {"tid": 7},
         "tlvs": [{"type": 1, "value": "a"}, {"type": 2, "value": "b"}, {"type": 3, "value": 0}]}"#;
     let out = run(&["encode", "--proto", "mih", json], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
         "100018030007000b0102016102020162030100"
@@ -91,7 +119,10 @@ fn assert_one_line_error(out: &Output, needle: &str) {
 #[test]
 fn bad_input_is_one_line_and_non_zero() {
     assert_one_line_error(&run(&["decode", "--proto", "mih", "zz"], None), "bad hex");
-    assert_one_line_error(&run(&["decode", "--proto", "mih", "1000"], None), "header needs 8 octets");
+    assert_one_line_error(
+        &run(&["decode", "--proto", "mih", "1000"], None),
+        "header needs 8 octets",
+    );
     // Payload length says 86 but one octet is missing.
     assert_one_line_error(
         &run(&["decode", "--proto", "mih", &F1[..F1.len() - 2]], None),
@@ -108,7 +139,15 @@ fn bad_input_is_one_line_and_non_zero() {
     );
     assert_one_line_error(&run(&["encode", "--proto", "mih", "{"], None), "bad JSON");
     assert_one_line_error(
-        &run(&["encode", "--proto", "mih", r#"{"message":"MIH_Nope.request","tlvs":[]}"#], None),
+        &run(
+            &[
+                "encode",
+                "--proto",
+                "mih",
+                r#"{"message":"MIH_Nope.request","tlvs":[]}"#,
+            ],
+            None,
+        ),
         "unknown message name",
     );
 }

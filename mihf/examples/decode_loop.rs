@@ -7,7 +7,10 @@ fn main() {
     let hex_text = "1800340901230056010d0c6d6968662d73657276696e67020c0b6d6968662d7461726765743408076d6e2d6d6968663b0b130000060602aabbccdd013c0a0000060602aabbccdd023f1401010000140100000a0100003201000005000002";
     let b = Bytes::from(hex::decode(hex_text).unwrap());
     let _shared = b.clone();
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let mut acc = 0usize;
     for _ in 0..n {
         let f = Frame::parse(std::hint::black_box(&b).clone()).unwrap();
