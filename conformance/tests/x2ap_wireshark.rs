@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use conformance::oracle::{run_tshark_json, tshark_available, DST_IP, DST_MAC, SRC_IP, SRC_MAC};
-use mih_user::x2ap::sctp::{build_data_packet, X2AP_PPID, X2AP_SCTP_PORT};
+use mih_user::x2ap::sctp::{build_data_packet, x2ap_chunk, X2AP_PPID, X2AP_SCTP_PORT};
 use mih_user::x2ap::{decode, Message, MessageType};
 use serde_json::Value;
 
@@ -248,9 +248,7 @@ fn frame(sctp: &[u8], ident: u16) -> Vec<u8> {
 
 fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
-    for w in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     out.extend_from_slice(&[0; 8]);
@@ -281,11 +279,7 @@ fn rust_built_sctp_capture_is_x2ap_for_tshark() {
                 X2AP_SCTP_PORT,
                 X2AP_SCTP_PORT,
                 0xcafe_f00d,
-                7 + i as u32,
-                1,
-                i as u16,
-                X2AP_PPID,
-                &pdu,
+                &x2ap_chunk(7 + i as u32, 1, i as u16, &pdu),
             );
             frame(&sctp, i as u16)
         })

@@ -190,7 +190,7 @@ impl Tap {
         let mut replay = PcapReplay::new(file)?;
         let start = Instant::now();
         let mut first_ts: Option<Duration> = None;
-        while let Some(item) = replay.next() {
+        for item in replay.by_ref() {
             let captured = item?;
             let first = *first_ts.get_or_insert(captured.timestamp);
             let offset = captured.timestamp.saturating_sub(first);

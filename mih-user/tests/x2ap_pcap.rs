@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mih_user::x2ap::sctp::{build_data_packet, CaptureError, PcapReplay, X2AP_PPID};
+use mih_user::x2ap::sctp::{build_data_packet, x2ap_chunk, CaptureError, PcapReplay, X2AP_PPID};
 use mih_user::x2ap::{decode, X2Event, X2Trigger, X2TriggerConfig};
 
 fn dir() -> PathBuf {
@@ -193,11 +193,7 @@ fn fragments_other_ppids_and_bad_checksums() {
                 36422,
                 36422,
                 1,
-                9,
-                0,
-                0,
-                X2AP_PPID,
-                &vector_hex("ue_context_release"),
+                &x2ap_chunk(9, 0, 0, &vector_hex("ue_context_release")),
             ),
             132,
         )),
@@ -224,7 +220,7 @@ fn fragments_other_ppids_and_bad_checksums() {
 #[test]
 fn raw_ip_and_linux_cooked_link_types() {
     let pdu = vector_hex("handover_cancel");
-    let sctp = build_data_packet(36422, 36422, 1, 1, 0, 0, X2AP_PPID, &pdu);
+    let sctp = build_data_packet(36422, 36422, 1, &x2ap_chunk(1, 0, 0, &pdu));
     let raw = pcap(101, &[ipv4(&sctp, 132)]);
     let got: Vec<_> = PcapReplay::new(&raw)
         .unwrap()

@@ -688,36 +688,56 @@ impl Iterator for PcapReplay<'_> {
     }
 }
 
-/// Build one SCTP packet carrying `user_data` in a single unfragmented DATA
-/// chunk, with a valid CRC32c (for tests and tap senders).
+/// Build one SCTP packet (common header + one DATA chunk, flags as given) with
+/// a valid CRC32c, for tests and tap senders.
+///
+/// ```
+/// use mih_user::x2ap::sctp::{build_data_packet, Chunk, DataChunk, SctpPacket, X2AP_PPID};
+/// let chunk = DataChunk { flags: 0x03, tsn: 1, stream_id: 0, ssn: 0, ppid: X2AP_PPID, user_data: &[0, 5] };
+/// let packet = build_data_packet(36422, 36422, 0x1234, &chunk);
+/// let parsed = SctpPacket::parse(&packet).unwrap();
+/// assert!(parsed.checksum_ok());
+/// assert_eq!(parsed.chunks().next(), Some(Ok(Chunk::Data(chunk))));
+/// ```
+///
+/// User data longer than a chunk can carry (65535 − 16 octets) is cut there.
 pub fn build_data_packet(
     src_port: u16,
     dst_port: u16,
     verification_tag: u32,
-    tsn: u32,
-    stream_id: u16,
-    ssn: u16,
-    ppid: u32,
-    user_data: &[u8],
+    chunk: &DataChunk<'_>,
 ) -> Vec<u8> {
-    let chunk_len = 16 + user_data.len();
+    let data = &chunk.user_data[..chunk.user_data.len().min(usize::from(u16::MAX) - 16)];
+    let chunk_len = 16 + data.len();
     let mut p = Vec::with_capacity(12 + chunk_len + 3);
     p.extend_from_slice(&src_port.to_be_bytes());
     p.extend_from_slice(&dst_port.to_be_bytes());
     p.extend_from_slice(&verification_tag.to_be_bytes());
     p.extend_from_slice(&[0; 4]);
     p.push(CHUNK_DATA);
-    p.push(0x03);
-    p.extend_from_slice(&(chunk_len.min(usize::from(u16::MAX)) as u16).to_be_bytes());
-    p.extend_from_slice(&tsn.to_be_bytes());
-    p.extend_from_slice(&stream_id.to_be_bytes());
-    p.extend_from_slice(&ssn.to_be_bytes());
-    p.extend_from_slice(&ppid.to_be_bytes());
-    p.extend_from_slice(user_data);
+    p.push(chunk.flags);
+    p.extend_from_slice(&(chunk_len as u16).to_be_bytes());
+    p.extend_from_slice(&chunk.tsn.to_be_bytes());
+    p.extend_from_slice(&chunk.stream_id.to_be_bytes());
+    p.extend_from_slice(&chunk.ssn.to_be_bytes());
+    p.extend_from_slice(&chunk.ppid.to_be_bytes());
+    p.extend_from_slice(data);
     p.resize(p.len().div_ceil(4) * 4, 0);
     let crc = !crc32c_update(0xffff_ffff, &p);
     p[8..12].copy_from_slice(&crc.to_le_bytes());
     p
+}
+
+/// An unfragmented X2AP DATA chunk (flags B|E, PPID 27) for [`build_data_packet`].
+pub fn x2ap_chunk(tsn: u32, stream_id: u16, ssn: u16, pdu: &[u8]) -> DataChunk<'_> {
+    DataChunk {
+        flags: 0x03,
+        tsn,
+        stream_id,
+        ssn,
+        ppid: X2AP_PPID,
+        user_data: pdu,
+    }
 }
 
 #[cfg(test)]
@@ -732,7 +752,7 @@ mod tests {
 
     #[test]
     fn data_packet_round_trip() {
-        let p = build_data_packet(36422, 36422, 7, 100, 1, 2, X2AP_PPID, &[1, 2, 3, 4, 5]);
+        let p = build_data_packet(36422, 36422, 7, &x2ap_chunk(100, 1, 2, &[1, 2, 3, 4, 5]));
         let s = SctpPacket::parse(&p).unwrap();
         assert!(s.checksum_ok());
         let chunks: Vec<_> = s.chunks().collect::<Result<_, _>>().unwrap();
