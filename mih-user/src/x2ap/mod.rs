@@ -38,9 +38,12 @@
 //!     ue_address = "10.45.0.7"
 //! "#).unwrap();
 //! let mut trigger = X2Trigger::new(config).unwrap();
-//! # let hex = |s: &str| hex::decode(s).unwrap();
-//! # let request = hex(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/vectors/x2ap/handover_request.json")).unwrap().split("\"hex\": \"").nth(1).unwrap().split('"').next().unwrap());
-//! # let ack = hex(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/vectors/x2ap/handover_request_acknowledge.json")).unwrap().split("\"hex\": \"").nth(1).unwrap().split('"').next().unwrap());
+//! # let vector = |name: &str| -> Vec<u8> {
+//! #     let path = format!("{}/../conformance/vectors/x2ap/{name}.json", env!("CARGO_MANIFEST_DIR"));
+//! #     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+//! #     hex::decode(v["hex"].as_str().unwrap()).unwrap()
+//! # };
+//! # let (request, ack) = (vector("handover_request"), vector("handover_request_acknowledge"));
 //! let now = Instant::now();
 //! trigger.handle_pdu(now, &request);      // HandoverRequest: UE 17 prepared
 //! let events = trigger.handle_pdu(now, &ack);
