@@ -6,7 +6,8 @@
 # Every VECTOR_DIR/*.json vector's "hex" field is written, as raw bytes, to
 # fuzz/corpus/TARGET/<vector file name without .json> (other corpus entries are kept).
 # Without VECTOR_DIR the directory follows the target's name prefix:
-#   mih_*  -> conformance/vectors/mih
+#   mih_user_x2ap* -> conformance/vectors/x2ap
+#   mih_*, mihf_*  -> conformance/vectors/mih
 #   cxtp_* -> conformance/vectors/cxtp
 # Other targets get no seeds (not an error). Needs python3.
 set -euo pipefail
@@ -17,10 +18,16 @@ shift
 dirs=("$@")
 if ((${#dirs[@]} == 0)); then
   case "$target" in
-    mih_*) dirs=("$root/conformance/vectors/mih") ;;
+    mih_user_x2ap*) dirs=("$root/conformance/vectors/x2ap") ;;
+    mih_user_*) dirs=() ;;
+    mih_* | mihf_*) dirs=("$root/conformance/vectors/mih") ;;
     cxtp_*) dirs=("$root/conformance/vectors/cxtp") ;;
-    *) echo "seed_corpus: no vector directory for '$target' (name it mih_* or cxtp_*, or pass one)"; exit 0 ;;
+    *) dirs=() ;;
   esac
+fi
+if ((${#dirs[@]} == 0)); then
+  echo "seed_corpus: no vector directory for '$target' (pass one)"
+  exit 0
 fi
 out="$here/corpus/$target"
 mkdir -p "$out"
