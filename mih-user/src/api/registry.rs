@@ -485,7 +485,12 @@ impl Registry {
             Ok(()) => Message::Ok,
             Err((code, message)) => {
                 self.stats.errors += 1;
-                Message::Error(ErrorMessage { code, message })
+                // Messages quote client input (service IDs up to 64 KiB):
+                // keep them short enough to always encode.
+                Message::Error(ErrorMessage {
+                    code,
+                    message: truncate(message),
+                })
             }
         };
         out.push(Output::Send {

@@ -641,3 +641,27 @@ fn shutdown_fails_everything() {
     assert_eq!(t.reg.connection_count(), 0);
     assert_eq!(t.reg.user_count(), 0);
 }
+
+#[test]
+fn error_messages_quoting_client_input_stay_encodable() {
+    let mut t = T::new();
+    let a = t.client();
+    let huge = "\u{1F600}".repeat(16_000); // 64000 octets, Debug-escaped longer
+    t.rid += 1;
+    t.reg.on_frame(
+        a,
+        Frame::new(
+            t.rid,
+            Message::DeregisterService(DeregisterService { service_id: huge }),
+        ),
+        &mut t.out,
+    );
+    let Some(Output::Send { frame, .. }) = t.out.pop() else {
+        panic!()
+    };
+    assert!(
+        matches!(&frame.message, Message::Error(e) if e.code == ErrorCode::UnknownService && e.message.len() <= MAX_TEXT_LEN)
+    );
+    let mut b = bytes::BytesMut::new();
+    crate::api::wire::encode(&frame, &mut b).unwrap();
+}
