@@ -311,6 +311,7 @@ impl ServiceClient {
             config.max_frame,
             pending.clone(),
             ev_tx,
+            tx.downgrade(),
         ));
         Ok((
             ServiceClient {
@@ -556,6 +557,7 @@ async fn run_reader(
     max: u32,
     pending: Arc<Mutex<Pending>>,
     events: mpsc::Sender<Event>,
+    writer: mpsc::WeakSender<Cmd>,
 ) {
     loop {
         let frame = match read_frame(&mut rd, &mut buf, max).await {
@@ -609,7 +611,14 @@ async fn run_reader(
         // A dropped EventStream just means nobody listens.
         let _ = events.send(ev).await;
     }
-    let mut p = lock(&pending);
-    p.closed = true;
-    p.calls.clear();
+    {
+        let mut p = lock(&pending);
+        p.closed = true;
+        p.calls.clear();
+    }
+    // Close our side too (through a weak handle, so that dropping every
+    // client still closes the connection by itself).
+    if let Some(tx) = writer.upgrade() {
+        let _ = tx.try_send(Cmd::Close);
+    }
 }

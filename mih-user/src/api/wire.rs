@@ -1153,6 +1153,18 @@ mod tests {
                 + "04c00002010050"
         );
         assert_eq!(decode_frame(&mut b, 1 << 20).unwrap().unwrap(), reg);
+        encode(&Frame::new(2, Message::Ok), &mut b).unwrap();
+        assert_eq!(hex(&b), "000000054200000002");
+        b.clear();
+        let close = Frame::new(
+            0,
+            Message::Error(ErrorMessage {
+                code: ErrorCode::MalformedFrame,
+                message: "x".into(),
+            }),
+        );
+        encode(&close, &mut b).unwrap();
+        assert_eq!(hex(&b), "0000000a4300000000000e000178");
     }
 
     #[test]
