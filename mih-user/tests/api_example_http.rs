@@ -177,7 +177,7 @@ async fn scenario() {
     let (name, offset) = context_offset(&contexts[0].data);
     assert_eq!(name, "movie.bin");
     assert!(
-        offset >= 20_000 && offset < FILE_SIZE,
+        (20_000..FILE_SIZE).contains(&offset),
         "offset {offset} mid-file"
     );
 

@@ -939,7 +939,7 @@ mod tests {
         let state = svc.freeze(peer.ip()).await;
         assert_eq!(state.len(), 1);
         let off = state[0].offset as usize;
-        assert!(off >= 5000 && off < 100_000);
+        assert!((5000..100_000).contains(&off));
         // exactly `off` octets arrive, then nothing while frozen
         let mut rest = vec![0u8; off - 5000];
         client.read_exact(&mut rest).await.unwrap();
