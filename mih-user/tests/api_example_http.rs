@@ -243,3 +243,31 @@ async fn scenario() {
     api_a.shutdown().await;
     api_b.shutdown().await;
 }
+
+#[test]
+fn help_lists_the_options() {
+    let out = Command::new(env!("CARGO_BIN_EXE_example-http-service"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for opt in [
+        "--listen",
+        "--api-socket",
+        "--service-id",
+        "--fpt",
+        "--file-size",
+        "--seed",
+        "--rate",
+        "--chunk",
+        "--max-connections",
+    ] {
+        assert!(text.contains(opt), "{opt} missing from --help");
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_example-http-service"))
+        .args(["--fpt", "0xZZ"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
