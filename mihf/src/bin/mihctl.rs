@@ -275,6 +275,7 @@ async fn run(a: Args) -> Result<ExitCode, String> {
                 c.respond(&ind, rsp).await.map_err(|e| e.to_string())?;
                 n += 1;
             }
+            let _ = c.deregister().await;
             return Ok(ExitCode::SUCCESS);
         }
         Cmd::Publish {

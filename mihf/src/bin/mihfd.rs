@@ -61,6 +61,18 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
+        // Install the handlers before anything can be signalled.
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut int, mut term) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(i), Ok(t)) => (i, t),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("mihfd: cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let daemon = match Daemon::start(&cfg).await {
             Ok(d) => d,
             Err(e) => {
@@ -69,24 +81,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let sig = shutdown_signal().await;
+        let sig = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
         info!(signal = sig, "shutting down");
         daemon.shutdown().await;
         ExitCode::SUCCESS
     })
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }
