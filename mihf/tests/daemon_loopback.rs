@@ -427,6 +427,41 @@ async fn recv(s: &UdpSocket) -> Vec<u8> {
 }
 
 #[tokio::test]
+async fn peer_down_over_tcp_fails_at_once() {
+    let a = Daemon::start(&{
+        let mut c = cfg("mihf1");
+        c.timers.transaction_lifetime_ms = 10_000;
+        c
+    })
+    .await
+    .unwrap();
+    // A TCP port nobody listens on: the connection is refused.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    a.add_peer(PeerConfig {
+        id: MihfId::from_static("mihf2"),
+        udp: None,
+        tcp: Some(dead),
+        prefer_tcp: true,
+    })
+    .unwrap();
+    let mut src = SapClient::connect(a.sap_addr, reg("source-enb", CommandList(0), EventList(0)))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let cnf = src.request(n2n("mihf2"), T).await.unwrap();
+    assert_eq!(status_of(&cnf), Some(Status::NETWORK_ERROR));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    a.shutdown().await;
+}
+
+#[tokio::test]
 async fn foreign_peer_speaking_odtone_bytes() {
     // A raw socket plays an ODTONE MIHF called "mihf1" (ACK-Req on its
     // request; pure ACK expected at once with ack_delay 0).

@@ -801,3 +801,26 @@ fn lossy_duplicating_reordering_network() {
     assert!(sa.retransmissions > 0 && sb.duplicates > 0 && sb.reassembled > 0);
     assert_eq!(p.a.open_transactions().0, 0);
 }
+
+#[test]
+fn a_failed_endpoint_fails_its_waiting_requests_at_once() {
+    let mut a = Engine::new(cfg("mihf1"));
+    let now = Instant::now();
+    let tcp = Endpoint::Tcp(B_ADDR.parse().unwrap());
+    let (t1, _) = a
+        .send_request(now, tcp, n2n_request("mihf1", "mihf2"))
+        .unwrap();
+    let (_t2, _) = a
+        .send_request(now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+        .unwrap();
+    a.endpoint_failed(tcp);
+    match &events(&mut a)[..] {
+        [Event::Failed {
+            token,
+            reason: FailReason::NoAck,
+            ..
+        }] => assert_eq!(*token, t1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.open_transactions().0, 1, "the UDP request still waits");
+}

@@ -402,6 +402,8 @@ fn transmit(shared: &Arc<Shared>, st: &mut State, t: Transmit) {
                         if st.tcp.get(&a).is_some_and(|t| t.same_channel(&tx)) {
                             st.tcp.remove(&a);
                         }
+                        st.node.endpoint_failed(Instant::now(), Endpoint::Tcp(a));
+                        pump(&me, &mut st);
                     }
                 }
             });

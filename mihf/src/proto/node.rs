@@ -608,6 +608,14 @@ impl Node {
         self.drain_engine(now);
     }
 
+    /// The transport to a peer endpoint failed (TCP connect refused, reset):
+    /// requests waiting on it fail now instead of at the end of their
+    /// lifetime.
+    pub fn endpoint_failed(&mut self, now: Instant, to: Endpoint) {
+        self.engine.endpoint_failed(to);
+        self.drain_engine(now);
+    }
+
     /// Run the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.engine.handle_timeout(now);

@@ -904,6 +904,28 @@ impl Engine {
         Ok(())
     }
 
+    /// The transport to `to` failed (e.g. a TCP connection was refused or
+    /// reset): every source transaction still waiting on it fails at once
+    /// with [`FailReason::NoAck`].
+    pub fn endpoint_failed(&mut self, to: Endpoint) {
+        let keys: Vec<Key> = self
+            .outgoing
+            .iter()
+            .filter(|(_, r)| r.to == to && matches!(r.state, OutState::Waiting))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            if let Some(r) = self.remove_out(&k) {
+                self.stats.failed_no_ack += 1;
+                self.event(Event::Failed {
+                    token: r.token,
+                    mid: r.mid,
+                    reason: FailReason::NoAck,
+                });
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ timers
 
     /// Run every timer that is due at `now`.
