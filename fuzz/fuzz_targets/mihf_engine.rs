@@ -78,7 +78,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let mut requests: HashSet<Token> = HashSet::new();
     let mut seen: HashMap<(MihfId, u16, u64), ()> = HashMap::new();
     for _ in 0..u.int_in_range(0..=200)? {
-        match u.int_in_range(0..=8)? {
+        match u.int_in_range(0..=9)? {
             0 => {
                 if let Ok((t, _)) = a.send_request(now, to_b, request(u)?) {
                     started.insert(t);
@@ -143,6 +143,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 let raw = Bytes::from(u.bytes(n)?.to_vec());
                 let _ = if u.arbitrary()? { a.handle_frame(now, to_b, raw) } else { b.handle_frame(now, to_a, raw) };
             }
+            8 => a.endpoint_failed(to_b),
             _ => {}
         }
         while let Some(t) = a.poll_transmit() {
