@@ -81,6 +81,9 @@ struct MnState {
     ctar: Option<CtarInfo>,
     /// We sent a CT-Req carrying the MN's real token, so pAR verifies.
     token_forwarded: bool,
+    /// [`NewRouter::expect_transfer`] with `defer_ack`: the final CTDR
+    /// waits for [`NewRouter::acknowledge`].
+    defer_ack: bool,
     held: Option<(Vec<Context>, Vec<StatusEntry>, AuthKey)>,
     deadline: Instant,
 }
@@ -94,6 +97,9 @@ pub struct NewRouter {
     dedup: Dedup,
     rate: RateLimiter,
     answered: VecDeque<(u32, IpAddr, IpAddr, Bytes, Instant)>,
+    /// Complete transfers whose final CTDR the application sends
+    /// ([`NewRouter::acknowledge`]): MN → pAR.
+    deferred: HashMap<IpAddr, IpAddr>,
     transmit: VecDeque<(IpAddr, Bytes)>,
     events: VecDeque<NarEvent>,
 }
@@ -117,6 +123,7 @@ impl NewRouter {
             registry,
             states: HashMap::new(),
             answered: VecDeque::new(),
+            deferred: HashMap::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -154,6 +161,7 @@ impl NewRouter {
                 par: Some(par),
                 ctar: None,
                 token_forwarded: false,
+                defer_ack: false,
                 held: None,
                 deadline: now + self.cfg.max_transfer_time,
             },
@@ -161,9 +169,60 @@ impl NewRouter {
         Ok(())
     }
 
+    /// Expect a keyless CTD push for `mn` from `par`
+    /// ([`super::PreviousRouter::start_push`]) until `deadline` (and
+    /// `max_transfer_time` after each later message). The transfer is
+    /// authorised as if a CT-Req carrying the MN's real token had been
+    /// sent: for routers that trust each other through another channel
+    /// (the MIH-User's MIH_N2N_HO_Commit). With `defer_ack`, the CTDR of
+    /// the message that completes the transfer is not sent at once: the
+    /// application installs the contexts and then sends it with
+    /// [`NewRouter::acknowledge`] (intermediate CTDRs go out as usual).
+    pub fn expect_transfer(
+        &mut self,
+        mn: IpAddr,
+        par: IpAddr,
+        deadline: Instant,
+        defer_ack: bool,
+    ) -> Result<(), EngineError> {
+        if self.is_busy(&mn) || self.deferred.contains_key(&mn) {
+            return Err(EngineError::Busy(mn));
+        }
+        self.states.insert(
+            mn,
+            MnState {
+                par: Some(par),
+                ctar: None,
+                token_forwarded: true,
+                defer_ack,
+                held: None,
+                deadline,
+            },
+        );
+        Ok(())
+    }
+
+    /// Send the deferred final CTDR of `mn`'s transfer (see
+    /// [`NewRouter::expect_transfer`]): `success` is its `S` flag, `entries`
+    /// the per-FPT statuses.
+    pub fn acknowledge(
+        &mut self,
+        mn: IpAddr,
+        success: bool,
+        entries: Vec<StatusEntry>,
+    ) -> Result<(), EngineError> {
+        let par = self
+            .deferred
+            .remove(&mn)
+            .ok_or(EngineError::NotPending(mn))?;
+        self.ctdr(par, mn, success, entries);
+        Ok(())
+    }
+
     /// Cancel the operation for `mn`, sending a CTC to its pAR.
     pub fn cancel(&mut self, _now: Instant, mn: IpAddr) -> bool {
         self.reasm.cancel(&mn);
+        self.deferred.remove(&mn);
         match self.states.remove(&mn) {
             Some(st) => {
                 if let Some(par) = st.par {
@@ -323,6 +382,7 @@ impl NewRouter {
                     MnState {
                         par: Some(par),
                         token_forwarded: !c.token.is_zero(),
+                        defer_ack: false,
                         ctar: Some(info),
                         held: None,
                         deadline: now + self.cfg.max_transfer_time,
@@ -357,6 +417,7 @@ impl NewRouter {
                     par: Some(from),
                     ctar: None,
                     token_forwarded: false,
+                    defer_ack: false,
                     held: None,
                     deadline: now,
                 });
@@ -376,6 +437,7 @@ impl NewRouter {
         let mut st = self.states.remove(&mn);
         let ctar = st.as_mut().and_then(|s| s.ctar.take());
         let forwarded = st.as_ref().is_some_and(|s| s.token_forwarded);
+        let defer = st.as_ref().is_some_and(|s| s.defer_ack);
         let auth = match key_block {
             Some((algorithm, key)) => match Algorithm::from_code(algorithm) {
                 Some(Algorithm::HmacSha1) => match &ctar {
@@ -423,7 +485,9 @@ impl NewRouter {
                 self.reject(now, mn, from, ctar, fpts);
             }
             Auth::Install => {
-                if ack {
+                if ack && defer {
+                    self.deferred.insert(mn, from);
+                } else if ack {
                     self.ctdr(from, mn, decoded_ok, entries.clone());
                 }
                 self.install(now, mn, from, t.contexts, entries, ctar);
@@ -438,6 +502,7 @@ impl NewRouter {
                         par: Some(from),
                         ctar: None,
                         token_forwarded: false,
+                        defer_ack: false,
                         held: Some((t.contexts, entries, key)),
                         deadline: now + self.cfg.hold_time,
                     },

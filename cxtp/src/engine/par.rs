@@ -179,6 +179,43 @@ impl PreviousRouter {
         self.provide_contexts(now, mn, contexts)
     }
 
+    /// Network-controlled push between routers that trust each other
+    /// through another channel (the MIH-User's MIH_N2N_HO_Commit): send
+    /// `contexts` for `mn` to `nar` in CTD messages without a key block
+    /// (`A` set when [`Config::ack`]). The nAR must expect it
+    /// ([`super::NewRouter::expect_transfer`]). Ends with
+    /// [`ParEvent::TransferComplete`] or [`ParEvent::TransferFailed`].
+    pub fn start_push(
+        &mut self,
+        now: Instant,
+        mn: IpAddr,
+        nar: IpAddr,
+        contexts: Vec<Context>,
+    ) -> Result<(), EngineError> {
+        if self.is_busy(&mn) {
+            return Err(EngineError::Busy(mn));
+        }
+        self.pending.insert(
+            mn,
+            Pending {
+                nar,
+                seq: None,
+                key: None,
+                ctaa_to: None,
+                deadline: now + self.cfg.max_transfer_time,
+            },
+        );
+        self.provide_contexts(now, mn, contexts)
+    }
+
+    /// Forget any operation for `mn` without an event (the application
+    /// gave up on it). Returns whether there was one.
+    pub fn abort(&mut self, mn: IpAddr) -> bool {
+        let out = self.out.remove(&mn).is_some();
+        let pending = self.pending.remove(&mn).is_some();
+        out || pending
+    }
+
     /// Answer a [`ParEvent::ContextsRequested`].
     pub fn provide_contexts(
         &mut self,
