@@ -1,0 +1,1435 @@
+//! The sans-IO handover orchestrator: one state machine per UE, in the
+//! source or the destination role, plus the CXTP pAR and nAR engines.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cxtp::engine::{self, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter};
+use cxtp::profile::{
+    fpt, status, verdict, Context, FeatureProfile, ProfileRegistry, TcpSessionContext,
+};
+use cxtp::segment::SegmentConfig;
+use cxtp::wire::{AddressFamily, Header, MessageType, StatusEntry, HEADER_LEN};
+use mihf::wire::{Body, HoResult, Message, MihfId, Opcode, Status};
+
+use super::mih::{self, N2N_HO_COMMIT, N2N_HO_COMPLETE};
+use super::record::{Cause, MigrationRecord, Phases, Sizes, TriggerKind};
+use crate::api::{is_service_fpt, Connection, ImportReport, Outcome, Role, ServiceContext};
+use crate::x2ap::Ecgi;
+
+/// Handover identifier (per node, never reused while the node runs).
+pub type HandoverId = u64;
+
+/// CTDR status for a session the importer could not rebuild (our range,
+/// next to the API's refusal codes).
+pub const STATUS_SESSION_FAILED: u8 = 0xA3;
+
+/// Settings of the [`Orchestrator`].
+#[derive(Clone, Debug)]
+pub struct OrchestratorConfig {
+    /// Our MIH-User ID on the SAP (Source ID of what we send).
+    pub user_id: String,
+    /// Source: wait this long for the MIH_N2N_HO_Commit.confirm.
+    pub mih_timeout: Duration,
+    /// Source: longest application export, and longest session export.
+    pub export_timeout: Duration,
+    /// Destination: longest application import, and longest session import.
+    pub import_timeout: Duration,
+    /// Destination: after accepting a commit, wait this long for the first
+    /// CTD.
+    pub context_timeout: Duration,
+    /// CXTP: the source waits this long for a CTDR after its last progress
+    /// (it covers the destination's import); the destination waits this
+    /// long between two messages of a transfer.
+    pub transfer_timeout: Duration,
+    /// Destination: after a successful CTDR, wait this long for
+    /// MIH_N2N_HO_Complete; then commit anyway.
+    pub complete_timeout: Duration,
+    /// Most handovers in the source role at once.
+    pub max_outgoing: usize,
+    /// Admission: most handovers in the destination role at once.
+    pub max_incoming: usize,
+    /// Admission: most UEs on this node (registered with a service, plus
+    /// arriving).
+    pub max_ues: usize,
+    /// Most peers.
+    pub max_peers: usize,
+    /// CXTP segmentation and reassembly limits.
+    pub segment: SegmentConfig,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        OrchestratorConfig {
+            user_id: "mih-user".into(),
+            mih_timeout: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(3),
+            import_timeout: Duration::from_secs(3),
+            context_timeout: Duration::from_secs(5),
+            transfer_timeout: Duration::from_secs(4),
+            complete_timeout: Duration::from_secs(5),
+            max_outgoing: 64,
+            max_incoming: 64,
+            max_ues: 65_536,
+            max_peers: 1024,
+            segment: SegmentConfig::default(),
+        }
+    }
+}
+
+/// What the orchestrator needs to know about this node's services (the
+/// driver answers from the API server).
+pub trait NodeView {
+    /// The services that have `ue` as a user.
+    fn services_of(&self, ue: IpAddr) -> Vec<String>;
+    /// Whether `service_id` is registered here.
+    fn has_service(&self, service_id: &str) -> bool;
+    /// UEs registered with at least one service here.
+    fn user_count(&self) -> usize;
+}
+
+/// A request to move a UE away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandoverRequest {
+    /// The UE.
+    pub ue: IpAddr,
+    /// The destination eNBC's MIHF ID.
+    pub target: String,
+    /// What asked.
+    pub trigger: TriggerKind,
+    /// The target cell, if known (X2).
+    pub cell: Option<Ecgi>,
+}
+
+/// Why a handover was not started.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A handover of this UE (either role) is under way: a second one is
+    /// refused, never interleaved.
+    #[error("UE {0} is already moving")]
+    Busy(IpAddr),
+    /// The target is not a configured peer.
+    #[error("unknown target eNBC {0:?}")]
+    UnknownTarget(String),
+    /// No registered service has the UE: nothing to move.
+    #[error("UE {0} is not a user of any registered service")]
+    NoServices(IpAddr),
+    /// Too many handovers in the source role.
+    #[error("too many handovers under way (max {0})")]
+    TooMany(usize),
+    /// The orchestrator is shut down.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl StartError {
+    /// Label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            StartError::Busy(_) => "busy",
+            StartError::UnknownTarget(_) => "unknown_target",
+            StartError::NoServices(_) => "no_services",
+            StartError::TooMany(_) => "too_many",
+            StartError::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// What the driver must do.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // MIH frames dominate; actions are short-lived.
+pub enum Action {
+    /// Send this frame to the local MIHF's SAP.
+    Mih(Message),
+    /// Send this CXTP message to the peer router `to`.
+    Cxtp {
+        /// Peer router.
+        to: IpAddr,
+        /// The message.
+        bytes: Bytes,
+    },
+    /// Source: ask the services for the UE's contexts (API
+    /// `request_export`), then call [`Orchestrator::on_app_exported`].
+    ExportApp {
+        /// Handover.
+        id: HandoverId,
+        /// UE.
+        ue: IpAddr,
+    },
+    /// Source: freeze and capture the UE's sessions (`SessionExporter::export`
+    /// with the UE's connections from the API), then call
+    /// [`Orchestrator::on_sessions_exported`].
+    ExportSessions {
+        /// Handover.
+        id: HandoverId,
+        /// UE.
+        ue: IpAddr,
+    },
+    /// Destination: deliver contexts to the services (API
+    /// `deliver_import`), then call [`Orchestrator::on_app_imported`].
+    ImportApp {
+        /// Handover.
+        id: HandoverId,
+        /// UE.
+        ue: IpAddr,
+        /// Contexts.
+        contexts: Vec<ServiceContext>,
+    },
+    /// Destination: rebuild sessions (`SessionImporter::import`), then call
+    /// [`Orchestrator::on_sessions_imported`].
+    ImportSessions {
+        /// Handover.
+        id: HandoverId,
+        /// UE.
+        ue: IpAddr,
+        /// Sessions.
+        sessions: Vec<TcpSessionContext>,
+    },
+    /// Tell the services how the migration of `ue` ended (API
+    /// `notify_outcome`; it also cancels an export/import still pending).
+    NotifyOutcome {
+        /// UE.
+        ue: IpAddr,
+        /// Committed or rolled back.
+        outcome: Outcome,
+        /// Why.
+        cause: String,
+    },
+    /// Source rollback: rebuild the exported sessions here
+    /// (`SessionExporter::restore`). Comes before the `NotifyOutcome`.
+    RestoreSessions {
+        /// UE.
+        ue: IpAddr,
+        /// What the exporter returned.
+        sessions: Vec<TcpSessionContext>,
+    },
+    /// Source commit: `SessionExporter::release`.
+    ReleaseSessions {
+        /// UE.
+        ue: IpAddr,
+    },
+    /// Destination commit: `SessionImporter::commit`.
+    CommitSessions {
+        /// UE.
+        ue: IpAddr,
+    },
+    /// Destination rollback: `SessionImporter::discard`.
+    DiscardSessions {
+        /// UE.
+        ue: IpAddr,
+    },
+}
+
+/// What happened, for logs and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A handover started here.
+    Started {
+        /// Handover.
+        id: HandoverId,
+        /// UE.
+        ue: IpAddr,
+        /// Our role.
+        role: Role,
+        /// The other eNBC.
+        peer: String,
+        /// What started it.
+        trigger: TriggerKind,
+    },
+    /// A peer's commit was refused by admission.
+    AdmissionRefused {
+        /// UE (if the request named one).
+        ue: Option<IpAddr>,
+        /// The requesting MIHF.
+        peer: String,
+        /// Label (busy, unknown_peer, not_registered, capacity, bad_request).
+        label: &'static str,
+        /// Reason sent back.
+        reason: String,
+    },
+    /// A migration ended.
+    Finished(MigrationRecord),
+}
+
+/// Counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrchestratorStats {
+    /// Handovers started, [source, destination].
+    pub started: [u64; 2],
+    /// Committed, [source, destination].
+    pub committed: [u64; 2],
+    /// Rolled back, [source, destination].
+    pub rolled_back: [u64; 2],
+    /// Starts refused, by label.
+    pub start_refused: BTreeMap<&'static str, u64>,
+    /// Admissions refused, by label.
+    pub admission_refused: BTreeMap<&'static str, u64>,
+    /// Rollbacks by cause label.
+    pub causes: BTreeMap<&'static str, u64>,
+    /// Inputs for a handover that no longer exists (late answers).
+    pub stale_inputs: u64,
+    /// MIH frames we did not expect (unknown TID, other primitives).
+    pub mih_unexpected: u64,
+    /// CXTP messages dropped (unknown peer, unexpected type or MN,
+    /// malformed).
+    pub cxtp_dropped: u64,
+    /// CXTP messages sent.
+    pub cxtp_sent: u64,
+    /// CXTP messages received and accepted.
+    pub cxtp_received: u64,
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    // Source.
+    Committing {
+        tid: u16,
+    },
+    ExportingApp,
+    ExportingSessions {
+        contexts: Vec<ServiceContext>,
+    },
+    Transferring,
+    // Destination.
+    AwaitingContexts,
+    ImportingApp {
+        sessions: Vec<TcpSessionContext>,
+        results: Vec<(u16, u8)>,
+    },
+    ImportingSessions {
+        results: Vec<(u16, u8)>,
+    },
+    AwaitingComplete,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Times {
+    commit_sent: Option<Instant>,
+    commit_done: Option<Instant>,
+    app_start: Option<Instant>,
+    app_done: Option<Instant>,
+    sess_start: Option<Instant>,
+    sess_done: Option<Instant>,
+    cxtp_start: Option<Instant>,
+    cxtp_done: Option<Instant>,
+}
+
+fn span(a: Option<Instant>, b: Option<Instant>) -> Option<Duration> {
+    Some(b?.saturating_duration_since(a?))
+}
+
+#[derive(Debug)]
+struct Handover {
+    id: HandoverId,
+    ue: IpAddr,
+    role: Role,
+    peer: String,
+    peer_ip: IpAddr,
+    trigger: TriggerKind,
+    state: State,
+    started: Instant,
+    deadline: Option<Instant>,
+    times: Times,
+    sizes: Sizes,
+    /// The services were asked (export or import): they must hear the outcome.
+    api_asked: bool,
+    /// Source: exported sessions, kept for a rollback.
+    sessions: Option<Vec<TcpSessionContext>>,
+    /// Destination: the importer built sessions.
+    sessions_imported: bool,
+    /// Source: the destination accepted the commit (tell it the end).
+    peer_accepted: bool,
+}
+
+/// The sans-IO orchestrator. See the [module documentation](super).
+pub struct Orchestrator {
+    cfg: OrchestratorConfig,
+    user_id: MihfId,
+    peers: HashMap<String, IpAddr>,
+    handovers: HashMap<IpAddr, Handover>,
+    tids: HashMap<u16, IpAddr>,
+    next_tid: u16,
+    next_id: HandoverId,
+    par: PreviousRouter,
+    nar: NewRouter,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    stats: OrchestratorStats,
+    shut: bool,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("user_id", &self.user_id)
+            .field("handovers", &self.handovers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn peek(bytes: &[u8]) -> Option<(MessageType, IpAddr)> {
+    let h = Header::parse(bytes).ok()?;
+    let at = match h.msg_type {
+        MessageType::Ctd | MessageType::Pctd => HEADER_LEN + 4,
+        _ => HEADER_LEN,
+    };
+    let a = bytes.get(at..at + h.family.addr_len())?;
+    let ip = match h.family {
+        AddressFamily::Ipv4 => IpAddr::from(<[u8; 4]>::try_from(a).ok()?),
+        AddressFamily::Ipv6 => IpAddr::from(<[u8; 16]>::try_from(a).ok()?),
+    };
+    Some((h.msg_type, ip))
+}
+
+impl Orchestrator {
+    /// New orchestrator; `peers` maps the MIHF ID of each neighbouring
+    /// eNBC to the address of its CXTP router.
+    pub fn new(
+        cfg: OrchestratorConfig,
+        peers: impl IntoIterator<Item = (String, IpAddr)>,
+    ) -> Orchestrator {
+        let engine_cfg = engine::Config {
+            max_transfer_time: cfg.transfer_timeout,
+            cache_time: cfg.transfer_timeout,
+            ack: true,
+            segment: cfg.segment.clone(),
+            ..engine::Config::default()
+        };
+        let mut o = Orchestrator {
+            user_id: MihfId::new(cfg.user_id.clone().into_bytes()),
+            peers: HashMap::new(),
+            handovers: HashMap::new(),
+            tids: HashMap::new(),
+            next_tid: 1,
+            next_id: 1,
+            par: PreviousRouter::new(engine_cfg.clone()),
+            nar: NewRouter::new(engine_cfg, ProfileRegistry::with_builtins()),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: OrchestratorStats::default(),
+            shut: false,
+            cfg,
+        };
+        for (id, ip) in peers {
+            let _ = o.add_peer(id, ip);
+        }
+        o
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OrchestratorConfig {
+        &self.cfg
+    }
+
+    /// Add or replace a peer. Fails when the table is full or the address
+    /// already belongs to another peer.
+    pub fn add_peer(&mut self, mihf_id: String, cxtp: IpAddr) -> Result<(), String> {
+        let cxtp = mih::canonical(cxtp);
+        if self.peers.iter().any(|(k, v)| *v == cxtp && *k != mihf_id) {
+            return Err(format!(
+                "{cxtp} is already the CXTP address of another peer"
+            ));
+        }
+        if !self.peers.contains_key(&mihf_id) && self.peers.len() >= self.cfg.max_peers {
+            return Err(format!("peer table full ({})", self.cfg.max_peers));
+        }
+        self.peers.insert(mihf_id, cxtp);
+        Ok(())
+    }
+
+    /// The CXTP address of a peer.
+    pub fn peer_address(&self, mihf_id: &str) -> Option<IpAddr> {
+        self.peers.get(mihf_id).copied()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &OrchestratorStats {
+        &self.stats
+    }
+
+    /// Handovers under way, [source, destination].
+    pub fn in_progress(&self) -> [usize; 2] {
+        let s = self
+            .handovers
+            .values()
+            .filter(|h| h.role == Role::Source)
+            .count();
+        [s, self.handovers.len() - s]
+    }
+
+    /// Whether `ue` is moving (either role).
+    pub fn is_moving(&self, ue: IpAddr) -> bool {
+        self.handovers.contains_key(&mih::canonical(ue))
+    }
+
+    /// The handover of `ue`: its ID, role and state name.
+    pub fn handover(&self, ue: IpAddr) -> Option<(HandoverId, Role, &'static str)> {
+        self.handovers
+            .get(&mih::canonical(ue))
+            .map(|h| (h.id, h.role, state_name(&h.state)))
+    }
+
+    /// Next thing to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Earliest deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.handovers
+            .values()
+            .filter_map(|h| h.deadline)
+            .chain(self.par.poll_timeout())
+            .chain(self.nar.poll_timeout())
+            .min()
+    }
+
+    // ------------------------------------------------------------ source
+
+    /// Start moving `req.ue` to `req.target` (X2 trigger or operator).
+    pub fn start_handover(
+        &mut self,
+        now: Instant,
+        req: HandoverRequest,
+        view: &dyn NodeView,
+    ) -> Result<HandoverId, StartError> {
+        let ue = mih::canonical(req.ue);
+        let r = self.check_start(ue, &req.target, view);
+        let (peer_ip, services) = match r {
+            Ok(v) => v,
+            Err(e) => {
+                *self.stats.start_refused.entry(e.label()).or_default() += 1;
+                return Err(e);
+            }
+        };
+        let tid = self.alloc_tid();
+        let msg = mih::commit_request(tid, &self.user_id, &req.target, ue, &services, req.cell);
+        self.tids.insert(tid, ue);
+        let id = self.alloc_id();
+        let h = Handover {
+            id,
+            ue,
+            role: Role::Source,
+            peer: req.target.clone(),
+            peer_ip,
+            trigger: req.trigger,
+            state: State::Committing { tid },
+            started: now,
+            deadline: Some(now + self.cfg.mih_timeout),
+            times: Times {
+                commit_sent: Some(now),
+                ..Times::default()
+            },
+            sizes: Sizes {
+                services: services.len(),
+                ..Sizes::default()
+            },
+            api_asked: false,
+            sessions: None,
+            sessions_imported: false,
+            peer_accepted: false,
+        };
+        self.handovers.insert(ue, h);
+        self.stats.started[0] += 1;
+        self.actions.push_back(Action::Mih(msg));
+        self.events.push_back(Event::Started {
+            id,
+            ue,
+            role: Role::Source,
+            peer: req.target,
+            trigger: req.trigger,
+        });
+        Ok(id)
+    }
+
+    fn check_start(
+        &self,
+        ue: IpAddr,
+        target: &str,
+        view: &dyn NodeView,
+    ) -> Result<(IpAddr, Vec<String>), StartError> {
+        if self.shut {
+            return Err(StartError::ShuttingDown);
+        }
+        if self.handovers.contains_key(&ue) {
+            return Err(StartError::Busy(ue));
+        }
+        let peer_ip = self
+            .peers
+            .get(target)
+            .copied()
+            .ok_or_else(|| StartError::UnknownTarget(target.to_string()))?;
+        if self.in_progress()[0] >= self.cfg.max_outgoing {
+            return Err(StartError::TooMany(self.cfg.max_outgoing));
+        }
+        let services = view.services_of(ue);
+        if services.is_empty() {
+            return Err(StartError::NoServices(ue));
+        }
+        Ok((peer_ip, services))
+    }
+
+    fn alloc_id(&mut self) -> HandoverId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn alloc_tid(&mut self) -> u16 {
+        // At most max_outgoing (< 4095) commits are open, so a free TID exists.
+        for _ in 0..4095 {
+            let t = self.next_tid;
+            self.next_tid = if t >= 4095 { 1 } else { t + 1 };
+            if !self.tids.contains_key(&t) {
+                return t;
+            }
+        }
+        self.next_tid
+    }
+
+    /// The services' contexts for handover `id` (or why there are none).
+    pub fn on_app_exported(
+        &mut self,
+        now: Instant,
+        id: HandoverId,
+        result: Result<Vec<ServiceContext>, String>,
+    ) {
+        let Some(ue) = self.find(id, |s| matches!(s, State::ExportingApp)) else {
+            return;
+        };
+        match result {
+            Ok(contexts) => {
+                let Some(h) = self.handovers.get_mut(&ue) else {
+                    return;
+                };
+                h.times.app_done = Some(now);
+                h.times.sess_start = Some(now);
+                h.sizes.services = contexts.len();
+                h.sizes.app_octets = contexts.iter().map(|c| c.data.len()).sum();
+                h.state = State::ExportingSessions { contexts };
+                h.deadline = Some(now + self.cfg.export_timeout);
+                self.actions.push_back(Action::ExportSessions { id, ue });
+            }
+            Err(e) => self.rollback(now, ue, Cause::AppExport(e)),
+        }
+    }
+
+    /// The exported sessions for handover `id` (or why the export failed).
+    pub fn on_sessions_exported(
+        &mut self,
+        now: Instant,
+        id: HandoverId,
+        result: Result<Vec<TcpSessionContext>, String>,
+    ) {
+        let Some(ue) = self.find(id, |s| matches!(s, State::ExportingSessions { .. })) else {
+            return;
+        };
+        let sessions = match result {
+            Ok(s) => s,
+            Err(e) => return self.rollback(now, ue, Cause::SessionExport(e)),
+        };
+        let Some(h) = self.handovers.get_mut(&ue) else {
+            return;
+        };
+        let State::ExportingSessions { contexts } =
+            std::mem::replace(&mut h.state, State::Transferring)
+        else {
+            return;
+        };
+        h.times.sess_done = Some(now);
+        h.times.cxtp_start = Some(now);
+        h.deadline = None;
+        let mut cx: Vec<Context> = contexts.iter().map(ServiceContext::to_cxtp).collect();
+        for s in &sessions {
+            let (presence_vector, data) = s.encode();
+            h.sizes.session_octets += data.len();
+            cx.push(Context {
+                fpt: fpt::TCP_SESSION,
+                presence_vector,
+                data,
+            });
+        }
+        h.sizes.sessions = sessions.len();
+        h.sessions = Some(sessions);
+        let peer_ip = h.peer_ip;
+        match self.par.start_push(now, ue, peer_ip, cx) {
+            Ok(()) => self.pump_engines(now),
+            Err(e) => self.rollback(now, ue, Cause::Encode(e.to_string())),
+        }
+    }
+
+    fn find(&mut self, id: HandoverId, want: impl Fn(&State) -> bool) -> Option<IpAddr> {
+        let found = self
+            .handovers
+            .values()
+            .find(|h| h.id == id && want(&h.state))
+            .map(|h| h.ue);
+        if found.is_none() {
+            self.stats.stale_inputs += 1;
+        }
+        found
+    }
+
+    /// Roll back the handover of `ue` (either role) with the operator's or
+    /// the X2 trigger's reason. Returns whether there was one.
+    pub fn abort(&mut self, now: Instant, ue: IpAddr, why: &str) -> bool {
+        let ue = mih::canonical(ue);
+        if !self.handovers.contains_key(&ue) {
+            return false;
+        }
+        self.rollback(now, ue, Cause::Aborted(why.to_string()));
+        true
+    }
+
+    /// Roll back every handover under way and refuse new ones.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.shut = true;
+        let ues: Vec<IpAddr> = self.handovers.keys().copied().collect();
+        for ue in ues {
+            self.rollback(now, ue, Cause::Aborted("shutting down".into()));
+        }
+    }
+
+    // --------------------------------------------------------------- MIH
+
+    /// A frame from the local MIHF (a confirm of ours, or an indication of
+    /// a peer's command).
+    pub fn handle_mih(&mut self, now: Instant, msg: Message, view: &dyn NodeView) {
+        let mid = msg.header.mid;
+        match (mid.opcode(), &msg.body) {
+            (Opcode::Confirm, Body::N2nHoCommitResponse(_))
+                if mid == N2N_HO_COMMIT.with_opcode(Opcode::Confirm) =>
+            {
+                self.on_commit_confirm(now, msg)
+            }
+            (Opcode::Confirm, _) if mid == N2N_HO_COMPLETE.with_opcode(Opcode::Confirm) => {
+                // Fire and forget: the destination has a timeout too.
+            }
+            (Opcode::Indication, Body::N2nHoCommitRequest(_)) => {
+                self.on_commit_indication(now, msg, view)
+            }
+            (Opcode::Indication, Body::N2nHoCompleteRequest(_)) => {
+                self.on_complete_indication(now, msg)
+            }
+            (Opcode::Indication, _) if mid.sid() == mihf::wire::ServiceId::COMMAND => {
+                // A command we declared (network handover commands) but do
+                // not serve: answer, so the peer is not left waiting.
+                self.stats.mih_unexpected += 1;
+                let (body, extra) =
+                    mihf::proto::status::failure_body(&msg.body, Status::UNSPECIFIED_FAILURE);
+                let mut rsp = Message::new(
+                    mid.with_opcode(Opcode::Response),
+                    msg.header.tid,
+                    self.user_id.clone(),
+                    msg.source.clone(),
+                    body,
+                );
+                rsp.extra = extra;
+                self.actions.push_back(Action::Mih(rsp));
+            }
+            _ => self.stats.mih_unexpected += 1,
+        }
+    }
+
+    fn on_commit_confirm(&mut self, now: Instant, msg: Message) {
+        let Body::N2nHoCommitResponse(rsp) = &msg.body else {
+            return;
+        };
+        let tid = msg.header.tid;
+        let Some(ue) = self.tids.get(&tid).copied() else {
+            self.stats.mih_unexpected += 1;
+            return;
+        };
+        let ok = self.handovers.get(&ue).is_some_and(|h| {
+            matches!(h.state, State::Committing { tid: t } if t == tid)
+                && mih::parse_mn_id(&rsp.mn_mihf_id).is_none_or(|u| u == ue)
+        });
+        if !ok {
+            self.stats.mih_unexpected += 1;
+            return;
+        }
+        self.tids.remove(&tid);
+        let status = rsp.status;
+        if !status.is_success() {
+            let cause = if status == Status::REJECTED {
+                Cause::Refused {
+                    status: status.0,
+                    reason: mih::parse_reason(&msg).unwrap_or_default(),
+                }
+            } else {
+                Cause::MihFailure { status: status.0 }
+            };
+            return self.rollback(now, ue, cause);
+        }
+        let Some(h) = self.handovers.get_mut(&ue) else {
+            return;
+        };
+        h.peer_accepted = true;
+        h.api_asked = true;
+        h.times.commit_done = Some(now);
+        h.times.app_start = Some(now);
+        h.state = State::ExportingApp;
+        h.deadline = Some(now + self.cfg.export_timeout);
+        let id = h.id;
+        self.actions.push_back(Action::ExportApp { id, ue });
+    }
+
+    fn refuse(&mut self, msg: &Message, ue: Option<IpAddr>, label: &'static str, reason: String) {
+        *self.stats.admission_refused.entry(label).or_default() += 1;
+        let rsp = mih::commit_response(msg, &self.user_id, Status::REJECTED, Some(&reason));
+        self.actions.push_back(Action::Mih(rsp));
+        self.events.push_back(Event::AdmissionRefused {
+            ue,
+            peer: msg.source.to_string(),
+            label,
+            reason,
+        });
+    }
+
+    fn on_commit_indication(&mut self, now: Instant, msg: Message, view: &dyn NodeView) {
+        let peer = msg.source.to_string();
+        let Some(info) = mih::parse_info(&msg) else {
+            return self.refuse(
+                &msg,
+                None,
+                "bad_request",
+                "the request names no UE address".into(),
+            );
+        };
+        let ue = info.ue;
+        if self.shut {
+            return self.refuse(&msg, Some(ue), "capacity", "shutting down".into());
+        }
+        if self.handovers.contains_key(&ue) {
+            return self.refuse(&msg, Some(ue), "busy", format!("UE {ue} is already moving"));
+        }
+        let Some(peer_ip) = self.peers.get(&peer).copied() else {
+            return self.refuse(
+                &msg,
+                Some(ue),
+                "unknown_peer",
+                format!("{peer} is not a configured peer"),
+            );
+        };
+        if let Some(list) = &info.services {
+            if let Some(missing) = list.iter().find(|s| !view.has_service(s)) {
+                return self.refuse(
+                    &msg,
+                    Some(ue),
+                    "not_registered",
+                    format!("service {missing:?} is not registered here"),
+                );
+            }
+        }
+        let incoming = self.in_progress()[1];
+        if incoming >= self.cfg.max_incoming || view.user_count() + incoming >= self.cfg.max_ues {
+            return self.refuse(
+                &msg,
+                Some(ue),
+                "capacity",
+                format!(
+                    "no capacity ({} UEs here, {incoming} arriving; limits {} UEs, {} at once)",
+                    view.user_count(),
+                    self.cfg.max_ues,
+                    self.cfg.max_incoming
+                ),
+            );
+        }
+        if let Err(e) = self
+            .nar
+            .expect_transfer(ue, peer_ip, now + self.cfg.context_timeout, true)
+        {
+            return self.refuse(&msg, Some(ue), "busy", e.to_string());
+        }
+        let rsp = mih::commit_response(&msg, &self.user_id, Status::SUCCESS, None);
+        self.actions.push_back(Action::Mih(rsp));
+        let id = self.alloc_id();
+        self.handovers.insert(
+            ue,
+            Handover {
+                id,
+                ue,
+                role: Role::Destination,
+                peer: peer.clone(),
+                peer_ip,
+                trigger: TriggerKind::Peer,
+                state: State::AwaitingContexts,
+                started: now,
+                // The nAR engine enforces the context timeout; this one is
+                // a backstop.
+                deadline: Some(now + self.cfg.context_timeout + self.cfg.transfer_timeout),
+                times: Times {
+                    commit_sent: Some(now),
+                    commit_done: Some(now),
+                    ..Times::default()
+                },
+                sizes: Sizes {
+                    services: info.services.as_ref().map_or(0, Vec::len),
+                    ..Sizes::default()
+                },
+                api_asked: false,
+                sessions: None,
+                sessions_imported: false,
+                peer_accepted: true,
+            },
+        );
+        self.stats.started[1] += 1;
+        self.events.push_back(Event::Started {
+            id,
+            ue,
+            role: Role::Destination,
+            peer,
+            trigger: TriggerKind::Peer,
+        });
+    }
+
+    fn on_complete_indication(&mut self, now: Instant, msg: Message) {
+        let Body::N2nHoCompleteRequest(req) = &msg.body else {
+            return;
+        };
+        let ue = mih::parse_mn_id(&req.mn_mihf_id);
+        let peer = msg.source.to_string();
+        let found = ue.filter(|u| {
+            self.handovers
+                .get(u)
+                .is_some_and(|h| h.role == Role::Destination && h.peer == peer)
+        });
+        let status = if found.is_some() {
+            Status::SUCCESS
+        } else {
+            self.stats.mih_unexpected += 1;
+            Status::UNSPECIFIED_FAILURE
+        };
+        if let Some(rsp) = mih::complete_response(&msg, &self.user_id, status) {
+            self.actions.push_back(Action::Mih(rsp));
+        }
+        let Some(ue) = found else {
+            return;
+        };
+        if req.result == HoResult::SUCCESS {
+            if matches!(
+                self.handovers.get(&ue).map(|h| &h.state),
+                Some(State::AwaitingComplete)
+            ) {
+                self.commit(now, ue, None);
+            }
+            // Otherwise the source cannot have seen our CTDR yet: ignore.
+        } else {
+            self.rollback(now, ue, Cause::SourceRolledBack);
+        }
+    }
+
+    // -------------------------------------------------------------- CXTP
+
+    /// A CXTP message from the peer router `from`.
+    pub fn handle_cxtp(&mut self, now: Instant, from: IpAddr, bytes: Bytes) {
+        let from = mih::canonical(from);
+        let Some((ty, mn)) = peek(&bytes) else {
+            self.stats.cxtp_dropped += 1;
+            return;
+        };
+        let mn = mih::canonical(mn);
+        let h = self.handovers.get(&mn);
+        let ok = match ty {
+            // To the nAR: only from the source we accepted.
+            MessageType::Ctd | MessageType::Pctd => {
+                h.is_some_and(|h| h.role == Role::Destination && h.peer_ip == from)
+                    || (h.is_none() && self.peers.values().any(|p| *p == from))
+            }
+            // To the pAR: only from the destination we push to.
+            MessageType::Ctdr | MessageType::Ctc => {
+                h.is_some_and(|h| h.role == Role::Source && h.peer_ip == from)
+            }
+            _ => false,
+        };
+        if !ok {
+            self.stats.cxtp_dropped += 1;
+            return;
+        }
+        self.stats.cxtp_received += 1;
+        match ty {
+            MessageType::Ctd | MessageType::Pctd => {
+                if let Some(h) = self.handovers.get_mut(&mn) {
+                    if matches!(h.state, State::AwaitingContexts) {
+                        h.times.cxtp_start.get_or_insert(now);
+                        h.sizes.cxtp_messages += 1;
+                        h.sizes.cxtp_octets += bytes.len();
+                    }
+                }
+                self.nar.handle_message(now, from, bytes);
+            }
+            _ => self.par.handle_message(now, from, bytes),
+        }
+        self.pump_engines(now);
+    }
+
+    fn pump_engines(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some((to, bytes)) = self.par.poll_transmit() {
+                progressed = true;
+                if let Some((MessageType::Ctd | MessageType::Pctd, mn)) = peek(&bytes) {
+                    if let Some(h) = self.handovers.get_mut(&mih::canonical(mn)) {
+                        h.sizes.cxtp_messages += 1;
+                        h.sizes.cxtp_octets += bytes.len();
+                    }
+                }
+                self.stats.cxtp_sent += 1;
+                self.actions.push_back(Action::Cxtp { to, bytes });
+            }
+            while let Some((to, bytes)) = self.nar.poll_transmit() {
+                progressed = true;
+                self.stats.cxtp_sent += 1;
+                self.actions.push_back(Action::Cxtp { to, bytes });
+            }
+            while let Some(e) = self.par.poll_event() {
+                progressed = true;
+                self.on_par_event(now, e);
+            }
+            while let Some(e) = self.nar.poll_event() {
+                progressed = true;
+                self.on_nar_event(now, e);
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn on_par_event(&mut self, now: Instant, e: ParEvent) {
+        let (mn, cause) = match e {
+            ParEvent::TransferComplete {
+                mn,
+                success,
+                entries,
+                ..
+            } => {
+                let mn = mih::canonical(mn);
+                if !self.transferring(mn) {
+                    return;
+                }
+                if let Some(h) = self.handovers.get_mut(&mn) {
+                    h.times.cxtp_done = Some(now);
+                }
+                if success {
+                    return self.commit(now, mn, None);
+                }
+                (mn, Cause::CtdrFailure(entries))
+            }
+            ParEvent::TransferFailed { mn, reason, .. } => {
+                let mn = mih::canonical(mn);
+                if !self.transferring(mn) {
+                    return;
+                }
+                let cause = match reason {
+                    FailReason::Cancelled => Cause::CxtpCancelled,
+                    _ => Cause::CxtpTimeout,
+                };
+                (mn, cause)
+            }
+            ParEvent::ContextsRequested { mn, .. } => {
+                // Nobody should ask our pAR (no MN keys here): refuse.
+                self.par.abort(mn);
+                self.stats.cxtp_dropped += 1;
+                return;
+            }
+            ParEvent::AuthFailed { .. } | ParEvent::Malformed { .. } => {
+                self.stats.cxtp_dropped += 1;
+                return;
+            }
+        };
+        self.rollback(now, mn, cause);
+    }
+
+    fn transferring(&self, mn: IpAddr) -> bool {
+        self.handovers
+            .get(&mn)
+            .is_some_and(|h| h.role == Role::Source && matches!(h.state, State::Transferring))
+    }
+
+    fn on_nar_event(&mut self, now: Instant, e: NarEvent) {
+        match e {
+            NarEvent::ContextsReceived { mn, contexts, .. } => {
+                let mn = mih::canonical(mn);
+                let waiting = self.handovers.get(&mn).is_some_and(|h| {
+                    h.role == Role::Destination && matches!(h.state, State::AwaitingContexts)
+                });
+                if !waiting {
+                    let _ = self.nar.acknowledge(mn, false, Vec::new());
+                    self.stats.stale_inputs += 1;
+                    return;
+                }
+                self.on_contexts(now, mn, contexts);
+            }
+            NarEvent::TransferFailed { mn, reason, .. } => {
+                let mn = mih::canonical(mn);
+                let waiting = self.handovers.get(&mn).is_some_and(|h| {
+                    h.role == Role::Destination && matches!(h.state, State::AwaitingContexts)
+                });
+                if waiting {
+                    let cause = match reason {
+                        FailReason::Timeout if self.got_ctd(mn) => Cause::CxtpTimeout,
+                        FailReason::Timeout => Cause::NoContext,
+                        FailReason::Cancelled => Cause::CxtpCancelled,
+                        _ => Cause::CxtpTimeout,
+                    };
+                    self.rollback(now, mn, cause);
+                }
+            }
+            NarEvent::AuthFailed { .. } | NarEvent::Malformed { .. } => {
+                self.stats.cxtp_dropped += 1;
+            }
+        }
+    }
+
+    fn got_ctd(&self, mn: IpAddr) -> bool {
+        self.handovers
+            .get(&mn)
+            .is_some_and(|h| h.times.cxtp_start.is_some())
+    }
+
+    fn on_contexts(&mut self, now: Instant, ue: IpAddr, contexts: Vec<Context>) {
+        let mut apps = Vec::new();
+        let mut sessions = Vec::new();
+        let mut results = Vec::new();
+        let mut session_octets = 0;
+        for c in &contexts {
+            if c.fpt == fpt::TCP_SESSION {
+                match TcpSessionContext::decode(c.presence_vector, &c.data) {
+                    Ok(s) => {
+                        session_octets += c.data.len();
+                        sessions.push(s);
+                    }
+                    Err(_) => results.push((c.fpt, status::MALFORMED)),
+                }
+            } else if is_service_fpt(c.fpt) {
+                match ServiceContext::from_cxtp(c) {
+                    Ok(s) => apps.push(s),
+                    Err(_) => results.push((c.fpt, status::MALFORMED)),
+                }
+            } else {
+                results.push((c.fpt, status::UNSUPPORTED_FPT));
+            }
+        }
+        let Some(h) = self.handovers.get_mut(&ue) else {
+            return;
+        };
+        h.times.cxtp_done = Some(now);
+        h.times.app_start = Some(now);
+        h.sizes.services = apps.len();
+        h.sizes.app_octets = apps.iter().map(|c| c.data.len()).sum();
+        h.sizes.sessions = sessions.len();
+        h.sizes.session_octets = session_octets;
+        h.deadline = Some(now + self.cfg.import_timeout);
+        let id = h.id;
+        if apps.is_empty() {
+            h.times.app_done = Some(now);
+            h.state = State::ImportingApp { sessions, results };
+            return self.on_app_imported(now, id, Ok(Vec::new()));
+        }
+        h.api_asked = true;
+        h.state = State::ImportingApp { sessions, results };
+        self.actions.push_back(Action::ImportApp {
+            id,
+            ue,
+            contexts: apps,
+        });
+    }
+
+    /// The services' import results for handover `id`.
+    pub fn on_app_imported(
+        &mut self,
+        now: Instant,
+        id: HandoverId,
+        result: Result<Vec<ImportReport>, String>,
+    ) {
+        let Some(ue) = self.find(id, |s| matches!(s, State::ImportingApp { .. })) else {
+            return;
+        };
+        let Some(h) = self.handovers.get_mut(&ue) else {
+            return;
+        };
+        let State::ImportingApp {
+            sessions,
+            mut results,
+        } = std::mem::replace(&mut h.state, State::AwaitingComplete)
+        else {
+            return;
+        };
+        h.times.app_done = Some(now);
+        match result {
+            Ok(reports) => results.extend(reports.iter().map(|r| (r.fpt, r.cxtp_status()))),
+            Err(_) => results.push((fpt::APP_SERVICE, status::TIMEOUT)),
+        }
+        h.times.sess_start = Some(now);
+        if sessions.is_empty() {
+            h.state = State::ImportingSessions { results };
+            return self.on_sessions_imported(now, id, Vec::new());
+        }
+        h.sessions_imported = true;
+        h.state = State::ImportingSessions { results };
+        h.deadline = Some(now + self.cfg.import_timeout);
+        self.actions
+            .push_back(Action::ImportSessions { id, ue, sessions });
+    }
+
+    /// The session importer's results for handover `id` (one per session).
+    pub fn on_sessions_imported(
+        &mut self,
+        now: Instant,
+        id: HandoverId,
+        results: Vec<Result<(), String>>,
+    ) {
+        let Some(ue) = self.find(id, |s| matches!(s, State::ImportingSessions { .. })) else {
+            return;
+        };
+        let Some(h) = self.handovers.get_mut(&ue) else {
+            return;
+        };
+        let State::ImportingSessions { results: mut all } =
+            std::mem::replace(&mut h.state, State::AwaitingComplete)
+        else {
+            return;
+        };
+        h.times.sess_done = Some(now);
+        let expected = h.sizes.sessions;
+        for i in 0..expected {
+            let ok = matches!(results.get(i), Some(Ok(())));
+            all.push((
+                fpt::TCP_SESSION,
+                if ok {
+                    status::SUCCESS
+                } else {
+                    STATUS_SESSION_FAILED
+                },
+            ));
+        }
+        let (success, entries) = verdict(all);
+        let _ = self.nar.acknowledge(ue, success, entries.clone());
+        self.pump_engines(now);
+        if success {
+            if let Some(h) = self.handovers.get_mut(&ue) {
+                h.deadline = Some(now + self.cfg.complete_timeout);
+            }
+        } else {
+            self.rollback(now, ue, Cause::ImportFailed(entries));
+        }
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// Fire the deadlines due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.par.handle_timeout(now);
+        self.nar.handle_timeout(now);
+        self.pump_engines(now);
+        let due: Vec<IpAddr> = self
+            .handovers
+            .values()
+            .filter(|h| h.deadline.is_some_and(|d| d <= now))
+            .map(|h| h.ue)
+            .collect();
+        for ue in due {
+            let Some(h) = self.handovers.get(&ue) else {
+                continue;
+            };
+            let cause = match &h.state {
+                State::Committing { .. } => Cause::MihTimeout,
+                State::ExportingApp => Cause::AppExport("no answer in time".into()),
+                State::ExportingSessions { .. } => Cause::SessionExport("no answer in time".into()),
+                State::Transferring => Cause::CxtpTimeout,
+                State::AwaitingContexts => Cause::NoContext,
+                State::ImportingApp { .. } | State::ImportingSessions { .. } => {
+                    Cause::ImportFailed(vec![StatusEntry {
+                        fpt: 0,
+                        status: status::TIMEOUT,
+                    }])
+                }
+                State::AwaitingComplete => {
+                    self.commit(now, ue, Some(Cause::CompleteTimeout));
+                    continue;
+                }
+            };
+            // (At the destination, rollback() answers the CTDR the source
+            // waits for.)
+            self.rollback(now, ue, cause);
+        }
+        self.pump_engines(now);
+    }
+
+    // ---------------------------------------------------------- outcomes
+
+    fn commit(&mut self, now: Instant, ue: IpAddr, note: Option<Cause>) {
+        let Some(h) = self.handovers.remove(&ue) else {
+            return;
+        };
+        match h.role {
+            Role::Source => {
+                if h.sessions.is_some() {
+                    self.actions.push_back(Action::ReleaseSessions { ue });
+                }
+                self.actions.push_back(Action::NotifyOutcome {
+                    ue,
+                    outcome: Outcome::Committed,
+                    cause: "CTDR success".into(),
+                });
+                let tid = self.alloc_tid();
+                self.actions.push_back(Action::Mih(mih::complete_request(
+                    tid,
+                    &self.user_id,
+                    &h.peer,
+                    ue,
+                    HoResult::SUCCESS,
+                )));
+                self.stats.committed[0] += 1;
+            }
+            Role::Destination => {
+                if h.sessions_imported {
+                    self.actions.push_back(Action::CommitSessions { ue });
+                }
+                if h.api_asked {
+                    self.actions.push_back(Action::NotifyOutcome {
+                        ue,
+                        outcome: Outcome::Committed,
+                        cause: note
+                            .as_ref()
+                            .map_or_else(|| "source committed".into(), ToString::to_string),
+                    });
+                }
+                self.stats.committed[1] += 1;
+            }
+        }
+        self.finish(now, h, Outcome::Committed, note);
+    }
+
+    fn rollback(&mut self, now: Instant, ue: IpAddr, cause: Cause) {
+        let Some(h) = self.handovers.remove(&ue) else {
+            return;
+        };
+        let text = cause.to_string();
+        match h.role {
+            Role::Source => {
+                if let State::Committing { tid } = h.state {
+                    self.tids.remove(&tid);
+                }
+                self.par.abort(ue);
+                if let Some(s) = &h.sessions {
+                    self.actions.push_back(Action::RestoreSessions {
+                        ue,
+                        sessions: s.clone(),
+                    });
+                }
+                if h.api_asked {
+                    self.actions.push_back(Action::NotifyOutcome {
+                        ue,
+                        outcome: Outcome::RolledBack,
+                        cause: text,
+                    });
+                }
+                if h.peer_accepted {
+                    let tid = self.alloc_tid();
+                    self.actions.push_back(Action::Mih(mih::complete_request(
+                        tid,
+                        &self.user_id,
+                        &h.peer,
+                        ue,
+                        HoResult::FAILURE,
+                    )));
+                }
+                self.stats.rolled_back[0] += 1;
+            }
+            Role::Destination => {
+                if matches!(h.state, State::AwaitingContexts) {
+                    // Tell the source (CTC) if a transfer had started.
+                    self.nar.cancel(now, ue);
+                } else {
+                    let _ = self.nar.acknowledge(
+                        ue,
+                        false,
+                        vec![StatusEntry {
+                            fpt: 0,
+                            status: status::TIMEOUT,
+                        }],
+                    );
+                }
+                if h.sessions_imported {
+                    self.actions.push_back(Action::DiscardSessions { ue });
+                }
+                if h.api_asked {
+                    self.actions.push_back(Action::NotifyOutcome {
+                        ue,
+                        outcome: Outcome::RolledBack,
+                        cause: text,
+                    });
+                }
+                self.stats.rolled_back[1] += 1;
+            }
+        }
+        *self.stats.causes.entry(cause.label()).or_default() += 1;
+        self.pump_engines(now);
+        self.finish(now, h, Outcome::RolledBack, Some(cause));
+    }
+
+    fn finish(&mut self, now: Instant, h: Handover, outcome: Outcome, cause: Option<Cause>) {
+        let t = &h.times;
+        let phases = match h.role {
+            Role::Source => Phases {
+                mih_commit: span(t.commit_sent, t.commit_done),
+                wait_context: None,
+                app_data: span(t.app_start, t.app_done),
+                socket_data: span(t.sess_start, t.sess_done),
+                cxtp: span(t.cxtp_start, t.cxtp_done),
+                total: now.saturating_duration_since(h.started),
+            },
+            Role::Destination => Phases {
+                mih_commit: None,
+                wait_context: span(t.commit_done, t.cxtp_start),
+                app_data: span(t.app_start, t.app_done),
+                socket_data: span(t.sess_start, t.sess_done),
+                cxtp: span(t.cxtp_start, t.cxtp_done),
+                total: now.saturating_duration_since(h.started),
+            },
+        };
+        self.events.push_back(Event::Finished(MigrationRecord {
+            id: h.id,
+            ue: h.ue,
+            role: h.role,
+            peer: h.peer,
+            trigger: h.trigger,
+            outcome,
+            cause,
+            phases,
+            sizes: h.sizes,
+        }));
+    }
+}
+
+fn state_name(s: &State) -> &'static str {
+    match s {
+        State::Committing { .. } => "committing",
+        State::ExportingApp => "exporting_app",
+        State::ExportingSessions { .. } => "exporting_sessions",
+        State::Transferring => "transferring",
+        State::AwaitingContexts => "awaiting_contexts",
+        State::ImportingApp { .. } => "importing_app",
+        State::ImportingSessions { .. } => "importing_sessions",
+        State::AwaitingComplete => "awaiting_complete",
+    }
+}
+
+/// The connections of `ue` from [`crate::api`] as one list (what a
+/// session exporter gets).
+pub fn flatten_connections(per_service: Vec<(String, Vec<Connection>)>) -> Vec<Connection> {
+    let mut all: Vec<Connection> = per_service.into_iter().flat_map(|(_, c)| c).collect();
+    all.sort_by_key(|c| (c.client, c.server));
+    all.dedup();
+    all
+}

@@ -1,0 +1,61 @@
+//! Handover orchestration (seed Fig. 7): the per-UE state machines of the
+//! source and destination eNBCs, sans-IO.
+//!
+//! ```text
+//! source eNBC                                              destination eNBC
+//! X2 HandoverRequestAcknowledge / operator
+//!   │ start_handover
+//!   ├─ Mih(MIH_N2N_HO_Commit.request) ──► mihfd ══► mihfd ──► handle_mih(indication)
+//!   │                                                           admission: UE not moving,
+//!   │                                                           peer known, services
+//!   │                                                           registered, capacity
+//!   │   handle_mih(confirm) ◄── mihfd ◄══ mihfd ◄── Mih(response: Success / Rejected)
+//!   ├─ ExportApp ─► on_app_exported (API request_export)
+//!   ├─ ExportSessions ─► on_sessions_exported (SessionExporter)
+//!   ├─ Cxtp(CTD…, A set) ═══════════════════════════════════► handle_cxtp
+//!   │                                      intermediate CTDRs ◄┤ ImportApp ─► on_app_imported
+//!   │                                                          │ ImportSessions ─► on_sessions_imported
+//!   │   handle_cxtp(final CTDR, per-FPT status) ◄══════════════┤ (deferred until imported)
+//!   ├─ ReleaseSessions, NotifyOutcome(committed)
+//!   └─ Mih(MIH_N2N_HO_Complete.request, Success) ══════════════► commit: NotifyOutcome(committed)
+//! ```
+//!
+//! [`Orchestrator`] owns no socket, task or clock: every input carries
+//! `now`; [`Orchestrator::poll_action`] says what to do (frames for the
+//! MIHF's SAP, CXTP messages, calls on the Service Mobility API and the
+//! session interfaces), [`Orchestrator::poll_event`] reports (one
+//! [`MigrationRecord`] per finished migration, with the phases of the
+//! seed's Table I), [`Orchestrator::poll_timeout`] /
+//! [`Orchestrator::handle_timeout`] drive the deadlines. The CXTP pAR and
+//! nAR engines of the `cxtp` crate live inside it
+//! (`PreviousRouter::start_push`, `NewRouter::expect_transfer` with the
+//! final CTDR deferred until the services imported).
+//!
+//! **Failure and rollback.** Any failure before the final CTDR rolls the
+//! source back: sessions restored (`RestoreSessions`), then the services
+//! told to keep serving the UE (`NotifyOutcome(rolled back)`), then, if
+//! the destination had accepted, `MIH_N2N_HO_Complete(Failure)` so that it
+//! drops what it imported. The destination rolls back on its own
+//! timeouts, on an import failure (its CTDR says which FPTs failed) and on
+//! that Complete. After a successful CTDR it commits on
+//! `MIH_N2N_HO_Complete(Success)`, or at `complete_timeout` if the source
+//! is never heard of again (the source commits as soon as it has the
+//! CTDR). Every outcome is an [`Event::Finished`] naming its [`Cause`].
+//!
+//! **One handover per UE.** A UE has at most one handover on a node, in
+//! either role; a second `start_handover` for it is refused
+//! ([`StartError::Busy`]), a second commit indication answered Rejected.
+//! Handovers of different UEs run concurrently, up to
+//! `max_outgoing` / `max_incoming`.
+
+mod core;
+pub mod mih;
+mod record;
+pub mod sessions;
+
+pub use self::core::{
+    flatten_connections, Action, Event, HandoverId, HandoverRequest, NodeView, Orchestrator,
+    OrchestratorConfig, OrchestratorStats, StartError, STATUS_SESSION_FAILED,
+};
+pub use record::{role_label, Cause, MigrationRecord, Phases, Sizes, TriggerKind};
+pub use sessions::{MemorySessions, SessionError, SessionExporter, SessionImporter};
