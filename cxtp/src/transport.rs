@@ -286,46 +286,69 @@ impl TcpTransport {
         self.inner.accepts.load(Ordering::Relaxed)
     }
 
+    /// A cloneable handle that sends through this transport (receiving
+    /// stays with the `TcpTransport`), for drivers that send from several
+    /// tasks.
+    pub fn sender(&self) -> TcpSender {
+        TcpSender {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Longest wait for an outgoing connection.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl Inner {
     fn live(&self, peer: &IpAddr) -> Option<mpsc::Sender<Bytes>> {
-        let peers = self.inner.peers.lock().expect("peers lock");
+        let peers = self.peers.lock().expect("peers lock");
         peers
             .get(peer)
             .filter(|p| !p.tx.is_closed())
             .map(|p| p.tx.clone())
     }
 
-    async fn sender(&self, peer: IpAddr) -> io::Result<mpsc::Sender<Bytes>> {
+    async fn connect(self: &Arc<Self>, peer: IpAddr) -> io::Result<mpsc::Sender<Bytes>> {
         if let Some(tx) = self.live(&peer) {
             return Ok(tx);
         }
-        let _guard = self.inner.connecting.lock().await;
+        let _guard = self.connecting.lock().await;
         if let Some(tx) = self.live(&peer) {
             return Ok(tx);
         }
         let port = self
-            .inner
             .ports
             .lock()
             .expect("ports lock")
             .get(&peer)
             .copied()
-            .unwrap_or(self.inner.cfg.peer_port);
-        let stream = TcpStream::connect(SocketAddr::new(peer, port)).await?;
-        self.inner.connects.fetch_add(1, Ordering::Relaxed);
-        Ok(self
-            .inner
-            .attach(peer, stream, true)
-            .expect("replace registers"))
+            .unwrap_or(self.cfg.peer_port);
+        let to = SocketAddr::new(peer, port);
+        // Connect from our listening address when it is a specific one, so
+        // the peer sees the address it knows us by (several routers on one
+        // host, e.g. 127.0.0.1 and 127.0.0.2).
+        let local = self.cfg.listen.ip();
+        let socket = if peer.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if !local.is_unspecified() && local.is_ipv4() == peer.is_ipv4() {
+            socket.bind(SocketAddr::new(local, 0))?;
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(to))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {to}")))??;
+        self.connects.fetch_add(1, Ordering::Relaxed);
+        Ok(self.attach(peer, stream, true).expect("replace registers"))
     }
-}
 
-impl Transport for TcpTransport {
-    async fn send(&self, peer: IpAddr, msg: Bytes) -> io::Result<()> {
+    async fn send(self: &Arc<Self>, peer: IpAddr, msg: Bytes) -> io::Result<()> {
         CxtpCodec
             .encode(msg.clone(), &mut BytesMut::new())
             .map(drop)?;
         for _ in 0..2 {
-            let tx = self.sender(peer).await?;
+            let tx = self.connect(peer).await?;
             match tx.send(msg.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(_) => continue, // connection died: reconnect once
@@ -335,6 +358,41 @@ impl Transport for TcpTransport {
             io::ErrorKind::BrokenPipe,
             "peer connection closed",
         ))
+    }
+}
+
+/// Sends through a [`TcpTransport`] (see [`TcpTransport::sender`]).
+#[derive(Clone)]
+pub struct TcpSender {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TcpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpSender").finish_non_exhaustive()
+    }
+}
+
+impl TcpSender {
+    /// Queue `msg` for `peer`, connecting if needed; waits while the
+    /// peer's queue is full.
+    pub async fn send(&self, peer: IpAddr, msg: Bytes) -> io::Result<()> {
+        self.inner.send(peer, msg).await
+    }
+
+    /// Set the port used to reach `peer`.
+    pub fn set_peer_port(&self, peer: IpAddr, port: u16) {
+        self.inner
+            .ports
+            .lock()
+            .expect("ports lock")
+            .insert(peer, port);
+    }
+}
+
+impl Transport for TcpTransport {
+    async fn send(&self, peer: IpAddr, msg: Bytes) -> io::Result<()> {
+        self.inner.send(peer, msg).await
     }
 
     async fn recv(&mut self) -> Option<(IpAddr, Bytes)> {

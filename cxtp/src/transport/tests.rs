@@ -311,3 +311,25 @@ async fn engines_transfer_a_large_context_over_tcp() {
     );
     let _ = nar_ip;
 }
+
+#[tokio::test]
+async fn outgoing_connections_come_from_the_listen_address_and_sender_handles_work() {
+    let (mut a, mut b) = pair().await;
+    route(&mut b, &a);
+    // b (127.0.0.2) connects first: a must see 127.0.0.2, not 127.0.0.1.
+    let sb = b.sender();
+    let sb2 = sb.clone();
+    sb.send(a.local_addr().ip(), ctc(1)).await.unwrap();
+    let (from, m) = a.recv().await.unwrap();
+    assert_eq!(from, b.local_addr().ip());
+    assert_eq!(m, ctc(1));
+    // a answers on the same connection; b's handle sends from another task.
+    a.send(from, ctc(2)).await.unwrap();
+    assert_eq!(b.recv().await.unwrap(), (a.local_addr().ip(), ctc(2)));
+    tokio::spawn(async move { sb2.send("127.0.0.1".parse().unwrap(), ctc(3)).await })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.recv().await.unwrap().1, ctc(3));
+    assert_eq!((a.connects(), b.connects()), (0, 1));
+}
