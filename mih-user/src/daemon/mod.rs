@@ -1,1 +1,1024 @@
-//! The mih-user daemon (feature `daemon`): tokio drivers around the sans-IO orchestrator.
+//! The mih-user daemon (feature `daemon`): tokio drivers around the
+//! sans-IO [`Orchestrator`].
+//!
+//! * **MIH_SAP**: a UDP socket on loopback towards the local mihfd; the
+//!   daemon registers as the handler of the network handover commands
+//!   (MIH_CMD_LIST bit 3) and re-registers every `mihf.register_interval_ms`
+//!   (mihfd may restart). Confirms and indications go to the orchestrator.
+//! * **Service Mobility API**: the [`ApiServer`] on its Unix socket; the
+//!   orchestrator's export/import/outcome actions become calls on it.
+//! * **CXTP**: the `cxtp` TCP transport (listen address = this eNBC's CXTP
+//!   address); one sending task per peer.
+//! * **X2AP**: the [`Tap`] (UDP/TCP taps, pcap replay, timeouts); a
+//!   HandoverRequestAcknowledge starts a handover, a HandoverCancel after
+//!   it aborts one.
+//! * **Operator control**: a Unix socket speaking JSON lines
+//!   ([`control`]): `handover`, `abort`, `status`.
+//! * **Metrics**: `GET /metrics` (Prometheus text) and `GET /status`
+//!   (JSON) on a small HTTP endpoint ([`metrics`]).
+//!
+//! Concurrency: the orchestrator sits behind one `std::sync::Mutex`, never
+//! held across an `.await`. Every input (a frame, a message, an answer, a
+//! timer) takes the lock, feeds the orchestrator, drains its actions and
+//! events, releases the lock and then carries the actions out: short
+//! synchronous ones in place (SAP sends, session calls, outcome
+//! notifications), the API's export and import in their own tasks (they
+//! wait for the services). A timer task sleeps until `poll_timeout()`.
+
+pub mod config;
+pub mod control;
+pub mod metrics;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cxtp::transport::{TcpSender, TcpTransport, TransportConfig};
+use mihf::proto::sap::{self, Registration};
+use mihf::wire::{CommandList, Message, MihfId};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::api::server::ApiServer;
+use crate::orchestrator::{
+    flatten_connections, Action, Event, HandoverId, HandoverRequest, MemorySessions,
+    MigrationRecord, NodeView, Orchestrator, SessionExporter, SessionImporter, StartError,
+    TriggerKind,
+};
+use crate::tap::{Pace, Tap};
+use crate::x2ap::{X2Event, X2Trigger};
+use config::{Config, SessionMode};
+use metrics::{DriverCounters, MigrationMetrics, Snapshot};
+
+/// Most migration records kept for `status`.
+const RECENT: usize = 32;
+/// Most X2-triggered UEs remembered (to abort on a HandoverCancel).
+const MAX_X2_UES: usize = 4096;
+/// CXTP messages queued per peer.
+const CXTP_QUEUE: usize = 4096;
+
+/// The session exporter and importer the daemon calls.
+#[derive(Clone)]
+pub struct Backends {
+    /// Source side.
+    pub exporter: Arc<dyn SessionExporter>,
+    /// Destination side.
+    pub importer: Arc<dyn SessionImporter>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends").finish_non_exhaustive()
+    }
+}
+
+impl Backends {
+    /// One object for both sides.
+    pub fn both<T: SessionExporter + SessionImporter + 'static>(t: Arc<T>) -> Backends {
+        Backends {
+            exporter: t.clone(),
+            importer: t,
+        }
+    }
+
+    /// What `sessions.mode` asks for.
+    pub fn from_mode(mode: SessionMode) -> Backends {
+        Backends::both(Arc::new(MemorySessions::new(mode == SessionMode::Memory)))
+    }
+}
+
+/// Why an operator handover did not produce a record.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoverError {
+    /// Not started.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// No outcome within the wait.
+    #[error("no outcome within {0:?}")]
+    Timeout(Duration),
+    /// The daemon stopped.
+    #[error("the daemon stopped")]
+    Stopped,
+}
+
+#[derive(Default)]
+struct Io {
+    sap_out: AtomicU64,
+    sap_in: AtomicU64,
+    sap_bad: AtomicU64,
+    sap_send_errors: AtomicU64,
+    cxtp_send_errors: AtomicU64,
+    x2_not_started: AtomicU64,
+    registered: AtomicBool,
+}
+
+struct State {
+    orch: Orchestrator,
+    armed: Option<Instant>,
+    metrics: MigrationMetrics,
+    sessions: std::collections::BTreeMap<&'static str, u64>,
+    waiters: HashMap<HandoverId, oneshot::Sender<MigrationRecord>>,
+    recent: VecDeque<MigrationRecord>,
+    x2_ues: HashMap<u16, IpAddr>,
+    mihf_id: Option<String>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    timer: Notify,
+    api: ApiServer,
+    sap: Arc<UdpSocket>,
+    mihf_sap: SocketAddr,
+    user_id: MihfId,
+    cxtp: TcpSender,
+    cxtp_queues: Mutex<HashMap<IpAddr, mpsc::Sender<Bytes>>>,
+    backends: Backends,
+    tap: Option<Tap>,
+    io: Io,
+    started: Instant,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct ApiView<'a>(&'a ApiServer);
+
+impl NodeView for ApiView<'_> {
+    fn services_of(&self, ue: IpAddr) -> Vec<String> {
+        self.0
+            .user_connections(ue)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    }
+    fn has_service(&self, id: &str) -> bool {
+        self.0.has_service(id)
+    }
+    fn user_count(&self) -> usize {
+        self.0.user_count()
+    }
+}
+
+type Input = Box<dyn FnOnce(&mut State, Instant, &dyn NodeView) + Send>;
+
+/// Feed one input to the orchestrator and carry out what follows,
+/// including the inputs produced by synchronous actions.
+fn drive(shared: &Arc<Shared>, first: impl FnOnce(&mut State, Instant, &dyn NodeView)) {
+    let view = ApiView(&shared.api);
+    let mut first = Some(first);
+    let mut inputs: VecDeque<Input> = VecDeque::new();
+    loop {
+        let actions = {
+            let mut st = shared.lock();
+            let now = Instant::now();
+            if let Some(f) = first.take() {
+                f(&mut st, now, &view);
+            } else if let Some(i) = inputs.pop_front() {
+                i(&mut st, now, &view);
+            } else {
+                break;
+            }
+            let mut actions = Vec::new();
+            while let Some(a) = st.orch.poll_action() {
+                actions.push(a);
+            }
+            while let Some(e) = st.orch.poll_event() {
+                on_event(&mut st, e);
+            }
+            let next = st.orch.poll_timeout();
+            if let Some(n) = next {
+                if st.armed.is_none_or(|a| n < a) {
+                    st.armed = Some(n);
+                    shared.timer.notify_one();
+                }
+            }
+            actions
+        };
+        for a in actions {
+            execute(shared, a, &mut inputs);
+        }
+    }
+}
+
+fn us(d: Option<Duration>) -> i64 {
+    d.map_or(-1, |d| d.as_micros() as i64)
+}
+
+fn on_event(st: &mut State, e: Event) {
+    match e {
+        Event::Started {
+            id,
+            ue,
+            role,
+            peer,
+            trigger,
+        } => info!(
+            id,
+            %ue,
+            role = crate::orchestrator::role_label(role),
+            peer,
+            trigger = trigger.label(),
+            "migration started"
+        ),
+        Event::AdmissionRefused {
+            ue,
+            peer,
+            label,
+            reason,
+        } => warn!(ue = ?ue, peer, refusal = label, reason, "handover refused by admission"),
+        Event::Finished(r) => {
+            let p = &r.phases;
+            let s = &r.sizes;
+            let cause = r.cause.as_ref().map(|c| c.to_string()).unwrap_or_default();
+            // One line per migration with every phase (µs; -1 = not reached).
+            info!(
+                target: "mih_user::migration",
+                id = r.id,
+                ue = %r.ue,
+                role = r.role_label(),
+                peer = %r.peer,
+                trigger = r.trigger.label(),
+                outcome = r.outcome_label(),
+                cause_label = r.cause.as_ref().map_or("none", |c| c.label()),
+                cause = %cause,
+                mih_commit_us = us(p.mih_commit),
+                app_data_us = us(p.app_data),
+                socket_data_us = us(p.socket_data),
+                cxtp_us = us(p.cxtp),
+                wait_context_us = us(p.wait_context),
+                total_us = p.total.as_micros() as u64,
+                services = s.services,
+                app_octets = s.app_octets,
+                sessions = s.sessions,
+                session_octets = s.session_octets,
+                cxtp_messages = s.cxtp_messages,
+                cxtp_octets = s.cxtp_octets,
+                "migration finished"
+            );
+            st.metrics.record(&r);
+            if let Some(w) = st.waiters.remove(&r.id) {
+                let _ = w.send(r.clone());
+            }
+            if st.recent.len() >= RECENT {
+                st.recent.pop_front();
+            }
+            st.recent.push_back(r);
+        }
+    }
+}
+
+fn count(shared: &Shared, op: &'static str) {
+    *shared.lock().sessions.entry(op).or_default() += 1;
+}
+
+fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
+    match a {
+        Action::Mih(m) => send_sap(shared, &m),
+        Action::Cxtp { to, bytes } => send_cxtp(shared, to, bytes),
+        Action::ExportApp { id, ue } => {
+            let me = shared.clone();
+            tokio::spawn(async move {
+                let r = me.api.request_export(ue).await.map_err(|e| e.to_string());
+                drive(&me, move |st, now, _| st.orch.on_app_exported(now, id, r));
+            });
+        }
+        Action::ImportApp { id, ue, contexts } => {
+            let me = shared.clone();
+            tokio::spawn(async move {
+                let r = me
+                    .api
+                    .deliver_import(ue, contexts)
+                    .await
+                    .map_err(|e| e.to_string());
+                drive(&me, move |st, now, _| st.orch.on_app_imported(now, id, r));
+            });
+        }
+        Action::ExportSessions { id, ue } => {
+            let conns = flatten_connections(shared.api.user_connections(ue));
+            let r = shared
+                .backends
+                .exporter
+                .export(ue, &conns)
+                .map_err(|e| e.to_string());
+            count(shared, if r.is_ok() { "export" } else { "export_failed" });
+            inputs.push_back(Box::new(move |st, now, _| {
+                st.orch.on_sessions_exported(now, id, r)
+            }));
+        }
+        Action::ImportSessions { id, ue, sessions } => {
+            let r: Vec<Result<(), String>> = shared
+                .backends
+                .importer
+                .import(ue, &sessions)
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect();
+            count(shared, "import");
+            inputs.push_back(Box::new(move |st, now, _| {
+                st.orch.on_sessions_imported(now, id, r)
+            }));
+        }
+        Action::NotifyOutcome { ue, outcome, cause } => {
+            if let Err(e) = shared.api.notify_outcome(ue, outcome, &cause) {
+                debug!(%ue, "no services to tell: {e}");
+            }
+        }
+        Action::RestoreSessions { ue, sessions } => {
+            match shared.backends.exporter.restore(ue, &sessions) {
+                Ok(()) => count(shared, "restore"),
+                Err(e) => {
+                    count(shared, "restore_failed");
+                    warn!(%ue, "sessions could not be restored: {e}");
+                }
+            }
+        }
+        Action::ReleaseSessions { ue } => {
+            shared.backends.exporter.release(ue);
+            count(shared, "release");
+        }
+        Action::CommitSessions { ue } => {
+            shared.backends.importer.commit(ue);
+            count(shared, "commit");
+        }
+        Action::DiscardSessions { ue } => {
+            shared.backends.importer.discard(ue);
+            count(shared, "discard");
+        }
+    }
+}
+
+fn send_sap(shared: &Shared, m: &Message) {
+    match m.to_bytes() {
+        Ok(b) => match shared.sap.try_send_to(&b, shared.mihf_sap) {
+            Ok(_) => {
+                shared.io.sap_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                shared.io.sap_send_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "SAP send failed");
+            }
+        },
+        Err(e) => {
+            shared.io.sap_send_errors.fetch_add(1, Ordering::Relaxed);
+            warn!(error = %e, "MIH frame does not encode");
+        }
+    }
+}
+
+fn send_cxtp(shared: &Arc<Shared>, to: IpAddr, bytes: Bytes) {
+    let mut queues = shared.cxtp_queues.lock().unwrap_or_else(|e| e.into_inner());
+    let tx = queues
+        .entry(to)
+        .or_insert_with(|| {
+            let (tx, mut rx) = mpsc::channel::<Bytes>(CXTP_QUEUE);
+            let sender = shared.cxtp.clone();
+            let me = Arc::downgrade(shared);
+            tokio::spawn(async move {
+                while let Some(b) = rx.recv().await {
+                    if let Err(e) = sender.send(to, b).await {
+                        if let Some(me) = me.upgrade() {
+                            me.io.cxtp_send_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        debug!(%to, error = %e, "CXTP send failed");
+                    }
+                }
+            });
+            tx
+        })
+        .clone();
+    drop(queues);
+    if tx.try_send(bytes).is_err() {
+        shared.io.cxtp_send_errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn registration(user_id: &MihfId) -> Message {
+    sap::register_indication(
+        &Registration {
+            user_id: user_id.clone(),
+            commands: CommandList::NET_HO,
+            ..Registration::default()
+        },
+        &MihfId::from_static(sap::LOCAL_MIHF),
+        0,
+    )
+}
+
+async fn sap_reader(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = match shared.sap.recv_from(&mut buf).await {
+            Ok(v) => v,
+            Err(e) => {
+                // ICMP port unreachable while mihfd is down, etc.
+                debug!(error = %e, "SAP receive error");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        if from != shared.mihf_sap {
+            continue;
+        }
+        let msg = match Message::from_bytes(Bytes::copy_from_slice(&buf[..n])) {
+            Ok(m) => m,
+            Err(e) => {
+                shared.io.sap_bad.fetch_add(1, Ordering::Relaxed);
+                debug!(error = %e, "undecodable SAP frame");
+                continue;
+            }
+        };
+        shared.io.sap_in.fetch_add(1, Ordering::Relaxed);
+        if msg.header.mid == sap::USER_REGISTER_CONFIRM {
+            let id = msg.source.to_string();
+            if !shared.io.registered.swap(true, Ordering::Relaxed) {
+                info!(mihf_id = %id, sap = %shared.mihf_sap, "registered with mihfd");
+            }
+            shared.lock().mihf_id = Some(id);
+            continue;
+        }
+        drive(&shared, move |st, now, view| {
+            st.orch.handle_mih(now, msg, view)
+        });
+    }
+}
+
+async fn sap_register(shared: Arc<Shared>, every: Duration) {
+    let reg = registration(&shared.user_id);
+    let mut warned = false;
+    loop {
+        send_sap(&shared, &reg);
+        // Retry quickly until the first confirm.
+        let wait = if shared.io.registered.load(Ordering::Relaxed) {
+            every
+        } else {
+            every.min(Duration::from_millis(500))
+        };
+        tokio::time::sleep(wait).await;
+        if !shared.io.registered.load(Ordering::Relaxed) && !warned {
+            warned = true;
+            warn!(sap = %shared.mihf_sap, "no User_Register.confirm from mihfd yet; retrying");
+        }
+    }
+}
+
+async fn timer_task(shared: Arc<Shared>) {
+    loop {
+        let next = {
+            let mut st = shared.lock();
+            let next = st.orch.poll_timeout();
+            st.armed = next;
+            next
+        };
+        let sleep = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {
+                drive(&shared, |st, now, _| {
+                    st.orch.handle_timeout(now);
+                    st.armed = None;
+                });
+            }
+            _ = shared.timer.notified() => {}
+        }
+    }
+}
+
+async fn cxtp_receiver(shared: Arc<Shared>, mut transport: TcpTransport) {
+    use cxtp::transport::Transport;
+    while let Some((from, bytes)) = transport.recv().await {
+        drive(&shared, move |st, now, _| {
+            st.orch.handle_cxtp(now, from, bytes)
+        });
+    }
+}
+
+async fn x2_consumer(shared: Arc<Shared>, mut rx: mpsc::Receiver<X2Event>) {
+    while let Some(e) = rx.recv().await {
+        match e {
+            X2Event::HandoverTriggered(t) => {
+                let req = HandoverRequest {
+                    ue: t.ue_address,
+                    target: t.target_mihf_id.clone(),
+                    trigger: TriggerKind::X2,
+                    cell: Some(t.target_cell),
+                };
+                let old = t.old_enb_ue_x2ap_id;
+                let mut result = None;
+                drive(&shared, |st, now, view| {
+                    let r = st.orch.start_handover(now, req, view);
+                    if r.is_ok() {
+                        if st.x2_ues.len() >= MAX_X2_UES {
+                            st.x2_ues.clear();
+                        }
+                        st.x2_ues.insert(old, t.ue_address);
+                    }
+                    result = Some(r);
+                });
+                if let Some(Err(e)) = result {
+                    shared.io.x2_not_started.fetch_add(1, Ordering::Relaxed);
+                    warn!(ue = %t.ue_address, target = %t.target_mihf_id, "X2 trigger not acted on: {e}");
+                }
+            }
+            X2Event::Forget {
+                old_enb_ue_x2ap_id,
+                triggered,
+                reason,
+                ..
+            } => {
+                let why = format!("X2 {reason:?}");
+                drive(&shared, |st, now, _| {
+                    if let Some(ue) = st.x2_ues.remove(&old_enb_ue_x2ap_id) {
+                        if triggered && st.orch.abort(now, ue, &why) {
+                            info!(%ue, reason = %why, "handover aborted by X2");
+                        }
+                    }
+                });
+            }
+            X2Event::Released(r) => {
+                shared.lock().x2_ues.remove(&r.old_enb_ue_x2ap_id);
+                debug!(old = r.old_enb_ue_x2ap_id, ue = ?r.ue_address, "X2 handover complete");
+            }
+            X2Event::HandoverPrepared(p) => {
+                debug!(old = p.old_enb_ue_x2ap_id, ue = ?p.ue_address, "X2 HandoverRequest")
+            }
+            X2Event::UnknownUe(u) => warn!(?u, "X2: unknown UE"),
+            X2Event::UnknownTarget(u) => warn!(?u, "X2: unknown target"),
+            X2Event::Ignored { .. } => {}
+            X2Event::Malformed(e) => debug!(error = %e, "malformed X2AP PDU"),
+        }
+    }
+}
+
+/// Bound addresses of a running daemon.
+#[derive(Clone, Debug)]
+pub struct Addrs {
+    /// CXTP listener.
+    pub cxtp: SocketAddr,
+    /// Service Mobility API socket.
+    pub api: PathBuf,
+    /// Our SAP socket.
+    pub sap_local: SocketAddr,
+    /// X2 UDP tap.
+    pub x2_udp: Option<SocketAddr>,
+    /// X2 TCP tap.
+    pub x2_tcp: Option<SocketAddr>,
+    /// Control socket.
+    pub control: Option<PathBuf>,
+    /// Metrics endpoint.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// A running mih-user daemon.
+pub struct MihUser {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Where it listens.
+    pub addrs: Addrs,
+}
+
+fn with_key<T>(key: &str, r: io::Result<T>) -> io::Result<T> {
+    r.map_err(|e| io::Error::new(e.kind(), format!("{key}: {e}")))
+}
+
+impl MihUser {
+    /// Bind everything and start (inside a tokio runtime). Errors name the
+    /// configuration key.
+    pub async fn start(cfg: &Config, backends: Backends) -> io::Result<MihUser> {
+        cfg.validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let api = with_key("api.socket", ApiServer::bind(cfg.api_config()).await)?;
+        let mut peer_ports = HashMap::new();
+        for p in &cfg.peers {
+            peer_ports.insert(p.cxtp.ip(), p.cxtp.port());
+        }
+        let transport = TcpTransport::bind(TransportConfig {
+            listen: cfg.cxtp.listen,
+            peer_port: cxtp::transport::DEFAULT_PORT,
+            peer_ports,
+            ..TransportConfig::default()
+        })
+        .await;
+        let transport = match with_key("cxtp.listen", transport) {
+            Ok(t) => t,
+            Err(e) => {
+                api.shutdown().await;
+                return Err(e);
+            }
+        };
+        let cxtp_addr = transport.local_addr();
+        let bind: SocketAddr = if cfg.mihf.sap.is_ipv4() {
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        } else {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))
+        };
+        let sap = Arc::new(with_key("mihf.sap", UdpSocket::bind(bind).await)?);
+        let sap_local = sap.local_addr()?;
+        // X2: the trigger and its sockets.
+        let x2 = &cfg.x2;
+        let wants_x2 = x2.udp.is_some() || x2.tcp.is_some() || x2.pcap.is_some();
+        let mut x2_parts = None;
+        let (mut x2_udp, mut x2_tcp) = (None, None);
+        if wants_x2 {
+            let trigger = cfg
+                .trigger_config()
+                .and_then(X2Trigger::new)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            let (tap, rx) = Tap::new(trigger, 1024);
+            let udp = match x2.udp {
+                Some(a) => Some(with_key("x2.udp", UdpSocket::bind(a).await)?),
+                None => None,
+            };
+            let tcp = match x2.tcp {
+                Some(a) => Some(with_key("x2.tcp", tokio::net::TcpListener::bind(a).await)?),
+                None => None,
+            };
+            let pcap = match &x2.pcap {
+                Some(p) => Some(with_key("x2.pcap", std::fs::read(p))?),
+                None => None,
+            };
+            x2_udp = udp.as_ref().map(|s| s.local_addr()).transpose()?;
+            x2_tcp = tcp.as_ref().map(|s| s.local_addr()).transpose()?;
+            x2_parts = Some((tap, rx, udp, tcp, pcap));
+        }
+        let control = match &cfg.control.socket {
+            Some(p) => Some(with_key("control.socket", control::bind(p))?),
+            None => None,
+        };
+        let metrics_listener = match cfg.metrics.listen {
+            Some(a) => Some(with_key(
+                "metrics.listen",
+                tokio::net::TcpListener::bind(a).await,
+            )?),
+            None => None,
+        };
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?;
+
+        let orch = Orchestrator::new(cfg.orchestrator_config(), cfg.peer_list());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                orch,
+                armed: None,
+                metrics: MigrationMetrics::default(),
+                sessions: Default::default(),
+                waiters: HashMap::new(),
+                recent: VecDeque::new(),
+                x2_ues: HashMap::new(),
+                mihf_id: None,
+            }),
+            timer: Notify::new(),
+            api,
+            sap,
+            mihf_sap: cfg.mihf.sap,
+            user_id: MihfId::new(cfg.mihf.user_id.clone().into_bytes()),
+            cxtp: transport.sender(),
+            cxtp_queues: Mutex::new(HashMap::new()),
+            backends,
+            tap: x2_parts.as_ref().map(|p| p.0.clone()),
+            io: Io::default(),
+            started: Instant::now(),
+        });
+        let mut tasks = vec![
+            tokio::spawn(sap_reader(shared.clone())),
+            tokio::spawn(sap_register(
+                shared.clone(),
+                Duration::from_millis(cfg.mihf.register_interval_ms),
+            )),
+            tokio::spawn(timer_task(shared.clone())),
+            tokio::spawn(cxtp_receiver(shared.clone(), transport)),
+        ];
+        if let Some((tap, rx, udp, tcp, pcap)) = x2_parts {
+            tasks.push(tokio::spawn(x2_consumer(shared.clone(), rx)));
+            let t = tap.clone();
+            tasks.push(tokio::spawn(async move { t.run_timeouts().await }));
+            if let Some(s) = udp {
+                let t = tap.clone();
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = t.run_udp(s).await {
+                        warn!("X2 UDP tap stopped: {e}");
+                    }
+                }));
+            }
+            if let Some(l) = tcp {
+                let t = tap.clone();
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = t.run_tcp(l).await {
+                        warn!("X2 TCP tap stopped: {e}");
+                    }
+                }));
+            }
+            if let Some(file) = pcap {
+                let t = tap.clone();
+                let pace = if x2.pcap_speed > 0.0 {
+                    Pace::RealTime {
+                        speed: x2.pcap_speed,
+                    }
+                } else {
+                    Pace::AsFastAsPossible
+                };
+                tasks.push(tokio::spawn(async move {
+                    match t.replay_pcap(&file, pace).await {
+                        Ok(stats) => info!(?stats, "X2 pcap replayed"),
+                        Err(e) => warn!("X2 pcap replay failed: {e}"),
+                    }
+                }));
+            }
+        }
+        let control_path = control.as_ref().map(|(_, p)| p.clone());
+        if let Some((listener, _)) = control {
+            tasks.push(tokio::spawn(control::serve(
+                MihUserHandle {
+                    shared: shared.clone(),
+                },
+                listener,
+            )));
+        }
+        if let Some(l) = metrics_listener {
+            tasks.push(tokio::spawn(serve_metrics(
+                MihUserHandle {
+                    shared: shared.clone(),
+                },
+                l,
+            )));
+        }
+        let addrs = Addrs {
+            cxtp: cxtp_addr,
+            api: shared.api.socket_path().to_path_buf(),
+            sap_local,
+            x2_udp,
+            x2_tcp,
+            control: control_path,
+            metrics: metrics_addr,
+        };
+        info!(
+            user_id = %cfg.mihf.user_id,
+            sap = %cfg.mihf.sap,
+            api = %addrs.api.display(),
+            cxtp = %addrs.cxtp,
+            x2_udp = ?addrs.x2_udp,
+            x2_tcp = ?addrs.x2_tcp,
+            control = ?addrs.control,
+            metrics = ?addrs.metrics,
+            peers = cfg.peers.len(),
+            "mih-user started"
+        );
+        Ok(MihUser {
+            shared,
+            tasks,
+            addrs,
+        })
+    }
+
+    /// A cloneable handle for operator calls.
+    pub fn handle(&self) -> MihUserHandle {
+        MihUserHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The API server (tests, embedding).
+    pub fn api(&self) -> &ApiServer {
+        &self.shared.api
+    }
+
+    /// Stop: roll back every handover under way (services told, sessions
+    /// restored, peers told), leave the SAP, close every socket.
+    pub async fn shutdown(self) {
+        drive(&self.shared, |st, now, _| st.orch.shutdown(now));
+        // Let the last MIH and CXTP messages leave.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        send_sap(
+            &self.shared,
+            &sap::deregister_indication(
+                &self.shared.user_id,
+                &MihfId::from_static(sap::LOCAL_MIHF),
+                0,
+            ),
+        );
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.shared
+            .cxtp_queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.shared.api.shutdown().await;
+        if let Some(p) = &self.addrs.control {
+            let _ = std::fs::remove_file(p);
+        }
+        info!("mih-user stopped");
+    }
+}
+
+/// Operator calls on a running daemon (cheap to clone).
+#[derive(Clone)]
+pub struct MihUserHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MihUserHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MihUserHandle").finish_non_exhaustive()
+    }
+}
+
+impl MihUserHandle {
+    /// Move `ue` to the eNBC `target` now and wait (at most `wait`) for
+    /// the outcome.
+    pub async fn handover(
+        &self,
+        ue: IpAddr,
+        target: &str,
+        wait: Duration,
+    ) -> Result<MigrationRecord, HandoverError> {
+        let (tx, rx) = oneshot::channel();
+        let mut result = None;
+        drive(&self.shared, |st, now, view| {
+            let r = st.orch.start_handover(
+                now,
+                HandoverRequest {
+                    ue,
+                    target: target.to_string(),
+                    trigger: TriggerKind::Operator,
+                    cell: None,
+                },
+                view,
+            );
+            if let Ok(id) = r {
+                st.waiters.insert(id, tx);
+            }
+            result = Some(r);
+        });
+        match result {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(HandoverError::Stopped),
+        }
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(HandoverError::Stopped),
+            Err(_) => Err(HandoverError::Timeout(wait)),
+        }
+    }
+
+    /// Roll back the handover of `ue`, if there is one.
+    pub fn abort(&self, ue: IpAddr, why: &str) -> bool {
+        let mut done = false;
+        drive(&self.shared, |st, now, _| {
+            done = st.orch.abort(now, ue, why)
+        });
+        done
+    }
+
+    /// Whether mihfd confirmed our registration.
+    pub fn is_registered(&self) -> bool {
+        self.shared.io.registered.load(Ordering::Relaxed)
+    }
+
+    /// The local MIHF's ID, once registered.
+    pub fn mihf_id(&self) -> Option<String> {
+        self.shared.lock().mihf_id.clone()
+    }
+
+    /// The last finished migrations (at most 32), oldest first.
+    pub fn recent(&self) -> Vec<MigrationRecord> {
+        self.shared.lock().recent.iter().cloned().collect()
+    }
+
+    /// Handovers under way [source, destination].
+    pub fn in_progress(&self) -> [usize; 2] {
+        self.shared.lock().orch.in_progress()
+    }
+
+    /// The status as JSON (control `status`, `GET /status`).
+    pub fn status_json(&self) -> serde_json::Value {
+        let st = self.shared.lock();
+        let o = st.orch.stats();
+        let handovers: Vec<serde_json::Value> = st
+            .orch
+            .handovers()
+            .into_iter()
+            .map(|(ue, id, role, state)| {
+                serde_json::json!({
+                    "ue": ue.to_string(), "id": id,
+                    "role": crate::orchestrator::role_label(role), "state": state,
+                })
+            })
+            .collect();
+        let [src, dst] = st.orch.in_progress();
+        serde_json::json!({
+            "ok": true,
+            "user_id": self.shared.user_id.to_string(),
+            "mihf_id": st.mihf_id,
+            "registered": self.shared.io.registered.load(Ordering::Relaxed),
+            "in_progress": { "source": src, "destination": dst },
+            "handovers": handovers,
+            "started": { "source": o.started[0], "destination": o.started[1] },
+            "committed": { "source": o.committed[0], "destination": o.committed[1] },
+            "rolled_back": { "source": o.rolled_back[0], "destination": o.rolled_back[1] },
+            "sessions": st.sessions,
+            "recent": st.recent.iter().map(metrics::record_json).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The Prometheus text of the metrics.
+    pub fn metrics_text(&self) -> String {
+        let x2 = self
+            .shared
+            .tap
+            .as_ref()
+            .map(|t| t.trigger().counters().clone());
+        let api = self.shared.api.stats();
+        let st = self.shared.lock();
+        let io = &self.shared.io;
+        let driver = DriverCounters {
+            sap: [
+                io.sap_out.load(Ordering::Relaxed),
+                io.sap_in.load(Ordering::Relaxed),
+                io.sap_bad.load(Ordering::Relaxed),
+                io.sap_send_errors.load(Ordering::Relaxed),
+            ],
+            sap_registered: io.registered.load(Ordering::Relaxed),
+            cxtp_send_errors: io.cxtp_send_errors.load(Ordering::Relaxed),
+            sessions: st.sessions.clone(),
+            x2_not_started: io.x2_not_started.load(Ordering::Relaxed),
+        };
+        metrics::render(&Snapshot {
+            migrations: &st.metrics,
+            orchestrator: st.orch.stats(),
+            in_progress: st.orch.in_progress(),
+            driver: &driver,
+            x2,
+            api,
+            uptime: self.shared.started.elapsed(),
+        })
+    }
+}
+
+async fn serve_metrics(h: MihUserHandle, l: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limit = Arc::new(tokio::sync::Semaphore::new(16));
+    loop {
+        let Ok((mut s, _)) = l.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            continue;
+        };
+        let h = h.clone();
+        tokio::spawn(async move {
+            let work = async {
+                let mut buf = Vec::with_capacity(1024);
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() <= 8192 {
+                    let n = s.read(&mut chunk).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let line = String::from_utf8_lossy(&buf);
+                let path = line.split_whitespace().nth(1).unwrap_or("/");
+                let (status, ctype, body) = match path {
+                    "/metrics" => ("200 OK", "text/plain; version=0.0.4", h.metrics_text()),
+                    "/status" => ("200 OK", "application/json", h.status_json().to_string()),
+                    _ => (
+                        "404 Not Found",
+                        "text/plain",
+                        "try /metrics or /status\n".into(),
+                    ),
+                };
+                let head = format!(
+                    "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).await?;
+                s.write_all(body.as_bytes()).await?;
+                s.shutdown().await
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), work).await;
+            drop(permit);
+        });
+    }
+}

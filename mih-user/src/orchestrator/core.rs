@@ -472,6 +472,17 @@ impl Orchestrator {
             .map(|h| (h.id, h.role, state_name(&h.state)))
     }
 
+    /// Every handover under way: UE, ID, role, state name.
+    pub fn handovers(&self) -> Vec<(IpAddr, HandoverId, Role, &'static str)> {
+        let mut v: Vec<_> = self
+            .handovers
+            .values()
+            .map(|h| (h.ue, h.id, h.role, state_name(&h.state)))
+            .collect();
+        v.sort_by_key(|h| h.1);
+        v
+    }
+
     /// Next thing to do.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

@@ -1,0 +1,563 @@
+//! The `mih-user` TOML configuration, validated at start: every error
+//! names the key that is wrong.
+//!
+//! ```toml
+//! [mihf]                          # the local mihfd's MIH_SAP
+//! sap = "127.0.0.1:1025"
+//! user_id = "mih-user"
+//!
+//! [api]                           # Service Mobility API (Unix socket)
+//! socket = "/run/mih-user/api.sock"
+//!
+//! [cxtp]                          # CXTP between eNBCs (TCP)
+//! listen = "192.0.2.1:5091"
+//!
+//! [[peers]]                       # neighbouring eNBCs: MIHF ID -> CXTP address
+//! mihf_id = "enbc-b"
+//! cxtp = "192.0.2.2:5091"
+//!
+//! [x2]                            # X2AP tap (optional)
+//! udp = "127.0.0.1:36422"
+//!
+//! [[neighbours]]                  # target eNB/cell -> destination MIHF ID
+//! plmn = "001-01"
+//! enb_id = 0x1a2b3
+//! mihf_id = "enbc-b"
+//!
+//! [[ues]]                         # X2AP key -> UE address
+//! ue_address = "10.45.0.7"
+//! ul_gtp_teid = 0x101
+//!
+//! [control]
+//! socket = "/run/mih-user/control.sock"
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9552"
+//! ```
+//!
+//! `[timers]`, `[admission]` and `[sessions]` are optional; see the
+//! structs for keys and defaults.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::api::registry::Limits;
+use crate::api::server::ApiConfig;
+use crate::orchestrator::OrchestratorConfig;
+use crate::x2ap::{NeighbourConfig, UeConfig, X2TriggerConfig};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The local MIHF.
+    #[serde(default)]
+    pub mihf: Mihf,
+    /// The Service Mobility API.
+    pub api: Api,
+    /// CXTP.
+    #[serde(default)]
+    pub cxtp: Cxtp,
+    /// Orchestration timers.
+    #[serde(default)]
+    pub timers: Timers,
+    /// Admission and concurrency limits.
+    #[serde(default)]
+    pub admission: Admission,
+    /// Session export/import.
+    #[serde(default)]
+    pub sessions: Sessions,
+    /// X2AP ingestion.
+    #[serde(default)]
+    pub x2: X2,
+    /// Neighbour table (target eNB or cell → destination MIHF ID).
+    #[serde(default)]
+    pub neighbours: Vec<NeighbourConfig>,
+    /// UE table (X2AP key → UE address).
+    #[serde(default)]
+    pub ues: Vec<UeConfig>,
+    /// Neighbouring eNBCs.
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+    /// Operator control socket.
+    #[serde(default)]
+    pub control: Control,
+    /// Metrics endpoint.
+    #[serde(default)]
+    pub metrics: Metrics,
+}
+
+/// `[mihf]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mihf {
+    /// mihfd's MIH_SAP (loopback).
+    pub sap: SocketAddr,
+    /// Our MIH-User ID.
+    pub user_id: String,
+    /// Re-send the User_Register.indication this often (mihfd restarts).
+    pub register_interval_ms: u64,
+}
+
+impl Default for Mihf {
+    fn default() -> Self {
+        Mihf {
+            sap: SocketAddr::from(([127, 0, 0, 1], 1025)),
+            user_id: "mih-user".into(),
+            register_interval_ms: 10_000,
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    /// Unix socket path.
+    pub socket: PathBuf,
+    /// How long services have to export (ms).
+    #[serde(default = "two_s")]
+    pub export_timeout_ms: u64,
+    /// How long services have to import (ms).
+    #[serde(default = "two_s")]
+    pub import_timeout_ms: u64,
+    /// Registered services.
+    #[serde(default = "d_services")]
+    pub max_services: usize,
+    /// User registrations.
+    #[serde(default = "d_users")]
+    pub max_users: usize,
+    /// Client connections.
+    #[serde(default = "d_clients")]
+    pub max_clients: usize,
+}
+
+fn two_s() -> u64 {
+    2000
+}
+fn d_services() -> usize {
+    256
+}
+fn d_users() -> usize {
+    65_536
+}
+fn d_clients() -> usize {
+    64
+}
+
+/// `[cxtp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cxtp {
+    /// TCP listen address; its IP is this eNBC's CXTP address (outgoing
+    /// connections are made from it).
+    pub listen: SocketAddr,
+    /// The source waits this long for a CTDR after its last progress, and
+    /// the destination between two messages (ms). Must exceed
+    /// `api.import_timeout_ms` (the final CTDR waits for the imports).
+    pub transfer_timeout_ms: u64,
+    /// Largest context accepted (octets).
+    pub max_context_len: usize,
+    /// Largest total of contexts being reassembled (octets).
+    pub max_buffered: usize,
+}
+
+impl Default for Cxtp {
+    fn default() -> Self {
+        Cxtp {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5091)),
+            transfer_timeout_ms: 4000,
+            max_context_len: 16 << 20,
+            max_buffered: 64 << 20,
+        }
+    }
+}
+
+/// `[timers]` (ms).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timers {
+    /// Source: wait for MIH_N2N_HO_Commit.confirm.
+    pub mih_timeout_ms: u64,
+    /// Destination: wait for the first CTD after accepting.
+    pub context_timeout_ms: u64,
+    /// Destination: wait for MIH_N2N_HO_Complete after the CTDR.
+    pub complete_timeout_ms: u64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            mih_timeout_ms: 5000,
+            context_timeout_ms: 5000,
+            complete_timeout_ms: 5000,
+        }
+    }
+}
+
+/// `[admission]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admission {
+    /// Most UEs arriving at once (0 refuses every handover).
+    pub max_incoming: usize,
+    /// Most UEs on this node: registered with a service plus arriving (0
+    /// refuses every handover).
+    pub max_ues: usize,
+    /// Most UEs leaving at once.
+    pub max_outgoing: usize,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission {
+            max_incoming: 64,
+            max_ues: 65_536,
+            max_outgoing: 64,
+        }
+    }
+}
+
+/// How sessions are exported and imported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    /// No session contexts (application state only).
+    #[default]
+    None,
+    /// In memory: one synthetic session per connection the services
+    /// registered (until the TCP_REPAIR exporter exists).
+    Memory,
+}
+
+/// `[sessions]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sessions {
+    /// `none` or `memory`.
+    pub mode: SessionMode,
+}
+
+/// `[x2]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct X2 {
+    /// UDP tap (one PDU per datagram).
+    pub udp: Option<SocketAddr>,
+    /// TCP tap (length-prefixed PDUs).
+    pub tcp: Option<SocketAddr>,
+    /// Replay this pcap/pcapng capture at start.
+    pub pcap: Option<PathBuf>,
+    /// Replay speed (0 = as fast as possible, 1 = real time).
+    pub pcap_speed: f64,
+    /// See `X2TriggerConfig`.
+    pub max_pending: usize,
+    /// TRELOCprep (ms).
+    pub preparation_timeout_ms: u64,
+    /// TX2RELOCoverall (ms).
+    pub completion_timeout_ms: u64,
+    /// Neighbour table capacity.
+    pub max_neighbours: usize,
+    /// UE table capacity.
+    pub max_ues: usize,
+}
+
+impl Default for X2 {
+    fn default() -> Self {
+        let t = X2TriggerConfig::default();
+        X2 {
+            udp: None,
+            tcp: None,
+            pcap: None,
+            pcap_speed: 0.0,
+            max_pending: t.max_pending,
+            preparation_timeout_ms: t.preparation_timeout_ms,
+            completion_timeout_ms: t.completion_timeout_ms,
+            max_neighbours: t.max_neighbours,
+            max_ues: t.max_ues,
+        }
+    }
+}
+
+/// `[[peers]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// The peer eNBC's MIHF ID (its mihfd's `mihf_id`).
+    pub mihf_id: String,
+    /// Its CXTP address.
+    pub cxtp: SocketAddr,
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Unix socket for `mih-user handover|status|abort`.
+    pub socket: Option<PathBuf>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// HTTP endpoint: GET /metrics (Prometheus text), GET /status (JSON).
+    pub listen: Option<SocketAddr>,
+}
+
+/// A configuration error naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// Path.
+        path: String,
+        /// Error.
+        error: std::io::Error,
+    },
+    /// TOML syntax, unknown key or wrong type (the message names the key).
+    #[error("{0}")]
+    Parse(String),
+    /// A value that is not acceptable.
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid {
+        /// Key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Read, parse and validate.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.display().to_string(),
+            error,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parse and validate.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Check every value; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.mihf.sap.ip().is_loopback() {
+            return Err(invalid("mihf.sap", "must be a loopback address"));
+        }
+        if self.mihf.user_id.is_empty() || self.mihf.user_id.len() > 253 {
+            return Err(invalid("mihf.user_id", "must be 1 to 253 octets"));
+        }
+        if self.mihf.register_interval_ms < 100 {
+            return Err(invalid("mihf.register_interval_ms", "must be at least 100"));
+        }
+        if self.api.socket.as_os_str().is_empty() {
+            return Err(invalid("api.socket", "must be a path"));
+        }
+        for (k, v) in [
+            ("api.export_timeout_ms", self.api.export_timeout_ms),
+            ("api.import_timeout_ms", self.api.import_timeout_ms),
+            ("timers.mih_timeout_ms", self.timers.mih_timeout_ms),
+            ("timers.context_timeout_ms", self.timers.context_timeout_ms),
+            (
+                "timers.complete_timeout_ms",
+                self.timers.complete_timeout_ms,
+            ),
+            ("cxtp.transfer_timeout_ms", self.cxtp.transfer_timeout_ms),
+        ] {
+            if v == 0 || v > 600_000 {
+                return Err(invalid(k, "must be 1 to 600000 ms"));
+            }
+        }
+        if self.cxtp.transfer_timeout_ms <= self.api.import_timeout_ms {
+            return Err(invalid(
+                "cxtp.transfer_timeout_ms",
+                "must be longer than api.import_timeout_ms (the final CTDR waits for the imports)",
+            ));
+        }
+        for (k, v) in [
+            ("api.max_services", self.api.max_services),
+            ("api.max_users", self.api.max_users),
+            ("api.max_clients", self.api.max_clients),
+            ("admission.max_outgoing", self.admission.max_outgoing),
+        ] {
+            if v == 0 {
+                return Err(invalid(k, "must be > 0"));
+            }
+        }
+        if self.admission.max_outgoing >= 4095 {
+            return Err(invalid(
+                "admission.max_outgoing",
+                "must be below 4095 (MIH TIDs)",
+            ));
+        }
+        if !(4096..=1 << 30).contains(&self.cxtp.max_context_len) {
+            return Err(invalid("cxtp.max_context_len", "must be 4096 to 2^30"));
+        }
+        if self.cxtp.max_buffered < self.cxtp.max_context_len {
+            return Err(invalid(
+                "cxtp.max_buffered",
+                "must be at least cxtp.max_context_len",
+            ));
+        }
+        if !(self.x2.pcap_speed >= 0.0 && self.x2.pcap_speed.is_finite()) {
+            return Err(invalid("x2.pcap_speed", "must be >= 0"));
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.mihf_id.is_empty() || p.mihf_id.len() > 253 {
+                return Err(invalid(
+                    format!("peers[{i}].mihf_id"),
+                    "must be 1 to 253 octets",
+                ));
+            }
+            if self.peers[..i].iter().any(|q| q.mihf_id == p.mihf_id) {
+                return Err(invalid(
+                    format!("peers[{i}].mihf_id"),
+                    format!("`{}` is listed twice", p.mihf_id),
+                ));
+            }
+            if p.cxtp.ip().is_unspecified() || p.cxtp.port() == 0 {
+                return Err(invalid(
+                    format!("peers[{i}].cxtp"),
+                    "needs an address and a port",
+                ));
+            }
+            if let Some(j) = self.peers[..i]
+                .iter()
+                .position(|q| q.cxtp.ip() == p.cxtp.ip())
+            {
+                return Err(invalid(
+                    format!("peers[{i}].cxtp"),
+                    format!("IP already used by peers[{j}] (peers are told apart by address)"),
+                ));
+            }
+            if p.cxtp.ip() == self.cxtp.listen.ip() {
+                return Err(invalid(
+                    format!("peers[{i}].cxtp"),
+                    "is our own cxtp.listen address",
+                ));
+            }
+        }
+        self.trigger_config()
+            .and_then(crate::x2ap::X2Trigger::new)
+            .map_err(|e| invalid("neighbours / ues", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The X2 trigger's configuration.
+    pub fn trigger_config(&self) -> Result<X2TriggerConfig, crate::x2ap::TableError> {
+        Ok(X2TriggerConfig {
+            max_pending: self.x2.max_pending,
+            preparation_timeout_ms: self.x2.preparation_timeout_ms,
+            completion_timeout_ms: self.x2.completion_timeout_ms,
+            max_neighbours: self.x2.max_neighbours,
+            max_ues: self.x2.max_ues,
+            neighbours: self.neighbours.clone(),
+            ues: self.ues.clone(),
+        })
+    }
+
+    /// The API server's configuration.
+    pub fn api_config(&self) -> ApiConfig {
+        let mut a = ApiConfig::new(self.api.socket.clone());
+        a.export_timeout = Duration::from_millis(self.api.export_timeout_ms);
+        a.import_timeout = Duration::from_millis(self.api.import_timeout_ms);
+        a.max_clients = self.api.max_clients;
+        a.limits = Limits {
+            max_services: self.api.max_services,
+            max_users: self.api.max_users,
+            ..Limits::default()
+        };
+        a
+    }
+
+    /// The orchestrator's configuration.
+    pub fn orchestrator_config(&self) -> OrchestratorConfig {
+        let ms = Duration::from_millis;
+        // Backstops a little beyond the API's own timeouts.
+        let grace = ms(500);
+        let mut segment = cxtp::segment::SegmentConfig {
+            max_context_len: self.cxtp.max_context_len,
+            max_buffered: self.cxtp.max_buffered,
+            ..Default::default()
+        };
+        segment.timeout = ms(self.cxtp.transfer_timeout_ms);
+        OrchestratorConfig {
+            user_id: self.mihf.user_id.clone(),
+            mih_timeout: ms(self.timers.mih_timeout_ms),
+            export_timeout: ms(self.api.export_timeout_ms) + grace,
+            import_timeout: ms(self.api.import_timeout_ms) + grace,
+            context_timeout: ms(self.timers.context_timeout_ms),
+            transfer_timeout: ms(self.cxtp.transfer_timeout_ms),
+            complete_timeout: ms(self.timers.complete_timeout_ms),
+            max_outgoing: self.admission.max_outgoing,
+            max_incoming: self.admission.max_incoming,
+            max_ues: self.admission.max_ues,
+            max_peers: self.peers.len().max(1),
+            segment,
+        }
+    }
+
+    /// The peers as (MIHF ID, CXTP address).
+    pub fn peer_list(&self) -> Vec<(String, IpAddr)> {
+        self.peers
+            .iter()
+            .map(|p| (p.mihf_id.clone(), p.cxtp.ip()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "[api]\nsocket = \"/tmp/x.sock\"\n";
+
+    fn err(extra: &str) -> String {
+        Config::parse(&format!("{MIN}{extra}"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse(MIN).unwrap();
+        assert_eq!(c.mihf.sap.port(), 1025);
+        assert_eq!(c.cxtp.listen.port(), 5091);
+        assert_eq!(c.sessions.mode, SessionMode::None);
+        let o = c.orchestrator_config();
+        assert_eq!(o.transfer_timeout, Duration::from_secs(4));
+        assert_eq!(o.import_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(Config::parse("").unwrap_err().to_string().contains("api"));
+        assert!(err("[mihf]\nsap = \"10.0.0.1:1025\"").contains("`mihf.sap`"));
+        assert!(err("[mihf]\nsapp = \"127.0.0.1:1\"").contains("sapp"));
+        assert!(err("[cxtp]\ntransfer_timeout_ms = 1000").contains("`cxtp.transfer_timeout_ms`"));
+        assert!(err("[timers]\nmih_timeout_ms = 0").contains("`timers.mih_timeout_ms`"));
+        assert!(err("[sessions]\nmode = \"tcp\"").contains("mode"));
+        assert!(err("[x2]\nudp = \"nonsense\"").contains("udp"));
+        assert!(err("[[peers]]\nmihf_id = \"b\"\ncxtp = \"127.0.0.2:5091\"\n[[peers]]\nmihf_id = \"c\"\ncxtp = \"127.0.0.2:5092\"").contains("`peers[1].cxtp`"));
+        assert!(err("[[peers]]\nmihf_id = \"b\"\ncxtp = \"127.0.0.2:5091\"\n[[peers]]\nmihf_id = \"b\"\ncxtp = \"127.0.0.3:5091\"").contains("`peers[1].mihf_id`"));
+        assert!(err("[[neighbours]]\nplmn = \"001-01\"\nmihf_id = \"b\"").contains("neighbours"));
+        assert!(err("[admission]\nmax_outgoing = 0").contains("`admission.max_outgoing`"));
+    }
+}
