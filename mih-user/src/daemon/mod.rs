@@ -912,6 +912,14 @@ impl MihUserHandle {
 
     /// The status as JSON (control `status`, `GET /status`).
     pub fn status_json(&self) -> serde_json::Value {
+        let services: Vec<String> = self
+            .shared
+            .api
+            .services()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        let users = self.shared.api.user_count();
         let st = self.shared.lock();
         let o = st.orch.stats();
         let handovers: Vec<serde_json::Value> = st
@@ -931,6 +939,8 @@ impl MihUserHandle {
             "user_id": self.shared.user_id.to_string(),
             "mihf_id": st.mihf_id,
             "registered": self.shared.io.registered.load(Ordering::Relaxed),
+            "services": services,
+            "users": users,
             "in_progress": { "source": src, "destination": dst },
             "handovers": handovers,
             "started": { "source": o.started[0], "destination": o.started[1] },
