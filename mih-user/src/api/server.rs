@@ -375,7 +375,11 @@ async fn run_conn(
     debug!(conn, "API connection closed: {why}");
     inner.disconnected(conn);
     // The writer drains what is queued (each write bounded by write_timeout).
-    let _ = writer.await;
+    // (Unless read_loop already saw it finish: a JoinHandle must not be
+    // polled again after completion.)
+    if !writer.is_finished() {
+        let _ = writer.await;
+    }
 }
 
 async fn read_loop(
