@@ -13,6 +13,9 @@
 //! record gives the phases. Sessions: the in-memory exporter (one
 //! synthetic TCP session per connection), as TCP_REPAIR is a later issue.
 //!
+//! `(dst import)` is the destination's import (services + sessions),
+//! which the CXTP phase includes: the final CTDR waits for it.
+//!
 //! Floor: on one TCP connection from 127.0.0.1 to 127.0.0.2 (as CXTP),
 //! two request/response round trips of 100 octets (the MIH commit and the
 //! CTD/CTDR exchange have one each) plus a bulk send of the context's
@@ -203,7 +206,7 @@ async fn migrate(
     b: &MihUserHandle,
     ue: IpAddr,
     at_a: &mut bool,
-) -> MigrationRecord {
+) -> (MigrationRecord, MigrationRecord) {
     let (from, to) = if *at_a { (a, "enbc-b") } else { (b, "enbc-a") };
     let r = from
         .handover(ue, to, Duration::from_secs(10))
@@ -224,7 +227,13 @@ async fn migrate(
         }
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
-    r
+    let d = dest
+        .recent()
+        .into_iter()
+        .rev()
+        .find(|d| d.ue == ue)
+        .expect("destination record");
+    (r, d)
 }
 
 fn main() {
@@ -297,17 +306,23 @@ async fn run(n: usize) {
             migrate(&ha, &hb, ue, &mut at_a).await; // warm-up
         }
         let mut records = Vec::with_capacity(n);
+        let mut imports = Vec::with_capacity(n);
         for _ in 0..n {
-            records.push(migrate(&ha, &hb, ue, &mut at_a).await);
+            let (r, d) = migrate(&ha, &hb, ue, &mut at_a).await;
+            records.push(r);
+            if let (Some(a), Some(s)) = (d.phases.app_data, d.phases.socket_data) {
+                imports.push((a + s).as_secs_f64() * 1e3);
+            }
         }
         let col = |f: fn(&MigrationRecord) -> Option<Duration>| -> Vec<f64> {
             records.iter().filter_map(|r| ms(f(r))).collect()
         };
-        let rows: [(&str, Vec<f64>); 5] = [
+        let rows: [(&str, Vec<f64>); 6] = [
             ("mih_commit", col(|r| r.phases.mih_commit)),
             ("app_data", col(|r| r.phases.app_data)),
             ("socket_data", col(|r| r.phases.socket_data)),
             ("cxtp", col(|r| r.phases.cxtp)),
+            ("(dst import)", imports),
             ("total", col(|r| Some(r.phases.total))),
         ];
         let fl = floor(size, n).await;

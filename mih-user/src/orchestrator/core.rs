@@ -395,6 +395,11 @@ impl Orchestrator {
             max_transfer_time: cfg.transfer_timeout,
             cache_time: cfg.transfer_timeout,
             ack: true,
+            // Messages in flight before CTDRs must come back: a 1 MiB
+            // context is 17 messages, so 16 keeps it to about two round
+            // trips (the receiver's memory is bounded by the reassembly
+            // limits, not by this).
+            window: 16,
             segment: cfg.segment.clone(),
             ..engine::Config::default()
         };
