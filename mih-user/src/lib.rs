@@ -5,6 +5,7 @@ pub mod api;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod orchestrator;
+pub mod sessions;
 #[cfg(feature = "daemon")]
 pub mod tap;
 pub mod x2ap;

@@ -1,0 +1,5 @@
+//! Session exporters/importers backed by the kernel (the traits are in
+//! [`crate::orchestrator::sessions`]).
+
+#[cfg(target_os = "linux")]
+pub mod tcp_repair;

@@ -1,0 +1,414 @@
+//! TCP_REPAIR session export/import with a plain client, in network
+//! namespaces made by the test (run as root; skipped with a message when
+//! namespaces cannot be created and `CI` is unset).
+#![cfg(target_os = "linux")]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mih_user::api::Connection;
+use mih_user::orchestrator::sessions::{SessionExporter, SessionImporter};
+use mih_user::sessions::tcp_repair::TcpRepair;
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Namespaces made by a test; deleted on drop (also on panic).
+struct Netns {
+    names: Vec<String>,
+}
+
+impl Netns {
+    /// Make namespaces `<tag>-<suffix>-<pid>`; `None` = skip.
+    fn new(tag: &str, suffixes: &[&str]) -> Option<Netns> {
+        let mut ns = Netns { names: Vec::new() };
+        for s in suffixes {
+            let name = format!("{tag}-{s}-{}", std::process::id());
+            let _ = ip(&["netns", "del", &name]);
+            if let Err(e) = ip(&["netns", "add", &name]) {
+                if std::env::var_os("CI").is_some() {
+                    panic!("cannot create network namespaces under CI: {e}");
+                }
+                eprintln!("SKIP: cannot create network namespaces ({e}); run as root");
+                return None;
+            }
+            ns.names.push(name.clone());
+            ip(&["-n", &name, "link", "set", "lo", "up"]).unwrap();
+        }
+        Some(ns)
+    }
+    fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = ip(&["netns", "del", n]);
+        }
+    }
+}
+
+/// Run `f` on a thread that entered namespace `ns`.
+fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
+            // SAFETY: setns on a valid namespace fd; affects this thread only.
+            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("namespace thread panicked")
+    })
+}
+
+fn s2c(i: usize) -> u8 {
+    (i % 251) as u8
+}
+fn c2s(i: usize) -> u8 {
+    ((i * 7) % 253) as u8
+}
+fn pattern(f: fn(usize) -> u8, from: usize, len: usize) -> Vec<u8> {
+    (from..from + len).map(f).collect()
+}
+
+fn inq(s: &TcpStream) -> usize {
+    let mut v: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut v) };
+    assert_eq!(r, 0);
+    v as usize
+}
+
+fn outq(s: &TcpStream) -> usize {
+    let mut v: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut v) };
+    assert_eq!(r, 0);
+    v as usize
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(5), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The client reader: counts bytes, checks the pattern, records errors.
+struct Reader {
+    count: Arc<AtomicUsize>,
+    handle: std::thread::JoinHandle<Result<usize, std::io::Error>>,
+}
+
+fn spawn_reader(mut c: TcpStream) -> Reader {
+    let count = Arc::new(AtomicUsize::new(0));
+    let cnt = count.clone();
+    let handle = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        let mut off = 0usize;
+        loop {
+            let n = c.read(&mut buf)?;
+            if n == 0 {
+                return Ok(off);
+            }
+            for (i, b) in buf[..n].iter().enumerate() {
+                assert_eq!(*b, s2c(off + i), "client stream corrupt at {}", off + i);
+            }
+            off += n;
+            cnt.store(off, Ordering::SeqCst);
+        }
+    });
+    Reader { count, handle }
+}
+
+struct Topo {
+    _ns: Netns,
+    server_ns: String,
+    dest_ns: Option<String>,
+    client_ns: String,
+    service: SocketAddr,
+    ue: IpAddr,
+    /// Route commands in the client namespace.
+    hold: Vec<String>,
+    switch: Vec<String>,
+}
+
+/// Same namespace: server ns ↔ client ns over one veth; rollback in place.
+fn topo_same() -> Option<Topo> {
+    let ns = Netns::new("trs", &["srv", "cli"])?;
+    let (s, c) = (ns.name(0).to_string(), ns.name(1).to_string());
+    ip(&[
+        "-n", &s, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", &c,
+    ])
+    .unwrap();
+    ip(&["-n", &s, "addr", "add", "10.231.0.1/24", "dev", "v0"]).unwrap();
+    ip(&["-n", &c, "addr", "add", "10.231.0.2/24", "dev", "v1"]).unwrap();
+    ip(&["-n", &s, "link", "set", "v0", "up"]).unwrap();
+    ip(&["-n", &c, "link", "set", "v1", "up"]).unwrap();
+    Some(Topo {
+        server_ns: s,
+        dest_ns: None,
+        client_ns: c.clone(),
+        service: "10.231.0.1:7000".parse().unwrap(),
+        ue: "10.231.0.2".parse().unwrap(),
+        hold: vec![format!("-n {c} route add blackhole 10.231.0.1/32")],
+        switch: vec![format!("-n {c} route del blackhole 10.231.0.1/32")],
+        _ns: ns,
+    })
+}
+
+/// Two eNBC namespaces holding the same service address on `lo`, each
+/// linked to the UE namespace; the UE's route picks the serving one.
+fn topo_cross() -> Option<Topo> {
+    let ns = Netns::new("trx", &["enb1", "enb2", "ue"])?;
+    let (e1, e2, ue) = (
+        ns.name(0).to_string(),
+        ns.name(1).to_string(),
+        ns.name(2).to_string(),
+    );
+    for (i, e) in [(1, &e1), (2, &e2)] {
+        let (ve, vu) = (format!("e{i}"), format!("u{i}"));
+        ip(&[
+            "-n", e, "link", "add", &ve, "type", "veth", "peer", "name", &vu, "netns", &ue,
+        ])
+        .unwrap();
+        ip(&[
+            "-n",
+            e,
+            "addr",
+            "add",
+            &format!("10.231.{i}.1/24"),
+            "dev",
+            &ve,
+        ])
+        .unwrap();
+        ip(&[
+            "-n",
+            &ue,
+            "addr",
+            "add",
+            &format!("10.231.{i}.2/24"),
+            "dev",
+            &vu,
+        ])
+        .unwrap();
+        ip(&["-n", e, "link", "set", &ve, "up"]).unwrap();
+        ip(&["-n", &ue, "link", "set", &vu, "up"]).unwrap();
+        ip(&["-n", e, "addr", "add", "10.99.0.1/32", "dev", "lo"]).unwrap();
+        ip(&[
+            "-n",
+            e,
+            "route",
+            "add",
+            "10.77.0.2/32",
+            "via",
+            &format!("10.231.{i}.2"),
+        ])
+        .unwrap();
+    }
+    ip(&["-n", &ue, "addr", "add", "10.77.0.2/32", "dev", "lo"]).unwrap();
+    ip(&[
+        "-n",
+        &ue,
+        "route",
+        "add",
+        "10.99.0.1/32",
+        "via",
+        "10.231.1.1",
+        "src",
+        "10.77.0.2",
+    ])
+    .unwrap();
+    Some(Topo {
+        server_ns: e1,
+        dest_ns: Some(e2),
+        client_ns: ue.clone(),
+        service: "10.99.0.1:7000".parse().unwrap(),
+        ue: "10.77.0.2".parse().unwrap(),
+        hold: vec![format!("-n {ue} route replace blackhole 10.99.0.1/32")],
+        switch: vec![format!(
+            "-n {ue} route replace 10.99.0.1/32 via 10.231.2.1 src 10.77.0.2"
+        )],
+        _ns: ns,
+    })
+}
+
+fn run_cmds(cmds: &[String]) -> Result<(), String> {
+    for c in cmds {
+        let args: Vec<&str> = c.split_whitespace().collect();
+        ip(&args)?;
+    }
+    Ok(())
+}
+
+fn migrate(t: Topo) {
+    const C1: usize = 64 * 1024;
+    const C1_READ: usize = 16 * 1024;
+    const S0: usize = 32 * 1024;
+    const S2: usize = 64 * 1024;
+    const C2: usize = 32 * 1024;
+    let service = t.service;
+    let ue = t.ue;
+    let listener = in_ns(&t.server_ns, || TcpListener::bind(service).unwrap());
+    let client = in_ns(&t.client_ns, || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::new(ue, 0).into()).unwrap();
+        s.connect(&service.into()).unwrap();
+        TcpStream::from(s)
+    });
+    let (mut srv, peer) = listener.accept().unwrap();
+    for s in [&srv, &client] {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    let mut cw = client.try_clone().unwrap();
+    let reader = spawn_reader(client);
+
+    // Both directions flow; the server leaves 48 KB unread.
+    cw.write_all(&pattern(c2s, 0, C1)).unwrap();
+    let mut buf = vec![0u8; C1_READ];
+    srv.read_exact(&mut buf).unwrap();
+    assert_eq!(buf, pattern(c2s, 0, C1_READ));
+    wait_until("server receive queue", || inq(&srv) == C1 - C1_READ);
+    srv.write_all(&pattern(s2c, 0, S0)).unwrap();
+    wait_until("client got S0", || {
+        reader.count.load(Ordering::SeqCst) >= S0
+    });
+    wait_until("S0 acknowledged", || outq(&srv) == 0);
+
+    // Hold the client's segments away from the server, then write: what
+    // is sent stays unacknowledged, the rest unsent.
+    run_cmds(&t.hold).unwrap();
+    srv.set_nonblocking(true).unwrap();
+    let mut s1 = 0usize;
+    let chunk = 16 * 1024;
+    loop {
+        match srv.write(&pattern(s2c, S0 + s1, chunk)) {
+            Ok(n) => s1 += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("server write: {e}"),
+        }
+        if s1 > 4 << 20 {
+            break;
+        }
+    }
+    srv.set_nonblocking(false).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+
+    // Export (freeze, dump, close in repair mode).
+    let conn = Connection {
+        client: peer,
+        server: service,
+    };
+    let switch = t.switch.clone();
+    let dest = Arc::new(TcpRepair::new().with_resume_hook(move |_| run_cmds(&switch)));
+    let source = if t.dest_ns.is_none() {
+        dest.clone()
+    } else {
+        Arc::new(TcpRepair::new())
+    };
+    source.adopt(OwnedFd::from(srv)).unwrap();
+    let t0 = Instant::now();
+    let ctxs = source.export(ue, std::slice::from_ref(&conn)).unwrap();
+    let export_time = t0.elapsed();
+    assert_eq!(ctxs.len(), 1);
+    let ctx = &ctxs[0];
+    eprintln!(
+        "exported: unacked {} unsent {} recv {} mss {} wscale {}/{} sack {} ts {} ({:?}; {:?})",
+        ctx.unacked.len(),
+        ctx.unsent.len(),
+        ctx.recv_queue.len(),
+        ctx.mss,
+        ctx.snd_wscale,
+        ctx.rcv_wscale,
+        ctx.sack,
+        ctx.timestamps,
+        export_time,
+        source.last_timings()
+    );
+    assert_eq!(ctx.recv_queue.len(), C1 - C1_READ);
+    assert_eq!(
+        &ctx.recv_queue[..],
+        &pattern(c2s, C1_READ, C1 - C1_READ)[..]
+    );
+    assert!(!ctx.unacked.is_empty(), "no unacknowledged send data");
+    // S0 was acknowledged before the hold; none of S1 can be.
+    assert_eq!(ctx.unacked.len() + ctx.unsent.len(), s1);
+
+    // Travel through the CXTP profile encoding, as between eNBCs.
+    use cxtp::profile::FeatureProfile;
+    let (pv, enc) = ctx.encode();
+    let ctx2 = cxtp::profile::TcpSessionContext::decode(pv, &enc).unwrap();
+    assert_eq!(&ctx2, ctx);
+
+    // Rebuild: in place (rollback) or in the destination namespace.
+    let t1 = Instant::now();
+    match &t.dest_ns {
+        None => in_ns(&t.server_ns, || {
+            source.restore(ue, std::slice::from_ref(&ctx2)).unwrap()
+        }),
+        Some(d) => in_ns(d, || {
+            let r = dest.import(ue, std::slice::from_ref(&ctx2));
+            r.into_iter().for_each(|r| r.unwrap());
+            dest.commit(ue);
+            source.release(ue);
+        }),
+    }
+    let import_time = t1.elapsed();
+    eprintln!("rebuilt in {:?} ({:?})", import_time, dest.last_timings());
+    let mut srv = TcpStream::from(dest.take(service, peer).expect("rebuilt socket"));
+    srv.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+
+    // The stream continues both ways, byte-exact.
+    let mut rest = vec![0u8; C1 - C1_READ];
+    srv.read_exact(&mut rest).unwrap();
+    assert_eq!(rest, pattern(c2s, C1_READ, C1 - C1_READ));
+    cw.write_all(&pattern(c2s, C1, C2)).unwrap();
+    cw.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    srv.read_to_end(&mut got).unwrap();
+    assert_eq!(got, pattern(c2s, C1, C2));
+    srv.write_all(&pattern(s2c, S0 + s1, S2)).unwrap();
+    srv.shutdown(Shutdown::Write).unwrap();
+    let total = reader
+        .handle
+        .join()
+        .unwrap()
+        .expect("client read failed (reset?)");
+    assert_eq!(total, S0 + s1 + S2, "client byte count");
+    eprintln!("client received {total} bytes, no reset");
+}
+
+#[test]
+fn rollback_freeze_close_rebuild_same_namespace() {
+    let Some(t) = topo_same() else { return };
+    migrate(t);
+}
+
+#[test]
+fn move_between_namespaces_with_held_flow() {
+    let Some(t) = topo_cross() else { return };
+    migrate(t);
+}
