@@ -82,6 +82,18 @@ fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// `Tcp: OutRsts` and `EstabResets` of the calling thread's namespace.
+fn rst_counters() -> (u64, u64) {
+    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap();
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+    let get = |key: &str| {
+        let i = names.split_whitespace().position(|n| n == key).unwrap();
+        values.split_whitespace().nth(i).unwrap().parse().unwrap()
+    };
+    (get("OutRsts"), get("EstabResets"))
+}
+
 fn s2c(i: usize) -> u8 {
     (i % 251) as u8
 }
@@ -399,6 +411,20 @@ fn migrate(t: Topo) {
         .expect("client read failed (reset?)");
     assert_eq!(total, S0 + s1 + S2, "client byte count");
     eprintln!("client received {total} bytes, no reset");
+    // No namespace sent an RST. `EstabResets` counts any ESTABLISHED ->
+    // CLOSED transition: closing the frozen socket in repair mode is one
+    // (silent, nothing on the wire) in the source namespace; the client's
+    // namespace must have none.
+    for ns in t._ns.names.iter() {
+        let (out_rsts, estab_resets) = in_ns(ns, rst_counters);
+        eprintln!("{ns}: OutRsts {out_rsts} EstabResets {estab_resets}");
+        assert_eq!(out_rsts, 0, "RST sent in {ns}");
+        if *ns == t.client_ns {
+            assert_eq!(estab_resets, 0, "client connection reset in {ns}");
+        } else {
+            assert!(estab_resets <= 1, "resets in {ns}");
+        }
+    }
 }
 
 #[test]
