@@ -438,3 +438,37 @@ fn move_between_namespaces_with_held_flow() {
     let Some(t) = topo_cross() else { return };
     migrate(t);
 }
+
+/// Export is all-or-nothing: a connection without an adopted socket fails
+/// the export and the adopted ones stay live and usable.
+#[test]
+fn export_without_adopted_socket_fails_and_leaves_others_live() {
+    let Some(t) = topo_same() else { return };
+    let service = t.service;
+    let ue = t.ue;
+    let listener = in_ns(&t.server_ns, || TcpListener::bind(service).unwrap());
+    let mut client = in_ns(&t.client_ns, || TcpStream::connect(service).unwrap());
+    let (srv, peer) = listener.accept().unwrap();
+    let repair = TcpRepair::new();
+    repair.adopt(OwnedFd::from(srv)).unwrap();
+    let conns = [
+        Connection {
+            client: peer,
+            server: service,
+        },
+        Connection {
+            client: SocketAddr::new(ue, 1),
+            server: service,
+        },
+    ];
+    let e = repair.export(ue, &conns).unwrap_err();
+    assert!(e.to_string().contains("no adopted socket"), "{e}");
+    let mut srv = TcpStream::from(repair.take(service, peer).expect("still live"));
+    client.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    srv.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"ping");
+    srv.write_all(b"pong").unwrap();
+    client.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"pong");
+}

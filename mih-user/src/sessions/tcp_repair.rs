@@ -264,6 +264,8 @@ pub struct Timings {
     /// close (dump) or leaving repair mode and sending unsent bytes
     /// (rebuild).
     pub finish: Duration,
+    /// The `before_resume` hook (rebuild only: the path switch).
+    pub path_switch: Duration,
 }
 
 /// Freeze `sock`, read its state and close it in repair mode (no FIN, no
@@ -293,6 +295,7 @@ pub fn dump(
                     freeze: t1 - t0,
                     queues: t2 - t1,
                     finish: t3 - t2,
+                    path_switch: Duration::ZERO,
                 },
             ))
         }
@@ -501,6 +504,7 @@ pub fn rebuild(
         .map_err(io_err("setsockopt(TCP_REPAIR_WINDOW)"))?;
     let t2 = Instant::now();
     before_resume().map_err(TcpRepairError::Invalid)?;
+    let th = Instant::now();
     // Leaving repair mode sends a window probe; the peer's ACK restarts
     // the flow.
     set_repair(fd, false)?;
@@ -513,7 +517,8 @@ pub fn rebuild(
         Timings {
             freeze: t1 - t0,
             queues: t2 - t1,
-            finish: t3 - t2,
+            finish: t3 - th,
+            path_switch: th - t2,
         },
     ))
 }
