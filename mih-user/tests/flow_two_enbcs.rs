@@ -75,17 +75,6 @@ fn free_udp(ip: &str) -> SocketAddr {
     UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap()
 }
 
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A child process killed (SIGKILL) on drop.
 struct Proc(Child);
 
@@ -404,7 +393,7 @@ impl Bed {
             nodes.push(&bed.b);
         }
         for n in nodes {
-            wait_for(
+            bed.wait(
                 "mih-user registered with mihfd",
                 Duration::from_secs(15),
                 || {
@@ -416,8 +405,32 @@ impl Bed {
         bed
     }
 
+    /// Poll `f` until it gives a value; on a timeout, panic with the
+    /// daemons' logs.
+    fn wait<T>(&self, what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let t0 = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if t0.elapsed() >= limit {
+                let tail = |p: &Path| {
+                    let t = std::fs::read_to_string(p).unwrap_or_default();
+                    let lines: Vec<&str> = t.lines().collect();
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                };
+                panic!(
+                    "timed out waiting for {what}\n--- A log:\n{}\n--- B log:\n{}",
+                    tail(&self.a.log),
+                    tail(&self.b.log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn wait_service(&self, n: &Enbc, id: &str) {
-        wait_for("service registered", Duration::from_secs(10), || {
+        self.wait("service registered", Duration::from_secs(10), || {
             let s = status(&n.ctl)?;
             s["services"]
                 .as_array()?
@@ -438,7 +451,7 @@ impl Bed {
 
     /// The first finished migration of `n` (waits for it).
     fn record(&self, n: &Enbc, role: &str, limit: Duration) -> Value {
-        wait_for("a migration record", limit, || {
+        self.wait("a migration record", limit, || {
             let s = status(&n.ctl)?;
             s["recent"]
                 .as_array()?
@@ -519,8 +532,7 @@ fn finish_from_a(mut s: TcpStream, mut got: Vec<u8>, size: u64) {
 }
 
 fn ue_registered(bed: &Bed, n: &Enbc) {
-    let _ = bed;
-    wait_for("UE registered at A", Duration::from_secs(10), || {
+    bed.wait("UE registered at A", Duration::from_secs(10), || {
         let s = status(&n.ctl)?;
         (s["users"].as_u64()? >= 1).then_some(())
     });
