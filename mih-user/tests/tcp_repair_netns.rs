@@ -191,6 +191,50 @@ fn topo_same() -> Option<Topo> {
     })
 }
 
+/// As [`topo_same`], over IPv6.
+fn topo_same_v6() -> Option<Topo> {
+    let ns = Netns::new("tr6", &["srv", "cli"])?;
+    let (s, c) = (ns.name(0).to_string(), ns.name(1).to_string());
+    ip(&[
+        "-n", &s, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", &c,
+    ])
+    .unwrap();
+    ip(&[
+        "-n",
+        &s,
+        "addr",
+        "add",
+        "fd00:231::1/64",
+        "dev",
+        "v0",
+        "nodad",
+    ])
+    .unwrap();
+    ip(&[
+        "-n",
+        &c,
+        "addr",
+        "add",
+        "fd00:231::2/64",
+        "dev",
+        "v1",
+        "nodad",
+    ])
+    .unwrap();
+    ip(&["-n", &s, "link", "set", "v0", "up"]).unwrap();
+    ip(&["-n", &c, "link", "set", "v1", "up"]).unwrap();
+    Some(Topo {
+        server_ns: s,
+        dest_ns: None,
+        client_ns: c.clone(),
+        service: "[fd00:231::1]:7000".parse().unwrap(),
+        ue: "fd00:231::2".parse().unwrap(),
+        hold: vec![format!("-n {c} route add blackhole fd00:231::1/128")],
+        switch: vec![format!("-n {c} route del blackhole fd00:231::1/128")],
+        _ns: ns,
+    })
+}
+
 /// Two eNBC namespaces holding the same service address on `lo`, each
 /// linked to the UE namespace; the UE's route picks the serving one.
 fn topo_cross() -> Option<Topo> {
@@ -285,7 +329,12 @@ fn migrate(t: Topo) {
     let ue = t.ue;
     let listener = in_ns(&t.server_ns, || TcpListener::bind(service).unwrap());
     let client = in_ns(&t.client_ns, || {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(service),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
         s.bind(&SocketAddr::new(ue, 0).into()).unwrap();
         s.connect(&service.into()).unwrap();
         TcpStream::from(s)
@@ -430,6 +479,12 @@ fn migrate(t: Topo) {
 #[test]
 fn rollback_freeze_close_rebuild_same_namespace() {
     let Some(t) = topo_same() else { return };
+    migrate(t);
+}
+
+#[test]
+fn rollback_same_namespace_ipv6() {
+    let Some(t) = topo_same_v6() else { return };
     migrate(t);
 }
 
