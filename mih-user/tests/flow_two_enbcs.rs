@@ -158,6 +158,8 @@ struct Opts {
     b_cxtp_seen_by_a: Option<SocketAddr>,
     /// Default mihfd timers on A (slow MIH failure, so A's own MIH timeout fires).
     a_mihfd_default_timers: bool,
+    /// A replays the pycrate X2AP capture at start.
+    a_x2_pcap: bool,
 }
 
 impl Default for Opts {
@@ -168,6 +170,7 @@ impl Default for Opts {
             b_user: true,
             b_cxtp_seen_by_a: None,
             a_mihfd_default_timers: false,
+            a_x2_pcap: false,
         }
     }
 }
@@ -177,6 +180,7 @@ struct Enbc {
     ctl: PathBuf,
     metrics: SocketAddr,
     x2: SocketAddr,
+    x2_tcp: SocketAddr,
     log: PathBuf,
     user: Option<Proc>,
 }
@@ -211,7 +215,7 @@ fn user_toml(
     sap: SocketAddr,
     cxtp: SocketAddr,
     peer: (&str, SocketAddr),
-    x2: SocketAddr,
+    x2: (SocketAddr, SocketAddr, &str),
     metrics: SocketAddr,
     max_ues: usize,
 ) -> String {
@@ -243,7 +247,9 @@ max_ues = {max_ues}
 mode = "memory"
 
 [x2]
-udp = "{x2}"
+udp = "{x2udp}"
+tcp = "{x2tcp}"
+{x2extra}
 
 [[neighbours]]
 plmn = "001-01"
@@ -268,6 +274,9 @@ listen = "{metrics}"
         ctl = dir.join(format!("{name}-ctl.sock")).display(),
         pid = peer.0,
         paddr = peer.1,
+        x2udp = x2.0,
+        x2tcp = x2.1,
+        x2extra = x2.2,
     )
 }
 
@@ -333,6 +342,12 @@ impl Bed {
         let (a_cxtp, b_cxtp) = (free_tcp("127.0.0.1"), free_tcp("127.0.0.2"));
         let (a_metrics, b_metrics) = (free_tcp("127.0.0.1"), free_tcp("127.0.0.1"));
         let (a_x2, b_x2) = (free_udp("127.0.0.1"), free_udp("127.0.0.1"));
+        let (a_x2t, b_x2t) = (free_tcp("127.0.0.1"), free_tcp("127.0.0.1"));
+        let pcap = format!(
+            "pcap = \"{}/../conformance/vectors/x2ap/x2ap_sctp.pcap\"",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let a_extra = if o.a_x2_pcap { pcap.as_str() } else { "" };
         let d = dir.path();
         let ta = user_toml(
             d,
@@ -340,7 +355,7 @@ impl Bed {
             a_sap,
             a_cxtp,
             ("enbc-b", o.b_cxtp_seen_by_a.unwrap_or(b_cxtp)),
-            a_x2,
+            (a_x2, a_x2t, a_extra),
             a_metrics,
             1000,
         );
@@ -352,7 +367,7 @@ impl Bed {
                 b_sap.unwrap_or(a_sap),
                 b_cxtp,
                 ("enbc-a", a_cxtp),
-                b_x2,
+                (b_x2, b_x2t, ""),
                 b_metrics,
                 o.b_max_ues,
             );
@@ -366,6 +381,7 @@ impl Bed {
             ctl: d.join("a-ctl.sock"),
             metrics: a_metrics,
             x2: a_x2,
+            x2_tcp: a_x2t,
             log: la,
             user: Some(ua),
         };
@@ -378,6 +394,7 @@ impl Bed {
             ctl: d.join("b-ctl.sock"),
             metrics: b_metrics,
             x2: b_x2,
+            x2_tcp: b_x2t,
             log: lb,
             user: ub,
         };
@@ -447,6 +464,16 @@ impl Bed {
         std::thread::sleep(Duration::from_millis(20));
         s.send_to(&vector("handover_request_acknowledge"), self.a.x2)
             .unwrap();
+    }
+
+    /// Send X2AP PDUs to A's TCP tap (u32 length prefix each).
+    fn x2_tcp(&self, names: &[&str]) {
+        let mut s = TcpStream::connect(self.a.x2_tcp).unwrap();
+        for n in names {
+            let pdu = vector(n);
+            s.write_all(&(pdu.len() as u32).to_be_bytes()).unwrap();
+            s.write_all(&pdu).unwrap();
+        }
     }
 
     /// The first finished migration of `n` (waits for it).
@@ -737,11 +764,14 @@ fn cxtp_timeout_rolls_back_and_restores_sessions() {
     drop(sink);
 }
 
-#[test]
-fn destination_crash_mid_transfer_rolls_back() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut bed = Bed::new(Opts::default());
-    // B's service: holds the import without answering and tells the test.
+/// B's service that holds every import without answering and reports
+/// it on the returned channel.
+fn holding_service(
+    bed: &Bed,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::mpsc::Receiver<usize>,
+) {
     let (held_tx, held_rx) = std::sync::mpsc::channel();
     let api_b = bed.b.api.clone();
     let svc = bed.rt.spawn(async move {
@@ -755,6 +785,44 @@ fn destination_crash_mid_transfer_rolls_back() {
         }
     });
     bed.wait_service(&bed.b, "http-download");
+    (svc, held_rx)
+}
+
+#[test]
+fn x2_handover_cancel_over_the_tcp_tap_aborts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bed = Bed::new(Opts::default());
+    let (svc, held) = holding_service(&bed);
+    let size = 300_000;
+    let (_sa, a_http) = spawn_service(&bed.a.api, "http-download", size, 200_000);
+    bed.wait_service(&bed.a, "http-download");
+    let (from_a, got) = start_download(a_http, size, 10_000);
+    ue_registered(&bed, &bed.a);
+    bed.x2_tcp(&["handover_request", "handover_request_acknowledge"]);
+    // While B holds the contexts, the source eNB cancels the handover.
+    held.recv_timeout(Duration::from_secs(15)).unwrap();
+    bed.x2_tcp(&["handover_cancel"]);
+    let src = bed.record(&bed.a, "source", Duration::from_secs(15));
+    assert_eq!(src["outcome"], "rolled_back", "{src}");
+    assert_eq!(src["cause_label"], "aborted", "{src}");
+    assert!(
+        src["cause"].as_str().unwrap().contains("Cancelled"),
+        "{src}"
+    );
+    finish_from_a(from_a, got, size);
+    // B dropped what it held on A's MIH_N2N_HO_Complete(failure).
+    let dst = bed.record(&bed.b, "destination", Duration::from_secs(10));
+    assert_eq!(dst["cause_label"], "source_rolled_back", "{dst}");
+    svc.abort();
+    bed.stop();
+}
+
+#[test]
+fn destination_crash_mid_transfer_rolls_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bed = Bed::new(Opts::default());
+    // B's service: holds the import without answering and tells the test.
+    let (svc, held_rx) = holding_service(&bed);
     let size = 300_000;
     let (_sa, a_http) = spawn_service(&bed.a.api, "http-download", size, 200_000);
     bed.wait_service(&bed.a, "http-download");
@@ -778,7 +846,23 @@ fn destination_crash_mid_transfer_rolls_back() {
 #[test]
 fn operator_command_and_cli() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let bed = Bed::new(Opts::default());
+    // A also replays the pycrate capture at start: its HandoverRequest +
+    // Acknowledge trigger a handover of UE 17 = 127.0.0.1, which has no
+    // service yet, so the orchestrator refuses it (counted).
+    let bed = Bed::new(Opts {
+        a_x2_pcap: true,
+        ..Opts::default()
+    });
+    bed.wait("pcap replayed", Duration::from_secs(10), || {
+        let m = bed.metrics(&bed.a);
+        (m.contains("mih_user_x2_triggered_total 1")
+            && m.contains("mih_user_x2_not_started_total 1")
+            && m.contains("mih_user_x2_forgotten_total"))
+        .then_some(())
+    });
+    assert!(bed
+        .metrics(&bed.a)
+        .contains(r#"mih_user_start_refused_total{reason="no_services"} 1"#));
     let size = 200_000;
     let (_sa, a_http) = spawn_service(&bed.a.api, "http-download", size, 200_000);
     let (_sb, _) = spawn_service(&bed.b.api, "http-download", size, 0);
