@@ -144,6 +144,8 @@ struct Sim {
     cxtp_drop_from: Option<IpAddr>,
     /// Deliver MIH_N2N_HO_Complete requests?
     drop_complete: bool,
+    /// Drop every response (the requester never hears the answer).
+    drop_responses: bool,
 }
 
 fn cfg(name: &str) -> OrchestratorConfig {
@@ -209,6 +211,7 @@ impl Sim {
             mih_link: MihLink::Up,
             cxtp_drop_from: None,
             drop_complete: false,
+            drop_responses: false,
         }
     }
 
@@ -428,6 +431,9 @@ impl Sim {
                 }
             }
             Opcode::Response => {
+                if self.drop_responses {
+                    return;
+                }
                 let Some(j) = self.index(&m.destination.to_string()) else {
                     return;
                 };
@@ -786,6 +792,11 @@ fn mih_timeout_when_the_destination_mihf_is_absent_and_late_confirm_ignored() {
     s.run();
     assert_source_rolled_back(&s, ue, "mih_timeout", false);
     assert_eq!(s.record(0, ue).phases.total, 500 * MS);
+    // The destination is told, in case it accepted a commit whose answer was lost.
+    assert!(s.nodes[0]
+        .actions
+        .iter()
+        .any(|a| a == "mih MIH_N2N_HO_Complete.request"));
     assert_eq!(s.record(0, ue).phases.mih_commit, None);
     // A confirm that comes after the timeout is counted and ignored.
     let late = Message::new(
@@ -806,6 +817,22 @@ fn mih_timeout_when_the_destination_mihf_is_absent_and_late_confirm_ignored() {
     s.drain(0);
     assert_eq!(s.nodes[0].o.stats().mih_unexpected, 1);
     assert!(!s.nodes[0].actions.iter().any(|a| a == "ExportApp"));
+}
+
+#[test]
+fn lost_commit_confirm_releases_the_destination_at_once() {
+    let mut s = Sim::two();
+    s.drop_responses = true;
+    let ue = ip("10.0.1.3");
+    s.user(0, "http", ue, state(10, 0));
+    s.start(0, ue, 1).unwrap();
+    s.run();
+    assert_source_rolled_back(&s, ue, "mih_timeout", false);
+    // B accepted, then heard the Complete(failure) right after A's timeout
+    // (500 ms), long before its own context timeout (800 ms).
+    let d = s.record(1, ue);
+    assert_eq!(d.cause, Some(Cause::SourceRolledBack));
+    assert_eq!(d.phases.total, 500 * MS);
 }
 
 #[test]

@@ -1350,7 +1350,10 @@ impl Orchestrator {
                         cause: text,
                     });
                 }
-                if h.peer_accepted {
+                // Also after a MIH timeout: the destination may have
+                // accepted a commit whose answer was lost or late; it then
+                // stops waiting for contexts at once.
+                if h.peer_accepted || cause == Cause::MihTimeout {
                     let tid = self.alloc_tid();
                     self.actions.push_back(Action::Mih(mih::complete_request(
                         tid,
