@@ -22,6 +22,9 @@ use crate::x2ap::Ecgi;
 /// Handover identifier (per node, never reused while the node runs).
 pub type HandoverId = u64;
 
+/// Most session exports remembered after their handover rolled back.
+const MAX_ABANDONED: usize = 4096;
+
 /// CTDR status for a session the importer could not rebuild (our range,
 /// next to the API's refusal codes).
 pub const STATUS_SESSION_FAILED: u8 = 0xA3;
@@ -359,6 +362,9 @@ pub struct Orchestrator {
     events: VecDeque<Event>,
     stats: OrchestratorStats,
     shut: bool,
+    /// Session exports still running for handovers that rolled back:
+    /// their sessions are restored when the answer comes.
+    abandoned_exports: HashMap<HandoverId, IpAddr>,
 }
 
 impl std::fmt::Debug for Orchestrator {
@@ -416,6 +422,7 @@ impl Orchestrator {
             events: VecDeque::new(),
             stats: OrchestratorStats::default(),
             shut: false,
+            abandoned_exports: HashMap::new(),
             cfg,
         };
         for (id, ip) in peers {
@@ -646,6 +653,16 @@ impl Orchestrator {
         result: Result<Vec<TcpSessionContext>, String>,
     ) {
         let Some(ue) = self.find(id, |s| matches!(s, State::ExportingSessions { .. })) else {
+            // The handover rolled back while the exporter was freezing the
+            // sessions: put them back.
+            if let Some(ue) = self.abandoned_exports.remove(&id) {
+                if let Ok(sessions) = result {
+                    if !sessions.is_empty() {
+                        self.actions
+                            .push_back(Action::RestoreSessions { ue, sessions });
+                    }
+                }
+            }
             return;
         };
         let sessions = match result {
@@ -1335,6 +1352,13 @@ impl Orchestrator {
             Role::Source => {
                 if let State::Committing { tid } = h.state {
                     self.tids.remove(&tid);
+                }
+                if matches!(h.state, State::ExportingSessions { .. }) {
+                    if self.abandoned_exports.len() >= MAX_ABANDONED {
+                        // Drivers answer every export; this only bounds a broken one.
+                        self.abandoned_exports.clear();
+                    }
+                    self.abandoned_exports.insert(h.id, ue);
                 }
                 self.par.abort(ue);
                 if let Some(s) = &h.sessions {
