@@ -87,7 +87,7 @@ impl Drop for Proc {
 
 fn control(path: &Path, req: &Value) -> Option<Value> {
     let mut s = UnixStream::connect(path).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     writeln!(s, "{req}").ok()?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).ok()?;
@@ -100,7 +100,7 @@ fn status(path: &Path) -> Option<Value> {
 
 fn http_get(addr: SocketAddr, path: &str) -> (TcpStream, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
     let mut head = Vec::new();
     let mut b = [0u8; 1];
@@ -412,7 +412,7 @@ impl Bed {
         for n in nodes {
             bed.wait(
                 "mih-user registered with mihfd",
-                Duration::from_secs(15),
+                Duration::from_secs(40),
                 || {
                     let s = status(&n.ctl)?;
                     (s["registered"] == true).then_some(())
@@ -447,7 +447,7 @@ impl Bed {
     }
 
     fn wait_service(&self, n: &Enbc, id: &str) {
-        self.wait("service registered", Duration::from_secs(10), || {
+        self.wait("service registered", Duration::from_secs(30), || {
             let s = status(&n.ctl)?;
             s["services"]
                 .as_array()?
@@ -513,7 +513,7 @@ impl Bed {
                         break st;
                     }
                     assert!(
-                        t0.elapsed() < Duration::from_secs(10),
+                        t0.elapsed() < Duration::from_secs(30),
                         "no exit after SIGTERM"
                     );
                     std::thread::sleep(Duration::from_millis(20));
@@ -559,7 +559,7 @@ fn finish_from_a(mut s: TcpStream, mut got: Vec<u8>, size: u64) {
 }
 
 fn ue_registered(bed: &Bed, n: &Enbc) {
-    bed.wait("UE registered at A", Duration::from_secs(10), || {
+    bed.wait("UE registered at A", Duration::from_secs(30), || {
         let s = status(&n.ctl)?;
         (s["users"].as_u64()? >= 1).then_some(())
     });
@@ -581,7 +581,7 @@ fn x2_handover_moves_the_download_to_the_destination() {
     ue_registered(&bed, &bed.a);
     bed.x2_handover();
 
-    let src = bed.record(&bed.a, "source", Duration::from_secs(15));
+    let src = bed.record(&bed.a, "source", Duration::from_secs(40));
     assert_eq!(src["outcome"], "committed", "{src}");
     assert_eq!(src["trigger"], "x2");
     assert_eq!(src["peer"], "enbc-b");
@@ -591,7 +591,7 @@ fn x2_handover_moves_the_download_to_the_destination() {
     }
     assert!(src["sizes"]["app_octets"].as_u64().unwrap() > 0);
     assert_eq!(src["sizes"]["sessions"], 1, "one synthetic session: {src}");
-    let dst = bed.record(&bed.b, "destination", Duration::from_secs(10));
+    let dst = bed.record(&bed.b, "destination", Duration::from_secs(30));
     assert_eq!(dst["outcome"], "committed", "{dst}");
     assert_eq!(
         dst["cause"],
@@ -676,7 +676,7 @@ fn rollback_case(bed: &Bed, label: &str, size: u64) -> Value {
     let (from_a, got) = start_download(a_http, size, 10_000);
     ue_registered(bed, &bed.a);
     bed.x2_handover();
-    let src = bed.record(&bed.a, "source", Duration::from_secs(15));
+    let src = bed.record(&bed.a, "source", Duration::from_secs(40));
     assert_eq!(src["outcome"], "rolled_back", "{src}");
     assert_eq!(src["cause_label"], label, "{src}");
     finish_from_a(from_a, got, size);
@@ -758,7 +758,7 @@ fn cxtp_timeout_rolls_back_and_restores_sessions() {
     assert_eq!(sa["sessions"]["export"], 1);
     assert_eq!(sa["sessions"]["restore"], 1, "{sa}");
     // B had accepted and heard A's MIH_N2N_HO_Complete(failure).
-    let dst = bed.record(&bed.b, "destination", Duration::from_secs(10));
+    let dst = bed.record(&bed.b, "destination", Duration::from_secs(30));
     assert_eq!(dst["outcome"], "rolled_back", "{dst}");
     bed.stop();
     drop(sink);
@@ -800,9 +800,9 @@ fn x2_handover_cancel_over_the_tcp_tap_aborts() {
     ue_registered(&bed, &bed.a);
     bed.x2_tcp(&["handover_request", "handover_request_acknowledge"]);
     // While B holds the contexts, the source eNB cancels the handover.
-    held.recv_timeout(Duration::from_secs(15)).unwrap();
+    held.recv_timeout(Duration::from_secs(40)).unwrap();
     bed.x2_tcp(&["handover_cancel"]);
-    let src = bed.record(&bed.a, "source", Duration::from_secs(15));
+    let src = bed.record(&bed.a, "source", Duration::from_secs(40));
     assert_eq!(src["outcome"], "rolled_back", "{src}");
     assert_eq!(src["cause_label"], "aborted", "{src}");
     assert!(
@@ -811,7 +811,7 @@ fn x2_handover_cancel_over_the_tcp_tap_aborts() {
     );
     finish_from_a(from_a, got, size);
     // B dropped what it held on A's MIH_N2N_HO_Complete(failure).
-    let dst = bed.record(&bed.b, "destination", Duration::from_secs(10));
+    let dst = bed.record(&bed.b, "destination", Duration::from_secs(30));
     assert_eq!(dst["cause_label"], "source_rolled_back", "{dst}");
     svc.abort();
     bed.stop();
@@ -830,12 +830,12 @@ fn destination_crash_mid_transfer_rolls_back() {
     ue_registered(&bed, &bed.a);
     bed.x2_handover();
     // B holds the contexts: the CTDR is not sent yet. Kill B's mih-user.
-    let n = held_rx.recv_timeout(Duration::from_secs(15)).unwrap();
+    let n = held_rx.recv_timeout(Duration::from_secs(40)).unwrap();
     assert!(n > 0);
     let mut b_user = bed.b.user.take().unwrap();
     b_user.0.kill().unwrap();
     let _ = b_user.0.wait();
-    let src = bed.record(&bed.a, "source", Duration::from_secs(15));
+    let src = bed.record(&bed.a, "source", Duration::from_secs(40));
     assert_eq!(src["outcome"], "rolled_back", "{src}");
     assert_eq!(src["cause_label"], "cxtp_timeout", "{src}");
     finish_from_a(from_a, got, size);
@@ -853,7 +853,7 @@ fn operator_command_and_cli() {
         a_x2_pcap: true,
         ..Opts::default()
     });
-    bed.wait("pcap replayed", Duration::from_secs(10), || {
+    bed.wait("pcap replayed", Duration::from_secs(30), || {
         let m = bed.metrics(&bed.a);
         (m.contains("mih_user_x2_triggered_total 1")
             && m.contains("mih_user_x2_not_started_total 1")
