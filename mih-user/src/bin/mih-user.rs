@@ -114,17 +114,7 @@ fn main() -> ExitCode {
         println!("{}: OK", path.display());
         return ExitCode::SUCCESS;
     }
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    let rt = match rt {
+    let rt = match mihf::daemon::runtime(args.threads) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mih-user: cannot start the runtime: {e}");
@@ -132,13 +122,10 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (mut int, mut term) = match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(i), Ok(t)) => (i, t),
-            (Err(e), _) | (_, Err(e)) => {
+        // Install the handlers before anything can be signalled.
+        let mut signals = match mihf::daemon::ShutdownSignals::install() {
+            Ok(s) => s,
+            Err(e) => {
                 eprintln!("mih-user: cannot install signal handlers: {e}");
                 return ExitCode::FAILURE;
             }
@@ -151,10 +138,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let sig = tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        };
+        let sig = signals.recv().await;
         info!(signal = sig, "shutting down");
         daemon.shutdown().await;
         ExitCode::SUCCESS

@@ -43,17 +43,7 @@ fn main() -> ExitCode {
         println!("{}: OK", args.config.display());
         return ExitCode::SUCCESS;
     }
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    let rt = match rt {
+    let rt = match mihf::daemon::runtime(args.threads) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mihfd: cannot start the runtime: {e}");
@@ -62,13 +52,9 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         // Install the handlers before anything can be signalled.
-        use tokio::signal::unix::{signal, SignalKind};
-        let (mut int, mut term) = match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(i), Ok(t)) => (i, t),
-            (Err(e), _) | (_, Err(e)) => {
+        let mut signals = match mihf::daemon::ShutdownSignals::install() {
+            Ok(s) => s,
+            Err(e) => {
                 eprintln!("mihfd: cannot install signal handlers: {e}");
                 return ExitCode::FAILURE;
             }
@@ -81,10 +67,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let sig = tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        };
+        let sig = signals.recv().await;
         info!(signal = sig, "shutting down");
         daemon.shutdown().await;
         ExitCode::SUCCESS
