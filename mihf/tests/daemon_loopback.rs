@@ -4,16 +4,18 @@
 //! garbage floods. Each test stops its daemons before returning.
 #![cfg(feature = "daemon")]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use common::{link, reg};
 use mihf::daemon::client::SapClient;
 use mihf::daemon::config::{Config, Transport};
 use mihf::daemon::metrics::http_get;
 use mihf::daemon::Daemon;
 use mihf::proto::node::PeerConfig;
-use mihf::proto::sap::Registration;
 use mihf::proto::status::status_of;
 use mihf::wire::message::*;
 use mihf::wire::*;
@@ -57,25 +59,6 @@ async fn pair(transport: Transport, tweak: impl Fn(&mut Config)) -> (Daemon, Dae
     a.add_peer(peer("mihf2", &b, transport)).unwrap();
     b.add_peer(peer("mihf1", &a, transport)).unwrap();
     (a, b)
-}
-
-fn reg(id: &'static str, commands: CommandList, events: EventList) -> Registration {
-    Registration {
-        user_id: MihfId::from_static(id),
-        commands,
-        events,
-        queries: IsQueryTypeList(0),
-    }
-}
-
-fn link() -> LinkTupleId {
-    LinkTupleId {
-        link: LinkId {
-            link_type: LinkType::IEEE_802_11,
-            addr: LinkAddr::mac([2, 0xaa, 0xbb, 0xcc, 0xdd, 1]),
-        },
-        poa: None,
-    }
 }
 
 fn n2n(peer: &'static str) -> Message {

@@ -7,17 +7,19 @@
 //! Without tshark the test is skipped, except when CI is set: then it fails.
 #![cfg(feature = "daemon")]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
+use common::{link, reg};
 use mihf::daemon::client::SapClient;
 use mihf::daemon::config::Config;
 use mihf::daemon::Daemon;
 use mihf::proto::node::PeerConfig;
-use mihf::proto::sap::Registration;
 use mihf::proto::status::status_of;
 use mihf::wire::message::*;
 use mihf::wire::*;
@@ -51,25 +53,6 @@ fn cfg(id: &str, port: u16) -> Config {
 fn port_4551_free() -> bool {
     std::net::UdpSocket::bind("127.0.0.1:4551").is_ok()
         && std::net::TcpListener::bind("127.0.0.1:4551").is_ok()
-}
-
-fn reg(id: &'static str, commands: CommandList, events: EventList) -> Registration {
-    Registration {
-        user_id: MihfId::from_static(id),
-        commands,
-        events,
-        queries: IsQueryTypeList(0),
-    }
-}
-
-fn link() -> LinkTupleId {
-    LinkTupleId {
-        link: LinkId {
-            link_type: LinkType::IEEE_802_11,
-            addr: LinkAddr::mac([2, 0xaa, 0xbb, 0xcc, 0xdd, 1]),
-        },
-        poa: None,
-    }
 }
 
 fn n2n(vendor: usize) -> Message {
