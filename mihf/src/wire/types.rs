@@ -14,6 +14,7 @@ use std::marker::PhantomData;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::ValueError;
+use super::info::OctetString;
 use super::tlv::{encode_length, length_len, octet_string_len, put_octet_string, Reader, Value};
 
 // ---------------------------------------------------------------------------
@@ -71,20 +72,6 @@ impl Value for bool {
     }
 }
 
-/// OCTET_STRING as a shared slice.
-impl Value for Bytes {
-    const NAME: &'static str = "OCTET_STRING";
-    fn decode(r: &mut Reader<'_>) -> Result<Self, ValueError> {
-        r.octet_string(Self::NAME)
-    }
-    fn encoded_len(&self) -> usize {
-        octet_string_len(self.len())
-    }
-    fn encode(&self, out: &mut BytesMut) {
-        put_octet_string(self, out)
-    }
-}
-
 /// Serde helpers: byte strings as lowercase hex.
 #[cfg(feature = "serde")]
 pub mod hex_bytes {
@@ -92,11 +79,7 @@ pub mod hex_bytes {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        let mut text = String::with_capacity(b.len() * 2);
-        for x in b {
-            text.push_str(&format!("{x:02x}"));
-        }
-        s.serialize_str(&text)
+        s.serialize_str(&super::hex_string(b))
     }
 
     pub fn parse(text: &str) -> Result<Vec<u8>, String> {
@@ -472,7 +455,7 @@ impl<'de> serde::Deserialize<'de> for MihfId {
 }
 
 #[cfg(feature = "serde")]
-fn hex_string(b: &[u8]) -> String {
+pub(crate) fn hex_string(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -1185,7 +1168,7 @@ pub enum TspContainer {
     /// 1: a pre-defined configuration identifier.
     PredefCfgId(u8),
     /// 2: a TSP carrier (OCTET_STRING).
-    Carrier(#[cfg_attr(feature = "serde", serde(with = "hex_bytes"))] Bytes),
+    Carrier(OctetString),
 }
 
 impl Value for TspContainer {
@@ -1194,7 +1177,7 @@ impl Value for TspContainer {
         Ok(match r.selector(Self::NAME)? {
             0 => TspContainer::Null,
             1 => TspContainer::PredefCfgId(r.u8("PREDEF_CFG_ID")?),
-            2 => TspContainer::Carrier(r.octet_string("TSP_CARRIER")?),
+            2 => TspContainer::Carrier(OctetString::decode(r)?),
             selector => {
                 return Err(ValueError::BadChoice {
                     field: Self::NAME,
@@ -1207,7 +1190,7 @@ impl Value for TspContainer {
         1 + match self {
             TspContainer::Null => 0,
             TspContainer::PredefCfgId(_) => 1,
-            TspContainer::Carrier(b) => octet_string_len(b.len()),
+            TspContainer::Carrier(b) => b.encoded_len(),
         }
     }
     fn encode(&self, out: &mut BytesMut) {
@@ -1219,7 +1202,7 @@ impl Value for TspContainer {
             }
             TspContainer::Carrier(b) => {
                 out.put_u8(2);
-                put_octet_string(b, out);
+                b.encode(out);
             }
         }
     }
