@@ -5,6 +5,8 @@ pub mod api;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod orchestrator;
+#[cfg(feature = "daemon")]
+pub mod report;
 pub mod sessions;
 #[cfg(feature = "daemon")]
 pub mod tap;

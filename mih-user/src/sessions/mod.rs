@@ -3,3 +3,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod tcp_repair;
+#[cfg(target_os = "linux")]
+pub mod handoff;
+#[cfg(target_os = "linux")]
+pub mod route;

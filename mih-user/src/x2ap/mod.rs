@@ -57,6 +57,7 @@
 //! ```
 
 pub mod asn;
+pub mod build;
 pub mod framing;
 mod pdu;
 mod procedures;

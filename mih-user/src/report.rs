@@ -1,0 +1,1 @@
+//! Handover statistics (Table I) and histogram images for the demo and benchmarks.
