@@ -20,9 +20,14 @@
 //!   - `ImportRequested(ue)`: the context is checked (same file size and
 //!     seed) and kept; when that UE next asks for the same file without a
 //!     `Range`, the download continues from the imported offset (206 with
-//!     `Content-Range` and `X-Resumed-From`). A migrated TCP socket (later,
-//!     TCP_REPAIR) is handed over with `Service::adopt_socket`, which
-//!     continues the body on it from the offset, with no new HTTP header.
+//!     `Content-Range` and `X-Resumed-From`).
+//!   - With `--handoff-socket` (the MIH-User's `sessions.handoff_socket`,
+//!     `sessions.mode = "tcp_repair"`), the TCP connection itself moves:
+//!     at the export each download stops writing and its socket is handed
+//!     to the MIH-User (`GIVE`), which freezes it with TCP_REPAIR; a socket
+//!     that comes back (`TAKE`: rebuilt at the destination, or restored at
+//!     the source after a rollback) continues the body from the offset,
+//!     with no new HTTP header. The client sees one uninterrupted response.
 //!   - `MigrationOutcome`: at the source, committed closes the UE's
 //!     downloads, rolled back resumes them; at the destination, rolled back
 //!     drops the imported context.
@@ -43,6 +48,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use clap::Parser;
 use mih_user::api::client::{ClientError, Event, ExportRequest, ImportRequest, ServiceClient};
 use mih_user::api::wire::{Connection, ErrorCode, Outcome, ReplyStatus, Role};
+use mih_user::sessions::handoff::HandoffClient;
+use std::os::fd::AsFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -95,6 +102,11 @@ struct Args {
     /// Octets per write.
     #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
     chunk: u64,
+    /// The MIH-User's socket hand-off path (`sessions.handoff_socket`):
+    /// move live TCP connections with TCP_REPAIR instead of letting the
+    /// client reconnect. Needs --api-socket.
+    #[arg(long, requires = "api_socket")]
+    handoff_socket: Option<PathBuf>,
     /// Most simultaneous HTTP connections.
     #[arg(long, default_value_t = 256)]
     max_connections: usize,
@@ -256,6 +268,8 @@ fn decode_context(mut b: &[u8]) -> Result<(u64, u64, Vec<DownloadState>), String
 enum Control {
     Run,
     Freeze,
+    /// Stop writing and hand the socket to the MIH-User.
+    HandOff,
     Stop,
 }
 
@@ -264,6 +278,8 @@ struct Progress {
     offset: u64,
     frozen: bool,
     finished: bool,
+    /// The socket went to the MIH-User.
+    handed: bool,
 }
 
 struct Download {
@@ -285,6 +301,7 @@ struct Tables {
 struct Service {
     args: Args,
     api: Option<ServiceClient>,
+    handoff: Option<HandoffClient>,
     tables: Mutex<Tables>,
     next_id: AtomicU64,
 }
@@ -326,7 +343,7 @@ impl Service {
     /// already written). Returns when the download ends.
     async fn run_download(
         self: &Shared,
-        mut stream: TcpStream,
+        stream: TcpStream,
         ue: IpAddr,
         conn: Connection,
         name: String,
@@ -361,12 +378,48 @@ impl Service {
         let mut pace_start = tokio::time::Instant::now();
         let mut paced: u64 = 0;
         let mut stopped = false;
+        let mut handed = false;
+        // `None` once the socket went to the MIH-User (or was lost).
+        let mut stream = Some(stream);
         while pos < end {
             let c = *control_rx.borrow_and_update();
             match c {
                 Control::Stop => {
                     stopped = true;
                     break;
+                }
+                Control::HandOff => {
+                    // Give the socket away; if that fails, keep it and
+                    // behave as frozen (the export then fails and the
+                    // rollback resumes here).
+                    let Some(s) = stream.take() else { break };
+                    match self.hand_off(s) {
+                        Ok(()) => {
+                            handed = true;
+                            progress_tx.send_modify(|p| {
+                                p.handed = true;
+                                p.frozen = true;
+                            });
+                            break;
+                        }
+                        Err((e, None)) => {
+                            warn!(%ue, "socket hand-off failed, connection lost: {e}");
+                            stopped = true;
+                            break;
+                        }
+                        Err((e, Some(s))) => {
+                            warn!(%ue, "socket hand-off failed: {e}");
+                            stream = Some(s);
+                            progress_tx.send_modify(|p| p.frozen = true);
+                            if control_rx.changed().await.is_err() {
+                                break;
+                            }
+                            progress_tx.send_modify(|p| p.frozen = false);
+                            pace_start = tokio::time::Instant::now();
+                            paced = 0;
+                            continue;
+                        }
+                    }
                 }
                 Control::Freeze => {
                     progress_tx.send_modify(|p| p.frozen = true);
@@ -395,8 +448,9 @@ impl Service {
                 filled = (pos, pos + n as u64);
             }
             let slice = &buf[(pos - filled.0) as usize..(filled.1 - filled.0) as usize];
+            let Some(sock) = stream.as_mut() else { break };
             tokio::select! {
-                r = stream.write(slice) => match r {
+                r = sock.write(slice) => match r {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         pos += n as u64;
@@ -409,12 +463,14 @@ impl Service {
         }
         progress_tx.send_modify(|p| p.finished = true);
         self.tables().downloads.remove(&id);
-        if stopped {
+        if handed {
+            info!(%ue, file = %name, offset = pos, "socket handed to the MIH-User");
+        } else if stopped {
             info!(%ue, file = %name, offset = pos, "download moved away");
             // Closing would send FIN on a connection that now lives at the
             // destination; with TCP_REPAIR the socket is put in repair mode
             // first. Here the client reconnects to the destination.
-        } else {
+        } else if let Some(mut stream) = stream {
             let _ = stream.shutdown().await;
             debug!(%ue, file = %name, offset = pos, "download ended");
             self.sync_user(ue).await;
@@ -424,18 +480,24 @@ impl Service {
     /// Freeze the UE's downloads and return their state (imported ones not
     /// yet resumed included).
     async fn freeze(&self, ue: IpAddr) -> Vec<DownloadState> {
+        let how = if self.handoff.is_some() {
+            Control::HandOff
+        } else {
+            Control::Freeze
+        };
         let waits: Vec<_> = {
             let t = self.tables();
             t.downloads
                 .values()
                 .filter(|d| d.ue == ue)
                 .map(|d| {
-                    let _ = d.control.send(Control::Freeze);
+                    let _ = d.control.send(how);
                     (d.conn, d.name.clone(), d.end, d.progress.clone())
                 })
                 .collect()
         };
         let mut out = Vec::new();
+        let mut parked = Vec::new();
         for (conn, name, end, mut progress) in waits {
             // The writer acknowledges at once unless a write is completing.
             let _ = tokio::time::timeout(
@@ -445,16 +507,25 @@ impl Service {
             .await
             .map(|r| r.map(|_| ()));
             let p = *progress.borrow();
-            if p.offset < end {
-                out.push(DownloadState {
+            if p.offset < end || p.handed {
+                let d = DownloadState {
                     conn,
                     name,
                     offset: p.offset,
                     end,
-                });
+                };
+                if p.handed {
+                    // Resumed by `adopt_socket` if the socket comes back.
+                    parked.push(d.clone());
+                }
+                out.push(d);
             }
         }
-        out.extend(self.tables().imported.get(&ue).cloned().unwrap_or_default());
+        let mut t = self.tables();
+        out.extend(t.imported.get(&ue).cloned().unwrap_or_default());
+        if !parked.is_empty() {
+            t.imported.entry(ue).or_default().extend(parked);
+        }
         out
     }
 
@@ -531,12 +602,24 @@ impl Service {
         Some(d)
     }
 
+    /// Send the socket to the MIH-User (`GIVE`); on failure it is handed
+    /// back (`None`: it could not be; the connection is lost).
+    fn hand_off(&self, stream: TcpStream) -> Result<(), (std::io::Error, Option<TcpStream>)> {
+        let Some(h) = &self.handoff else {
+            return Err((std::io::Error::other("no hand-off socket"), Some(stream)));
+        };
+        let std = stream.into_std().map_err(|e| (e, None))?;
+        match h.give(&[std.as_fd()]) {
+            // Our descriptor closes here; the MIH-User holds the socket.
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, TcpStream::from_std(std).ok())),
+        }
+    }
+
     /// Hand a migrated TCP socket to the service (the TCP_REPAIR path): if
-    /// an imported download has the socket's 4-tuple, its body continues on
-    /// the socket from the imported offset, without a new HTTP header.
-    /// Returns false (and drops the socket) otherwise. Nothing calls it
-    /// yet outside the tests: the TCP_REPAIR issue plugs in here.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// an imported (or, at the source, parked) download has the socket's
+    /// 4-tuple, its body continues on the socket from that offset, without
+    /// a new HTTP header. Returns false (and drops the socket) otherwise.
     async fn adopt_socket(self: &Shared, stream: std::net::TcpStream) -> bool {
         let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
             return false;
@@ -725,6 +808,54 @@ async fn handle_http(svc: Shared, mut stream: TcpStream, peer: SocketAddr) {
 
 // ------------------------------------------------------------------- main --
 
+/// Sockets from the MIH-User (`TAKE`): adopt each one. Re-announce the
+/// listen address every few seconds (a restarted MIH-User learns it).
+async fn receive_sockets(svc: Shared) -> std::io::Result<()> {
+    use tokio::io::unix::AsyncFd;
+    let fd = svc
+        .handoff
+        .as_ref()
+        .ok_or_else(|| std::io::Error::other("no hand-off socket"))?
+        .as_fd()
+        .try_clone_to_owned()?;
+    // SAFETY: `fd` is an owned duplicate, closed only when `afd` drops.
+    let afd = unsafe { AsyncFd::register(fd) }.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut hello = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = hello.tick() => {
+                if let Some(h) = &svc.handoff {
+                    if let Err(e) = h.hello() {
+                        debug!("hand-off HELO: {e}");
+                    }
+                }
+            }
+            g = afd.readable() => {
+                let mut g = g?;
+                loop {
+                    let Some(h) = &svc.handoff else { break };
+                    match h.try_take() {
+                        Ok(fd) => {
+                            let stream = std::net::TcpStream::from(fd);
+                            let what = format!("{:?} -> {:?}", stream.peer_addr(), stream.local_addr());
+                            if svc.adopt_socket(stream).await {
+                                info!(socket = %what, "socket taken over from the MIH-User");
+                            } else {
+                                warn!(socket = %what, "socket from the MIH-User matches no download; closed");
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            g.clear_ready();
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn connect_api(
     args: &Args,
 ) -> Result<Option<(ServiceClient, mih_user::api::client::EventStream)>, ClientError> {
@@ -751,8 +882,17 @@ async fn connect_api(
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(args.listen).await?;
     let api = connect_api(&args).await?;
+    let handoff = match &args.handoff_socket {
+        Some(path) => {
+            let h = HandoffClient::connect(path, listener.local_addr()?)?;
+            info!(path = %path.display(), "TCP sessions move with TCP_REPAIR (socket hand-off)");
+            Some(h)
+        }
+        None => None,
+    };
     let svc: Shared = Arc::new(Service {
         api: api.as_ref().map(|(c, _)| c.clone()),
+        handoff,
         args: args.clone(),
         tables: Mutex::new(Tables::default()),
         next_id: AtomicU64::new(1),
@@ -768,6 +908,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             warn!("Service Mobility API connection closed; serving stand-alone");
+        });
+    }
+    if svc.handoff.is_some() {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            if let Err(e) = receive_sockets(svc).await {
+                warn!("socket hand-off receiver stopped: {e}");
+            }
         });
     }
     println!("listening on http://{}", listener.local_addr()?);

@@ -130,7 +130,15 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let daemon = match MihUser::start(&cfg, Backends::from_mode(cfg.sessions.mode)).await {
+        let backends = match Backends::from_config(&cfg.sessions) {
+            Ok(b) => b,
+            Err(e) => {
+                error!("cannot start: {e}");
+                eprintln!("mih-user: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let daemon = match MihUser::start(&cfg, backends).await {
             Ok(d) => d,
             Err(e) => {
                 error!("cannot start: {e}");

@@ -223,22 +223,65 @@ impl Default for Admission {
 
 /// How sessions are exported and imported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum SessionMode {
     /// No session contexts (application state only).
     #[default]
     None,
     /// In memory: one synthetic session per connection the services
-    /// registered (until the TCP_REPAIR exporter exists).
+    /// registered (tests and dry runs; nothing touches the kernel).
     Memory,
+    /// Live TCP sessions with `TCP_REPAIR` (Linux, CAP_NET_ADMIN): the
+    /// services hand their sockets over `handoff_socket`
+    /// (`mih_user::sessions::handoff`).
+    TcpRepair,
+}
+
+/// A network action: a command (argv; `{ue}` in any argument is replaced
+/// by the UE's address) or a built-in route change over rtnetlink.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// Run this command (no shell) and wait for it; a non-zero exit is a
+    /// failure.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Built-in: the network namespace to act in (a name under
+    /// `/run/netns`, or a path); the daemon's own when absent.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// Built-in route: destination prefix (`{ue}` allowed, e.g.
+    /// `"{ue}/32"`).
+    #[serde(default)]
+    pub route: Option<String>,
+    /// Built-in route: `"blackhole"` or a gateway address.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// Built-in route: preferred source address.
+    #[serde(default)]
+    pub src: Option<IpAddr>,
+    /// Built-in route: delete the route instead of replacing it.
+    #[serde(default)]
+    pub delete: bool,
 }
 
 /// `[sessions]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sessions {
-    /// `none` or `memory`.
+    /// `none`, `memory` or `tcp_repair`.
     pub mode: SessionMode,
+    /// `tcp_repair`: the Unix datagram socket where services hand their
+    /// sockets in (required in that mode).
+    pub handoff_socket: Option<PathBuf>,
+    /// `tcp_repair`, source: before freezing (e.g. a blackhole route
+    /// towards the UE), held until `release`.
+    pub hold: Option<HookConfig>,
+    /// `tcp_repair`, source: after a commit or a restore.
+    pub release: Option<HookConfig>,
+    /// `tcp_repair`: after rebuilding, before the sockets leave repair
+    /// mode (make the UE's path lead here).
+    pub path_switch: Option<HookConfig>,
 }
 
 /// `[x2]`.
@@ -339,7 +382,86 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+impl HookConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let builtin = self.route.is_some();
+        match (self.command.is_empty(), builtin) {
+            (false, true) => return Err(invalid(key, "set either `command` or `route`, not both")),
+            (true, false) => return Err(invalid(key, "needs `command` or `route`")),
+            (false, false) => {
+                if self.netns.is_some() || self.via.is_some() || self.src.is_some() || self.delete {
+                    return Err(invalid(
+                        key,
+                        "`netns`, `via`, `src` and `delete` belong to a built-in `route`",
+                    ));
+                }
+            }
+            (true, true) => {
+                let route = self.route.as_deref().unwrap_or_default();
+                let probe = route.replace("{ue}", "192.0.2.1");
+                super::hooks::parse_prefix(&probe)
+                    .map_err(|e| invalid(format!("{key}.route"), e))?;
+                match (self.via.as_deref(), self.delete) {
+                    (Some(_), true) => {
+                        return Err(invalid(key, "`delete` takes no `via`"));
+                    }
+                    (None, false) => {
+                        return Err(invalid(
+                            format!("{key}.via"),
+                            "needed: \"blackhole\" or a gateway address",
+                        ));
+                    }
+                    (Some(v), false) if v != "blackhole" && v.parse::<IpAddr>().is_err() => {
+                        return Err(invalid(
+                            format!("{key}.via"),
+                            "must be \"blackhole\" or an IP address",
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Config {
+    fn validate_sessions(&self) -> Result<(), ConfigError> {
+        let s = &self.sessions;
+        let hooks = [
+            ("sessions.hold", &s.hold),
+            ("sessions.release", &s.release),
+            ("sessions.path_switch", &s.path_switch),
+        ];
+        if s.mode != SessionMode::TcpRepair {
+            if s.handoff_socket.is_some() {
+                return Err(invalid(
+                    "sessions.handoff_socket",
+                    "only used with mode = \"tcp_repair\"",
+                ));
+            }
+            if let Some((k, _)) = hooks.iter().find(|(_, h)| h.is_some()) {
+                return Err(invalid(*k, "only used with mode = \"tcp_repair\""));
+            }
+            return Ok(());
+        }
+        match &s.handoff_socket {
+            Some(p) if !p.as_os_str().is_empty() => {}
+            _ => {
+                return Err(invalid(
+                    "sessions.handoff_socket",
+                    "required with mode = \"tcp_repair\" (where services hand their sockets in)",
+                ))
+            }
+        }
+        for (k, h) in hooks {
+            if let Some(h) = h {
+                h.validate(k)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Read, parse and validate.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
@@ -416,6 +538,7 @@ impl Config {
                 "must be at least cxtp.max_context_len",
             ));
         }
+        self.validate_sessions()?;
         if !(self.x2.pcap_speed >= 0.0 && self.x2.pcap_speed.is_finite()) {
             return Err(invalid("x2.pcap_speed", "must be >= 0"));
         }

@@ -27,6 +27,8 @@
 
 pub mod config;
 pub mod control;
+#[cfg(target_os = "linux")]
+pub mod hooks;
 pub mod metrics;
 
 use std::collections::{HashMap, VecDeque};
@@ -88,9 +90,48 @@ impl Backends {
         }
     }
 
-    /// What `sessions.mode` asks for.
+    /// What `sessions.mode` asks for, without kernel sessions (`none` and
+    /// `memory`; `tcp_repair` needs [`Backends::from_config`]).
     pub fn from_mode(mode: SessionMode) -> Backends {
         Backends::both(Arc::new(MemorySessions::new(mode == SessionMode::Memory)))
+    }
+
+    /// What `[sessions]` asks for. For `tcp_repair`: checks the capability,
+    /// binds the hand-off socket and builds the hooks; the error says what
+    /// is missing.
+    pub fn from_config(s: &config::Sessions) -> Result<Backends, String> {
+        if s.mode != SessionMode::TcpRepair {
+            return Ok(Backends::from_mode(s.mode));
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use crate::sessions::handoff::{HandoffServer, HandoffSessions, Hooks};
+            crate::sessions::tcp_repair::check_capability().map_err(|e| {
+                format!(
+                    "sessions.mode = \"tcp_repair\": {e}; without it, use mode = \"none\" \
+                     (application contexts still migrate, TCP connections do not)"
+                )
+            })?;
+            let path = s
+                .handoff_socket
+                .as_deref()
+                .ok_or("sessions.handoff_socket is required with mode = \"tcp_repair\"")?;
+            let server =
+                HandoffServer::bind(path).map_err(|e| format!("sessions.handoff_socket: {e}"))?;
+            let build = |key: &str, h: &Option<config::HookConfig>| {
+                h.as_ref().map(|h| hooks::build(key, h)).transpose()
+            };
+            let hooks = Hooks {
+                hold: build("sessions.hold", &s.hold)?,
+                release: build("sessions.release", &s.release)?,
+                path_switch: build("sessions.path_switch", &s.path_switch)?,
+            };
+            Ok(Backends::both(Arc::new(HandoffSessions::new(
+                server, hooks,
+            ))))
+        }
+        #[cfg(not(target_os = "linux"))]
+        Err("sessions.mode = \"tcp_repair\" needs Linux".into())
     }
 }
 

@@ -1,1 +1,681 @@
-//! Hand-off of live TCP sockets between a service and the MIH-User (SCM_RIGHTS).
+//! Hand-off of live TCP sockets between a service and the MIH-User.
+//!
+//! With `TCP_REPAIR`, the MIH-User freezes and rebuilds the sockets of a
+//! UE's connections, but those sockets belong to the service's process.
+//! They travel between the two processes as file descriptors
+//! (`SCM_RIGHTS`) over a Unix **datagram** socket: the MIH-User binds one
+//! at a configured path (`sessions.handoff_socket`), each service binds its
+//! own (an abstract address) and announces itself.
+//!
+//! Three datagrams, each a short ASCII word (plus one argument), with
+//! descriptors attached where said:
+//!
+//! | datagram | direction | descriptors | meaning |
+//! |---|---|---|---|
+//! | `HELO <listen addr>` | service → MIH-User | none | rebuilt sockets whose local address is `<listen addr>` (or, for an unspecified IP, that port) go to the sender |
+//! | `GIVE` | service → MIH-User | 1 to 64 connected TCP sockets | the MIH-User owns these now (the service closes its copies) |
+//! | `TAKE` | MIH-User → service | exactly 1 | a socket rebuilt here (import) or restored (rollback): the service owns it |
+//!
+//! The order that matters: a service answering an export **first** sends
+//! `GIVE` (the datagram is in the MIH-User's queue when `sendmsg`
+//! returns), **then** answers `ExportContext` on the API socket; the
+//! MIH-User reads its queue when it exports the sessions, which is after
+//! every service answered. A service repeats `HELO` from time to time, so
+//! a restarted MIH-User learns it again.
+//!
+//! [`HandoffServer`] is the MIH-User's end, [`HandoffClient`] the
+//! service's, and [`HandoffSessions`] the session exporter/importer the
+//! daemon uses in `sessions.mode = "tcp_repair"`: [`TcpRepair`] plus the
+//! hand-off, plus the flow hold and path switch hooks.
+//!
+//! ```no_run
+//! use std::os::fd::AsFd;
+//! use mih_user::sessions::handoff::HandoffClient;
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let listener = std::net::TcpListener::bind("10.99.0.1:8080")?;
+//! let handoff = HandoffClient::connect("/run/mih-user/handoff.sock".as_ref(), listener.local_addr()?)?;
+//! let (conn, _) = listener.accept()?;
+//! // ... the MIH-User asks for the UE's state: stop writing, then
+//! handoff.give(&[conn.as_fd()])?;
+//! drop(conn);
+//! // ... answer ExportContext; later, a TAKE may bring a socket back:
+//! if let Ok(fd) = handoff.try_take() {
+//!     let _stream = std::net::TcpStream::from(fd);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cxtp::profile::TcpSessionContext;
+use nix::sys::socket::{
+    recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrLike, UnixAddr,
+};
+
+use super::tcp_repair::TcpRepair;
+use crate::api::Connection;
+use crate::orchestrator::sessions::{SessionError, SessionExporter, SessionImporter};
+
+/// Most descriptors in one `GIVE`.
+pub const MAX_FDS: usize = 64;
+/// Longest datagram text.
+const MAX_TEXT: usize = 128;
+
+fn nix_err(e: nix::Error) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+fn send(sock: &UnixDatagram, to: &UnixAddr, text: &str, fds: &[RawFd]) -> io::Result<()> {
+    let iov = [IoSlice::new(text.as_bytes())];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+    sendmsg(
+        sock.as_raw_fd(),
+        &iov,
+        cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+        Some(to),
+    )
+    .map_err(nix_err)?;
+    Ok(())
+}
+
+/// One received datagram: its text, the descriptors it carried (owned, so
+/// they close if nobody keeps them) and the sender's address.
+struct Datagram {
+    text: String,
+    fds: Vec<OwnedFd>,
+    from: Option<UnixAddr>,
+    truncated: bool,
+}
+
+fn recv(sock: &UnixDatagram) -> io::Result<Datagram> {
+    let mut buf = [0u8; MAX_TEXT];
+    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(nix_err)?;
+    let mut fds = Vec::new();
+    let mut truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+    match msg.cmsgs() {
+        Ok(it) => {
+            for c in it {
+                if let ControlMessageOwned::ScmRights(v) = c {
+                    // SAFETY: the kernel just installed these descriptors
+                    // in this process; nothing else owns them.
+                    fds.extend(v.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                }
+            }
+        }
+        Err(_) => truncated = true,
+    }
+    let n = msg.bytes;
+    let from = msg.address;
+    let text = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+    Ok(Datagram {
+        text,
+        fds,
+        from,
+        truncated,
+    })
+}
+
+/// Counters of a [`HandoffServer`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandoffStats {
+    /// `HELO`s received.
+    pub hellos: u64,
+    /// Sockets adopted from `GIVE`s.
+    pub adopted: u64,
+    /// Sockets sent back with `TAKE`.
+    pub delivered: u64,
+    /// Datagrams or descriptors refused (malformed, unknown word, not a
+    /// connected TCP socket, no sender address).
+    pub rejected: u64,
+    /// Sockets that could not be delivered (no service for them, send
+    /// error).
+    pub undeliverable: u64,
+}
+
+#[derive(Default)]
+struct ServerState {
+    /// Service listen address -> its hand-off address.
+    services: HashMap<SocketAddr, UnixAddr>,
+    stats: HandoffStats,
+}
+
+/// The MIH-User's end of the hand-off (see the module documentation).
+pub struct HandoffServer {
+    sock: UnixDatagram,
+    path: PathBuf,
+    state: Mutex<ServerState>,
+}
+
+impl std::fmt::Debug for HandoffServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandoffServer")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which service takes a socket whose local address is `local`.
+fn service_for(services: &HashMap<SocketAddr, UnixAddr>, local: SocketAddr) -> Option<&UnixAddr> {
+    services.get(&local).or_else(|| {
+        services
+            .iter()
+            .find(|(l, _)| l.ip().is_unspecified() && l.port() == local.port())
+            .map(|(_, a)| a)
+    })
+}
+
+impl HandoffServer {
+    /// Bind at `path` (a stale socket file there is replaced).
+    pub fn bind(path: &Path) -> io::Result<HandoffServer> {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if m.file_type().is_socket() {
+                std::fs::remove_file(path)?;
+            }
+        }
+        let sock = UnixDatagram::bind(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        sock.set_nonblocking(true)?;
+        Ok(HandoffServer {
+            sock,
+            path: path.to_path_buf(),
+            state: Mutex::new(ServerState::default()),
+        })
+    }
+
+    /// The path it is bound at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ServerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> HandoffStats {
+        self.lock().stats
+    }
+
+    /// Read every queued datagram: remember `HELO`s, put the sockets of
+    /// `GIVE`s into `repair`. Never blocks. Returns how many sockets were
+    /// adopted.
+    pub fn poll(&self, repair: &TcpRepair) -> usize {
+        let mut adopted = 0;
+        // Bounded: a flood cannot keep the caller here forever.
+        for _ in 0..4096 {
+            let d = match recv(&self.sock) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), "hand-off socket: {e}");
+                    break;
+                }
+            };
+            let mut st = self.lock();
+            let (word, arg) = d.text.split_once(' ').unwrap_or((d.text.as_str(), ""));
+            match (word, d.truncated) {
+                ("HELO", false) if d.fds.is_empty() => {
+                    let (Ok(listen), Some(from)) = (arg.parse::<SocketAddr>(), d.from) else {
+                        st.stats.rejected += 1;
+                        tracing::warn!(text = %d.text, "hand-off: bad HELO (address, or no sender address)");
+                        continue;
+                    };
+                    // An unbound sender has no address to answer (nix's
+                    // accessors assert on such a short address: check the
+                    // length first).
+                    if (from.len() as usize) <= std::mem::size_of::<libc::sa_family_t>() {
+                        st.stats.rejected += 1;
+                        tracing::warn!("hand-off: HELO from an unbound socket");
+                        continue;
+                    }
+                    st.stats.hellos += 1;
+                    st.services.insert(listen, from);
+                }
+                ("GIVE", false) if !d.fds.is_empty() => {
+                    drop(st);
+                    for fd in d.fds {
+                        match repair.adopt(fd) {
+                            Ok((local, remote)) => {
+                                adopted += 1;
+                                self.lock().stats.adopted += 1;
+                                tracing::debug!(%local, %remote, "hand-off: socket adopted");
+                            }
+                            Err(e) => {
+                                self.lock().stats.rejected += 1;
+                                tracing::warn!("hand-off: GIVE of a socket that is not a connected TCP socket: {e}");
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    st.stats.rejected += 1;
+                    tracing::warn!(
+                        text = %d.text.escape_debug(),
+                        fds = d.fds.len(),
+                        truncated = d.truncated,
+                        "hand-off: malformed datagram ignored"
+                    );
+                }
+            }
+        }
+        adopted
+    }
+
+    /// Send `fd` (a connected TCP socket) to the service that listens on
+    /// its local address. On failure the socket is handed back.
+    pub fn deliver(&self, fd: OwnedFd) -> Result<(), (io::Error, OwnedFd)> {
+        let local = match socket2::SockRef::from(&fd).local_addr() {
+            Ok(a) => a.as_socket(),
+            Err(e) => return Err((e, fd)),
+        };
+        let Some(local) = local else {
+            return Err((io::Error::other("not an IP socket"), fd));
+        };
+        let mut st = self.lock();
+        let Some(to) = service_for(&st.services, local).copied() else {
+            st.stats.undeliverable += 1;
+            let e = io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no service announced {local} on the hand-off socket"),
+            );
+            return Err((e, fd));
+        };
+        match send(&self.sock, &to, "TAKE", &[fd.as_raw_fd()]) {
+            Ok(()) => {
+                st.stats.delivered += 1;
+                Ok(())
+            }
+            Err(e) => {
+                st.stats.undeliverable += 1;
+                Err((e, fd))
+            }
+        }
+    }
+}
+
+impl Drop for HandoffServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A service's end of the hand-off (see the module documentation).
+#[derive(Debug)]
+pub struct HandoffClient {
+    sock: UnixDatagram,
+    server: UnixAddr,
+    listen: SocketAddr,
+}
+
+static CLIENTS: AtomicU64 = AtomicU64::new(0);
+
+impl HandoffClient {
+    /// Bind an abstract address and announce `listen` (the service's TCP
+    /// listen address) to the MIH-User at `server`.
+    pub fn connect(server: &Path, listen: SocketAddr) -> io::Result<HandoffClient> {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!(
+            "mih-user-handoff/{}/{}",
+            std::process::id(),
+            CLIENTS.fetch_add(1, Ordering::Relaxed)
+        );
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        let sock = UnixDatagram::bind_addr(&addr)?;
+        sock.set_nonblocking(true)?;
+        let server_addr = UnixAddr::new(server).map_err(nix_err)?;
+        let c = HandoffClient {
+            sock,
+            server: server_addr,
+            listen,
+        };
+        c.hello().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("hand-off socket {}: {e}", server.display()),
+            )
+        })?;
+        Ok(c)
+    }
+
+    /// (Re)announce the listen address.
+    pub fn hello(&self) -> io::Result<()> {
+        send(
+            &self.sock,
+            &self.server,
+            &format!("HELO {}", self.listen),
+            &[],
+        )
+    }
+
+    /// Hand connected TCP sockets to the MIH-User (at most [`MAX_FDS`]
+    /// per call; more are sent in several datagrams). The caller closes
+    /// its own descriptors afterwards and must not use them again.
+    pub fn give(&self, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        for chunk in fds.chunks(MAX_FDS) {
+            let raw: Vec<RawFd> = chunk.iter().map(|f| f.as_raw_fd()).collect();
+            send(&self.sock, &self.server, "GIVE", &raw)?;
+        }
+        Ok(())
+    }
+
+    /// One socket from a `TAKE`, if one is queued (`WouldBlock` if not).
+    /// Malformed datagrams are skipped (their descriptors closed).
+    pub fn try_take(&self) -> io::Result<OwnedFd> {
+        loop {
+            let mut d = recv(&self.sock)?;
+            if d.text == "TAKE" && d.fds.len() == 1 && !d.truncated {
+                return Ok(d.fds.remove(0));
+            }
+            tracing::warn!(text = %d.text.escape_debug(), fds = d.fds.len(), "hand-off: unexpected datagram ignored");
+        }
+    }
+}
+
+impl AsRawFd for HandoffClient {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+impl AsFd for HandoffClient {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// A hook run with the UE's address; `Err` is a reason.
+pub type Hook = Arc<dyn Fn(IpAddr) -> Result<(), String> + Send + Sync>;
+
+/// The network actions around a migration.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Source, before freezing the UE's sockets: stop the UE's packets
+    /// from reaching (or being answered by) this host's kernel, e.g. a
+    /// blackhole route towards the UE. Held until [`Hooks::release`].
+    pub hold: Option<Hook>,
+    /// Source, after a commit or after the sockets were restored.
+    pub release: Option<Hook>,
+    /// Destination (import) and source (restore), after the sockets are
+    /// rebuilt and before they leave repair mode: make the UE's path to
+    /// the service lead to this host.
+    pub path_switch: Option<Hook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("hold", &self.hold.is_some())
+            .field("release", &self.release.is_some())
+            .field("path_switch", &self.path_switch.is_some())
+            .finish()
+    }
+}
+
+type Key = (SocketAddr, SocketAddr);
+
+/// `TCP_REPAIR` sessions whose sockets come from and go back to the
+/// services over a [`HandoffServer`] (the daemon's `sessions.mode =
+/// "tcp_repair"`).
+///
+/// * export: read the hand-off queue (the services' `GIVE`s), run the
+///   hold hook, freeze and dump. On failure everything is undone: the
+///   sockets go back to the services and the hold is released.
+/// * restore (rollback at the source): rebuild (path switch hook before
+///   leaving repair mode), hand the sockets back, release the hold.
+/// * release (commit at the source): release the hold.
+/// * import: rebuild (path switch hook) and keep the sockets until the
+///   commit, which hands them to the service; a discard closes them in
+///   repair mode.
+pub struct HandoffSessions {
+    repair: TcpRepair,
+    server: HandoffServer,
+    hooks: Hooks,
+    imported: Mutex<HashMap<IpAddr, Vec<Key>>>,
+}
+
+impl std::fmt::Debug for HandoffSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandoffSessions")
+            .field("server", &self.server)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandoffSessions {
+    /// Sessions handed off over `server`, with `hooks`.
+    pub fn new(server: HandoffServer, hooks: Hooks) -> HandoffSessions {
+        let mut repair = TcpRepair::new();
+        if let Some(h) = hooks.path_switch.clone() {
+            repair = repair.with_resume_hook(move |ue| h(ue));
+        }
+        HandoffSessions {
+            repair,
+            server,
+            hooks,
+            imported: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The hand-off server's counters.
+    pub fn stats(&self) -> HandoffStats {
+        self.server.stats()
+    }
+
+    /// The socket table.
+    pub fn repair(&self) -> &TcpRepair {
+        &self.repair
+    }
+
+    /// Read the hand-off queue now (the daemon also does it before every
+    /// export and import).
+    pub fn poll(&self) -> usize {
+        self.server.poll(&self.repair)
+    }
+
+    fn deliver(&self, fd: OwnedFd) {
+        if let Err((e, fd)) = self.server.deliver(fd) {
+            tracing::warn!("socket kept here, not handed to a service: {e}");
+            let _ = self.repair.adopt(fd);
+        }
+    }
+
+    /// Hand every socket of `ue` in the table back to its service.
+    fn give_back(&self, ue: IpAddr) {
+        for fd in self.repair.take_all(ue) {
+            self.deliver(fd);
+        }
+    }
+
+    fn release_hold(&self, ue: IpAddr) {
+        if let Some(h) = &self.hooks.release {
+            if let Err(e) = h(ue) {
+                tracing::warn!(%ue, "flow hold release failed: {e}");
+            }
+        }
+    }
+}
+
+impl SessionExporter for HandoffSessions {
+    fn export(
+        &self,
+        ue: IpAddr,
+        connections: &[Connection],
+    ) -> Result<Vec<TcpSessionContext>, SessionError> {
+        self.poll();
+        if let Some(h) = &self.hooks.hold {
+            if let Err(e) = h(ue) {
+                self.give_back(ue);
+                // A partial hold is undone too.
+                self.release_hold(ue);
+                return Err(SessionError::Other(format!("flow hold failed: {e}")));
+            }
+        }
+        match self.repair.export(ue, connections) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                self.give_back(ue);
+                self.release_hold(ue);
+                Err(e)
+            }
+        }
+    }
+
+    fn restore(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Result<(), SessionError> {
+        let r = self.repair.restore(ue, sessions);
+        self.give_back(ue);
+        self.release_hold(ue);
+        r
+    }
+
+    fn release(&self, ue: IpAddr) {
+        self.repair.release(ue);
+        self.release_hold(ue);
+    }
+}
+
+impl SessionImporter for HandoffSessions {
+    fn import(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Vec<Result<(), SessionError>> {
+        self.poll();
+        let out = self.repair.import(ue, sessions);
+        let keys: Vec<Key> = sessions
+            .iter()
+            .zip(&out)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(c, _)| (c.local, c.remote))
+            .collect();
+        self.imported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ue)
+            .or_default()
+            .extend(keys);
+        out
+    }
+
+    fn discard(&self, ue: IpAddr) {
+        self.imported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ue);
+        self.repair.discard(ue);
+    }
+
+    fn commit(&self, ue: IpAddr) {
+        self.repair.commit(ue);
+        let keys = self
+            .imported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ue)
+            .unwrap_or_default();
+        self.poll();
+        for (local, remote) in keys {
+            if let Some(fd) = self.repair.take(local, remote) {
+                self.deliver(fd);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn give_adopts_and_take_returns_over_loopback() {
+        let d = dir();
+        let path = d.path().join("h.sock");
+        let server = HandoffServer::bind(&path).unwrap();
+        let repair = TcpRepair::new();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listen = l.local_addr().unwrap();
+        let client = HandoffClient::connect(&path, listen).unwrap();
+        let c = std::net::TcpStream::connect(listen).unwrap();
+        let (s, _) = l.accept().unwrap();
+        client.give(&[s.as_fd()]).unwrap();
+        drop(s);
+        assert_eq!(server.poll(&repair), 1);
+        assert_eq!(server.stats().hellos, 1);
+        let key = (listen, c.local_addr().unwrap());
+        let fd = repair.take(key.0, key.1).expect("adopted");
+        server.deliver(fd).map_err(|e| e.0).unwrap();
+        let back = std::net::TcpStream::from(client.try_take().unwrap());
+        assert_eq!(back.peer_addr().unwrap(), c.local_addr().unwrap());
+        // The socket still works end to end.
+        use std::io::{Read, Write};
+        (&back).write_all(b"hi").unwrap();
+        let mut b = [0u8; 2];
+        (&c).read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"hi");
+        assert_eq!(
+            client.try_take().unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
+
+    #[test]
+    fn garbage_is_counted_and_descriptors_closed() {
+        let d = dir();
+        let path = d.path().join("h.sock");
+        let server = HandoffServer::bind(&path).unwrap();
+        let repair = TcpRepair::new();
+        let raw = UnixDatagram::unbound().unwrap();
+        for g in [&b"HELO nonsense"[..], b"XYZZY", b"", b"GIVE", &[0xff; 300]] {
+            raw.send_to(g, &path).unwrap();
+        }
+        // A GIVE of a descriptor that is not a TCP socket.
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let to = UnixAddr::new(&path).unwrap();
+        send(&raw, &to, "GIVE", &[f.as_raw_fd()]).unwrap();
+        // HELO from an unbound sender: no address to answer.
+        raw.send_to(b"HELO 127.0.0.1:1", &path).unwrap();
+        assert_eq!(server.poll(&repair), 0);
+        assert_eq!(server.stats().rejected, 7);
+        assert_eq!(server.stats().hellos, 0);
+    }
+
+    #[test]
+    fn deliver_without_a_service_hands_the_socket_back() {
+        let d = dir();
+        let server = HandoffServer::bind(&d.path().join("h.sock")).unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let (e, _fd) = server.deliver(OwnedFd::from(s)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!(server.stats().undeliverable, 1);
+    }
+
+    #[test]
+    fn unspecified_listen_address_matches_by_port() {
+        let a = UnixAddr::new_abstract(b"x").unwrap();
+        let mut m = HashMap::new();
+        m.insert("0.0.0.0:8080".parse().unwrap(), a);
+        assert!(service_for(&m, "10.0.0.1:8080".parse().unwrap()).is_some());
+        assert!(service_for(&m, "10.0.0.1:8081".parse().unwrap()).is_none());
+    }
+}

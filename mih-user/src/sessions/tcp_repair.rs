@@ -244,6 +244,17 @@ fn send_all(fd: RawFd, mut data: &[u8], op: &'static str) -> Result<()> {
     Ok(())
 }
 
+/// Whether this process may use `TCP_REPAIR` (switches repair mode on
+/// for a fresh, unconnected socket): `Err(NeedsCapNetAdmin)` without
+/// CAP_NET_ADMIN.
+pub fn check_capability() -> Result<()> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|source| TcpRepairError::Io {
+        op: "socket",
+        source,
+    })?;
+    set_repair(s.as_raw_fd(), true)
+}
+
 fn set_repair(fd: RawFd, on: bool) -> Result<()> {
     let v = if on { TCP_REPAIR_ON } else { TCP_REPAIR_OFF };
     setsockopt(fd, libc::IPPROTO_TCP, TCP_REPAIR, &v).map_err(TcpRepairError::from_repair_switch)
@@ -604,6 +615,18 @@ impl TcpRepair {
     /// connection out of the table.
     pub fn take(&self, local: SocketAddr, remote: SocketAddr) -> Option<OwnedFd> {
         self.lock().live.remove(&(local, remote))
+    }
+
+    /// Take every live socket whose remote end is `ue` out of the table.
+    pub fn take_all(&self, ue: IpAddr) -> Vec<OwnedFd> {
+        let mut st = self.lock();
+        let keys: Vec<Key> = st
+            .live
+            .keys()
+            .filter(|(_, remote)| remote.ip().to_canonical() == ue.to_canonical())
+            .copied()
+            .collect();
+        keys.iter().filter_map(|k| st.live.remove(k)).collect()
     }
 
     /// Timings of the last export, restore or import, one per session.
