@@ -997,12 +997,14 @@ fn ctdr_failure_when_the_destination_service_refuses() {
     };
     assert_eq!(entries.len(), 2, "{entries:?}");
     assert_eq!((entries[0].fpt, entries[0].status), (0xFF01, 0xA1));
-    assert_eq!((entries[1].fpt, entries[1].status), (0xFF02, 0));
+    // The sessions were not rebuilt at all once a service refused.
+    assert_eq!((entries[1].fpt, entries[1].status), (0xFF02, 0xA3));
+    assert!(!s.nodes[1].actions.iter().any(|a| a == "ImportSessions"));
     assert_eq!(s.nodes[0].restored, vec![(ue, 1)]);
     let d = s.record(1, ue);
     assert_eq!(d.cause.as_ref().map(Cause::label), Some("import_failed"));
     assert_eq!(s.nodes[1].outcomes[0].1, Outcome::RolledBack);
-    assert_eq!(s.nodes[1].discarded, vec![ue]);
+    assert!(s.nodes[1].discarded.is_empty());
 }
 
 #[test]

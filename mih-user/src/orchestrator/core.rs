@@ -1203,7 +1203,11 @@ impl Orchestrator {
             Err(_) => results.push((fpt::APP_SERVICE, status::TIMEOUT)),
         }
         h.times.sess_start = Some(now);
-        if sessions.is_empty() {
+        // A service refused: the reply fails whatever the sessions do, so
+        // do not rebuild them (a live socket here, and the path switched
+        // here, only to be discarded, would race the source's restore).
+        let app_failed = results.iter().any(|(_, st)| *st != status::SUCCESS);
+        if sessions.is_empty() || app_failed {
             h.state = State::ImportingSessions { results };
             return self.on_sessions_imported(now, id, Vec::new());
         }
