@@ -2,6 +2,7 @@
 //! (sans-IO core in [`orchestrator`], tokio daemon in `daemon`).
 
 pub mod api;
+pub mod content;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod orchestrator;

@@ -114,28 +114,7 @@ struct Args {
 
 // ---------------------------------------------------------------- content --
 
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn fnv1a64(s: &[u8]) -> u64 {
-    s.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// Fill `out` with the octets of `name` starting at `offset`.
-fn content(seed: u64, name: &str, offset: u64, out: &mut [u8]) {
-    let key = seed ^ fnv1a64(name.as_bytes());
-    for (k, b) in out.iter_mut().enumerate() {
-        let i = offset + k as u64;
-        let w = splitmix64(key ^ (i / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        *b = w.to_le_bytes()[(i % 8) as usize];
-    }
-}
+use mih_user::content::fill as content;
 
 fn valid_name(n: &str) -> bool {
     (1..=64).contains(&n.len())
