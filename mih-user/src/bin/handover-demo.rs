@@ -282,15 +282,14 @@ socket = "{d}/e{i}-ctl.sock"
 mode = "tcp_repair"
 handoff_socket = "{d}/e{i}-handoff.sock"
 
-[sessions.hold]
-route = "{{ue}}/32"
-via = "blackhole"
-
-[sessions.release]
-route = "{{ue}}/32"
-via = "10.231.{i}.2"
-
 "#
+    );
+    // The hold: the UE's packets to the service stop at the UE (the
+    // network's job in a real deployment), until a path switch (the
+    // destination's on commit, ours on rollback) replaces the route.
+    s += &format!(
+        "[sessions.hold]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"blackhole\"\n\n",
+        ue = t.ue_ns
     );
     if e.failing == Some(Rollback::Kill) {
         s += "[sessions.path_switch]\ncommand = [\"sh\", \"-c\", \"kill -9 $PPID\"]\n\n";

@@ -409,10 +409,20 @@ pub type Hook = Arc<dyn Fn(IpAddr) -> Result<(), String> + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Hooks {
     /// Source, before freezing the UE's sockets: stop the UE's packets
-    /// from reaching (or being answered by) this host's kernel, e.g. a
-    /// blackhole route towards the UE. Held until [`Hooks::release`].
+    /// from reaching this host's kernel (which would answer them with a
+    /// RST once the socket is gone), e.g. a blackhole route towards the
+    /// service on the UE's path. A hold on the UE's path ends with the
+    /// destination's path switch; on a rollback the source's own path
+    /// switch ends it.
+    ///
+    /// A blackhole route *at the source towards the UE* is not a usable
+    /// hold: rebuilding a socket there after a rollback connects (in
+    /// repair mode) through the route lookup, and a blackhole route makes
+    /// that connect fail with EINVAL.
     pub hold: Option<Hook>,
-    /// Source, after a commit or after the sockets were restored.
+    /// Source, after a commit, a restore or a failed export. When it is
+    /// not set, a failed export undoes the hold with the path switch
+    /// (back to this host).
     pub release: Option<Hook>,
     /// Destination (import) and source (restore), after the sockets are
     /// rebuilt and before they leave repair mode: make the UE's path to
@@ -513,6 +523,24 @@ impl HandoffSessions {
             }
         }
     }
+
+    /// Nothing was frozen (or everything was put back without a rebuild):
+    /// end the hold, with the release hook or else the path switch.
+    fn undo_hold(&self, ue: IpAddr) {
+        if self.hooks.hold.is_none() {
+            return;
+        }
+        let h = self
+            .hooks
+            .release
+            .as_ref()
+            .or(self.hooks.path_switch.as_ref());
+        if let Some(h) = h {
+            if let Err(e) = h(ue) {
+                tracing::warn!(%ue, "undoing the flow hold failed: {e}");
+            }
+        }
+    }
 }
 
 impl SessionExporter for HandoffSessions {
@@ -526,7 +554,7 @@ impl SessionExporter for HandoffSessions {
             if let Err(e) = h(ue) {
                 self.give_back(ue);
                 // A partial hold is undone too.
-                self.release_hold(ue);
+                self.undo_hold(ue);
                 return Err(SessionError::Other(format!("flow hold failed: {e}")));
             }
         }
@@ -534,7 +562,7 @@ impl SessionExporter for HandoffSessions {
             Ok(s) => Ok(s),
             Err(e) => {
                 self.give_back(ue);
-                self.release_hold(ue);
+                self.undo_hold(ue);
                 Err(e)
             }
         }
