@@ -1,0 +1,177 @@
+//! The handover demo end to end, as CI runs it (root): network namespaces,
+//! mihfd + mih-user (`sessions.mode = "tcp_repair"`) + the example HTTP
+//! service per eNBC, a plain client downloading in the UE namespace,
+//! handovers driven by X2AP PDUs. Each test runs the `handover-demo`
+//! binary and checks its `summary.json`:
+//!
+//! * 20 handovers: all committed, the download byte-exact with no reset,
+//!   every phase timed in every record, one TCP session moved each time;
+//! * rollback, destination refuses (its service serves another file): the
+//!   source restores the socket and the stream continues from it;
+//! * rollback, destination killed while it rebuilds the socket: the source
+//!   restores at the CXTP timeout and the stream continues.
+//!
+//! Without root (no namespaces) the tests print SKIP, unless `CI` is set.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the demo tests need root under CI");
+    }
+    eprintln!("SKIP: the handover demo needs root (network namespaces, TCP_REPAIR)");
+    false
+}
+
+/// The directory with the binaries the demo starts; builds mihfd (another
+/// package) if this test run did not.
+fn bin_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_mih-user"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    if !dir.join("mihfd").exists() {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-p", "mihf", "--bin", "mihfd"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "cargo build -p mihf --bin mihfd");
+    }
+    dir
+}
+
+fn demo(args: &[&str]) -> Value {
+    let out = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_handover-demo"))
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("handover-demo");
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    let summary = std::fs::read_to_string(out.path().join("summary.json"));
+    if !o.status.success() {
+        for log in std::fs::read_dir(out.path().join("logs"))
+            .unwrap()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            eprintln!("--- {} (tail)", log.path().display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        panic!("handover-demo failed: {stderr}");
+    }
+    assert!(stdout.contains("Table I"), "{stdout}");
+    assert!(out.path().join("fig11_total_time.svg").exists());
+    assert!(out.path().join("fig12_data_length.svg").exists());
+    // Every namespace it made is gone.
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left = String::from_utf8_lossy(&left.stdout).to_string();
+    let mine = format!("hod{pid}-");
+    assert!(!left.lines().any(|l| l.starts_with(&mine)), "{left}");
+    serde_json::from_str(&summary.unwrap()).unwrap()
+}
+
+fn assert_download(s: &Value) {
+    assert_eq!(s["checksum_ok"], true, "{s}");
+    assert_eq!(s["received"], s["file_size"], "{s}");
+    assert_eq!(s["client_resets"], 0, "{s}");
+    assert!(s["client_error"].is_null(), "{s}");
+    assert_eq!(s["failures"].as_array().unwrap().len(), 0, "{s}");
+}
+
+#[test]
+fn twenty_handovers_keep_the_download_byte_exact() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let s = demo(&["--handovers", "20"]);
+    assert_download(&s);
+    assert_eq!(s["committed"], 20, "{s}");
+    for k in ["mih_commit", "app_data", "socket_data", "cxtp", "total"] {
+        assert_eq!(s["phases_ms"][k]["n"], 20, "phase {k}: {s}");
+    }
+    let records = s["records"].as_array().unwrap();
+    assert_eq!(records.len(), 20);
+    for r in records {
+        assert_eq!(r["outcome"], "committed");
+        assert_eq!(r["sizes"]["sessions"], 1, "{r}");
+        assert!(r["sizes"]["app_octets"].as_u64().unwrap() > 0, "{r}");
+    }
+}
+
+#[test]
+fn rollback_when_the_destination_refuses() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let s = demo(&[
+        "--handovers",
+        "6",
+        "--rollback",
+        "refuse",
+        "--rollback-every",
+        "3",
+    ]);
+    assert_download(&s);
+    assert_eq!(s["committed"], 4, "{s}");
+    assert_eq!(s["rolled_back"], 2, "{s}");
+    let causes: Vec<&str> = s["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "rolled_back")
+        .map(|r| r["cause_label"].as_str().unwrap())
+        .collect();
+    assert_eq!(causes, ["ctdr_failure", "ctdr_failure"], "{s}");
+}
+
+#[test]
+fn rollback_when_the_destination_is_killed_mid_transfer() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let s = demo(&[
+        "--handovers",
+        "4",
+        "--rollback",
+        "kill",
+        "--rollback-every",
+        "2",
+    ]);
+    assert_download(&s);
+    assert_eq!(s["committed"], 2, "{s}");
+    assert_eq!(s["rolled_back"], 2, "{s}");
+    for r in s["records"].as_array().unwrap() {
+        if r["outcome"] == "rolled_back" {
+            assert_eq!(r["cause_label"], "cxtp_timeout", "{r}");
+            // The socket was exported before the destination died.
+            assert_eq!(r["sizes"]["sessions"], 1, "{r}");
+        }
+    }
+}
