@@ -88,6 +88,11 @@ struct Args {
     /// Output directory (figures, summary.json, logs).
     #[arg(long, default_value = "handover-demo-out")]
     out: PathBuf,
+    /// Fail if the client's download pauses longer than this, in
+    /// milliseconds (not checked with --rollback kill, whose rollback waits
+    /// for the CXTP timeout; 0: not checked).
+    #[arg(long, default_value_t = 500)]
+    max_pause_ms: u64,
     /// Directory with the mihfd, mih-user and example-http-service
     /// binaries (default: next to this program).
     #[arg(long)]
@@ -1030,6 +1035,16 @@ fn report(
     }
     if client.received != file_size || client.checksum != expected {
         r.failures.push("the download is not byte-exact".into());
+    }
+    let pause_ms = client.longest_gap.as_secs_f64() * 1000.0;
+    if args.max_pause_ms > 0
+        && args.rollback != Rollback::Kill
+        && pause_ms > args.max_pause_ms as f64
+    {
+        r.failures.push(format!(
+            "the download paused {pause_ms:.1} ms (more than --max-pause-ms {})",
+            args.max_pause_ms
+        ));
     }
     if resets != 0 {
         r.failures

@@ -66,6 +66,9 @@ use crate::orchestrator::sessions::{SessionError, SessionExporter, SessionImport
 
 /// Most descriptors in one `GIVE`.
 pub const MAX_FDS: usize = 64;
+/// How long an export waits for the data in flight to be acknowledged
+/// before the flow hold (see [`TcpRepair::drain`]).
+pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(2);
 /// Longest datagram text.
 const MAX_TEXT: usize = 128;
 
@@ -550,6 +553,10 @@ impl SessionExporter for HandoffSessions {
         connections: &[Connection],
     ) -> Result<Vec<TcpSessionContext>, SessionError> {
         self.poll();
+        let unacked = self.repair.drain(ue, connections, DRAIN_LIMIT);
+        if unacked > 0 {
+            tracing::debug!(%ue, unacked, "exporting with data in flight");
+        }
         if let Some(h) = &self.hooks.hold {
             if let Err(e) = h(ue) {
                 self.give_back(ue);

@@ -617,6 +617,39 @@ impl TcpRepair {
         self.lock().live.remove(&(local, remote))
     }
 
+    /// Wait, at most `limit`, until no connection of `ue` in `connections`
+    /// has sent data that the peer has not acknowledged (unsent data may
+    /// stay queued). Call it after the service stopped writing and before
+    /// the flow hold: the hold drops the UE's ACKs, and data the rebuilt
+    /// socket believes unacknowledged is only resent on its first
+    /// retransmission timeout (1 s) when it fills the initial congestion
+    /// window, because the window probe sent on leaving repair mode may go
+    /// unanswered (receivers rate-limit those answers,
+    /// `tcp_invalid_ratelimit`). Returns the octets still unacknowledged.
+    pub fn drain(&self, ue: IpAddr, connections: &[Connection], limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            let unacked: usize = {
+                let st = self.lock();
+                connections
+                    .iter()
+                    .filter(|c| c.client.ip() == ue)
+                    .filter_map(|c| st.live.get(&(c.server, c.client)))
+                    .map(|fd| {
+                        let fd = fd.as_raw_fd();
+                        let outq = ioctl_int(fd, SIOCOUTQ).unwrap_or(0);
+                        let notsent = ioctl_int(fd, SIOCOUTQNSD).unwrap_or(0);
+                        outq.saturating_sub(notsent)
+                    })
+                    .sum()
+            };
+            if unacked == 0 || Instant::now() >= deadline {
+                return unacked;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
     /// Take every live socket whose remote end is `ue` out of the table.
     pub fn take_all(&self, ue: IpAddr) -> Vec<OwnedFd> {
         let mut st = self.lock();
