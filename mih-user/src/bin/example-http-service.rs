@@ -1004,6 +1004,7 @@ mod tests {
         Arc::new(Service {
             args: Args::parse_from(["x", "--file-size", "100000", "--rate", &rate.to_string()]),
             api: None,
+            handoff: None,
             tables: Mutex::new(Tables::default()),
             next_id: AtomicU64::new(1),
         })
