@@ -461,11 +461,11 @@ struct UeHistoryInformation(Vec<LastVisitedCellItem>);
 #[non_exhaustive]
 #[allow(dead_code)] // only e-UTRAN-Cell is written; the others fix the CHOICE index width
 enum LastVisitedCellItem {
-    EUtranCell(LastVisitedEutranCellInformation),
-    UtranCell(OctetString),
-    GeranCell(LastVisitedGeranCellInformation),
+    EUtran(LastVisitedEutranCellInformation),
+    Utran(OctetString),
+    Geran(LastVisitedGeranCellInformation),
     #[rasn(extension_addition)]
-    NgRanCell(OctetString),
+    NgRan(OctetString),
 }
 
 /// LastVisitedGERANCellInformation ::= CHOICE { undefined NULL, ... }
@@ -992,7 +992,7 @@ fn ue_history(cells: &[VisitedCell]) -> Result<UeHistoryInformation, BuildError>
             0,
             4095,
         )?;
-        items.push(LastVisitedCellItem::EUtranCell(
+        items.push(LastVisitedCellItem::EUtran(
             LastVisitedEutranCellInformation {
                 global_cell_id: ecgi(&format!("ue_history[{i}].cell"), &c.cell)?,
                 cell_type: CellType {

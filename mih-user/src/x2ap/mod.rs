@@ -19,6 +19,9 @@
 //! * [`NeighbourTable`] and [`UeTable`] resolve the target cell to the
 //!   destination eNBC's MIHF ID and the UE to its IP address; both are fed by
 //!   configuration ([`X2TriggerConfig`], serde/TOML) and by methods.
+//! * [`build`] encodes HandoverRequest and HandoverRequestAcknowledge PDUs
+//!   from typed parameters (any UE X2AP IDs and target cell), for demos and
+//!   tests that drive the trigger with real X2AP.
 //! * [`sctp`] extracts X2AP PDUs (SCTP DATA chunks with PPID 27) from captured
 //!   packets and pcap/pcapng files; [`framing`] splits the length-prefixed TCP
 //!   tap stream. The tokio drivers live in [`crate::tap`] (feature `daemon`).
