@@ -88,13 +88,11 @@
 //! After each migration the client had all its data within 5 ms (1 MB).
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::future::Future;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,6 +105,7 @@ use mih_user::daemon::config::Config;
 use mih_user::daemon::{Backends, MihUser, MihUserHandle};
 use mih_user::orchestrator::sessions::{SessionError, SessionExporter, SessionImporter};
 use mih_user::orchestrator::MigrationRecord;
+use mih_user::sessions::netns::{self, ip};
 use mih_user::sessions::route::{is_not_found, RouteHandle};
 use mih_user::sessions::tcp_repair::{TcpRepair, Timings};
 use mihf::daemon::config::Config as MihfConfig;
@@ -130,29 +129,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------- namespaces
 
-fn ip(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 fn ns_names() -> [String; 3] {
     let pid = std::process::id();
     ["ue", "e1", "e2"].map(|s| format!("tmb-{s}-{pid}"))
-}
-
-fn ns_path(name: &str) -> PathBuf {
-    PathBuf::from(format!("/run/netns/{name}"))
 }
 
 fn delete_namespaces() {
@@ -303,43 +282,15 @@ fn catch_signals() {
     }
 }
 
-fn enter_ns(path: &Path) -> io::Result<()> {
-    let f = File::open(path)?;
-    // SAFETY: setns on an open namespace descriptor; changes the calling
-    // thread's network namespace only.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Run `f` on a thread that entered the namespace at `path`.
+/// Run `f` on a thread that entered the namespace at `path` (the bench
+/// cannot go on without it).
 fn in_ns<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            enter_ns(path).unwrap_or_else(|e| panic!("setns {}: {e}", path.display()));
-            f()
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
+    netns::run_in(path, f).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A counter of the namespace at `path`: `section` is `Tcp` (from
-/// `/proc/net/snmp`) or `TcpExt` (from `/proc/net/netstat`).
+/// A TCP counter of the namespace at `path` (see `netns::tcp_counter`).
 fn counter(path: &Path, section: &str, key: &str) -> u64 {
-    in_ns(path, || {
-        let file = if section == "Tcp" { "snmp" } else { "netstat" };
-        let text = std::fs::read_to_string(format!("/proc/thread-self/net/{file}")).unwrap();
-        let prefix = format!("{section}:");
-        let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
-        let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
-        let i = names
-            .split_whitespace()
-            .position(|n| n == key)
-            .unwrap_or_else(|| panic!("no counter {section}:{key}"));
-        values.split_whitespace().nth(i).unwrap().parse().unwrap()
-    })
+    netns::tcp_counter(path, section, key).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 // ------------------------------------------------------------------ sessions
@@ -556,7 +507,7 @@ impl Enbc {
             .worker_threads(workers)
             .enable_all()
             .on_thread_start(move || {
-                if let Err(e) = enter_ns(&p) {
+                if let Err(e) = netns::enter(&p) {
                     eprintln!("setns {}: {e}", p.display());
                     std::process::abort();
                 }
@@ -1224,7 +1175,11 @@ fn main() {
 
 fn run(topo: &Topology, n: usize, workers: usize, gap: Duration, smoke: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (ue_ns, e1_ns, e2_ns) = (ns_path(&topo.ue), ns_path(&topo.e1), ns_path(&topo.e2));
+    let (ue_ns, e1_ns, e2_ns) = (
+        netns::path(&topo.ue),
+        netns::path(&topo.e1),
+        netns::path(&topo.e2),
+    );
     let ue: IpAddr = UE.into();
     let ue_routes = Arc::new(RouteHandle::in_netns(&ue_ns).expect("route socket (UE)"));
     let paths = |ns: &Path, i: u8| {

@@ -23,9 +23,18 @@ pub fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// FNV-1a's 64-bit offset basis (the hash of nothing).
+pub const FNV1A64_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+
 /// FNV-1a, 64 bits.
 pub fn fnv1a64(s: &[u8]) -> u64 {
-    s.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+    fnv1a64_update(FNV1A64_INIT, s)
+}
+
+/// Continue an FNV-1a hash `h` over `s` (hash a stream piece by piece,
+/// starting from [`FNV1A64_INIT`]).
+pub fn fnv1a64_update(h: u64, s: &[u8]) -> u64 {
+    s.iter().fold(h, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }

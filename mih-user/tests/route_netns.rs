@@ -7,26 +7,11 @@
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+use mih_user::sessions::netns::ip;
 use mih_user::sessions::route::{is_not_found, route_error, RouteHandle};
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// One namespace with a veth pair `ra` (10.232.0.1/24, fd00:232::1/64) and
 /// `rb` (no address: the gateways .2/.3 are neighbours on `ra`'s link).

@@ -6,29 +6,14 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mih_user::api::Connection;
 use mih_user::orchestrator::sessions::{SessionExporter, SessionImporter};
+use mih_user::sessions::netns::{self, ip};
 use mih_user::sessions::tcp_repair::TcpRepair;
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// Namespaces made by a test; deleted on drop (also on panic).
 struct Netns {
@@ -69,28 +54,13 @@ impl Drop for Netns {
 
 /// Run `f` on a thread that entered namespace `ns`.
 fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
-            // SAFETY: setns on a valid namespace fd; affects this thread only.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("namespace thread panicked")
-    })
+    netns::run_in(&netns::path(ns), f).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// `Tcp: OutRsts` and `EstabResets` of the calling thread's namespace.
-fn rst_counters() -> (u64, u64) {
-    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap();
-    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
-    let get = |key: &str| {
-        let i = names.split_whitespace().position(|n| n == key).unwrap();
-        values.split_whitespace().nth(i).unwrap().parse().unwrap()
-    };
+/// `Tcp: OutRsts` and `EstabResets` of namespace `ns`.
+fn rst_counters(ns: &str) -> (u64, u64) {
+    let path = netns::path(ns);
+    let get = |k| netns::tcp_counter(&path, "Tcp", k).unwrap();
     (get("OutRsts"), get("EstabResets"))
 }
 
@@ -465,7 +435,7 @@ fn migrate(t: Topo) {
     // (silent, nothing on the wire) in the source namespace; the client's
     // namespace must have none.
     for ns in t._ns.names.iter() {
-        let (out_rsts, estab_resets) = in_ns(ns, rst_counters);
+        let (out_rsts, estab_resets) = rst_counters(ns);
         eprintln!("{ns}: OutRsts {out_rsts} EstabResets {estab_resets}");
         assert_eq!(out_rsts, 0, "RST sent in {ns}");
         if *ns == t.client_ns {

@@ -791,28 +791,24 @@ async fn handle_http(svc: Shared, mut stream: TcpStream, peer: SocketAddr) {
 /// listen address every few seconds (a restarted MIH-User learns it).
 async fn receive_sockets(svc: Shared) -> std::io::Result<()> {
     use tokio::io::unix::AsyncFd;
-    let fd = svc
+    let h = svc
         .handoff
         .as_ref()
-        .ok_or_else(|| std::io::Error::other("no hand-off socket"))?
-        .as_fd()
-        .try_clone_to_owned()?;
+        .ok_or_else(|| std::io::Error::other("no hand-off socket"))?;
+    let fd = h.as_fd().try_clone_to_owned()?;
     // SAFETY: `fd` is an owned duplicate, closed only when `afd` drops.
     let afd = unsafe { AsyncFd::register(fd) }.map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut hello = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             _ = hello.tick() => {
-                if let Some(h) = &svc.handoff {
-                    if let Err(e) = h.hello() {
-                        debug!("hand-off HELO: {e}");
-                    }
+                if let Err(e) = h.hello() {
+                    debug!("hand-off HELO: {e}");
                 }
             }
             g = afd.readable() => {
                 let mut g = g?;
                 loop {
-                    let Some(h) = &svc.handoff else { break };
                     match h.try_take() {
                         Ok(fd) => {
                             let stream = std::net::TcpStream::from(fd);

@@ -10,16 +10,17 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use mih_user::content::{fnv1a64_update, FNV1A64_INIT};
+use mih_user::daemon::control;
 use mih_user::report::{histogram_svg, render_size_distribution, PhaseTable, Summary};
+use mih_user::sessions::netns::{self, ip};
 use mih_user::x2ap::build::{
     handover_request, handover_request_acknowledge, HandoverRequestAcknowledgeParams,
     HandoverRequestParams,
@@ -125,42 +126,9 @@ fn check_interrupt() -> Result<(), String> {
     }
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e} (is iproute2 installed?)"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Run `f` on a thread that entered namespace `ns`.
+/// Run `f` on a thread that entered namespace `ns` (a name).
 fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, String> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            enter_ns(ns)?;
-            Ok(f())
-        })
-        .join()
-        .map_err(|_| "thread panicked".to_string())?
-    })
-}
-
-fn enter_ns(ns: &str) -> Result<(), String> {
-    let file =
-        std::fs::File::open(format!("/run/netns/{ns}")).map_err(|e| format!("netns {ns}: {e}"))?;
-    // SAFETY: setns on a valid namespace descriptor; affects this thread.
-    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
+    netns::run_in(&netns::path(ns), f).map_err(|e| e.to_string())
 }
 
 /// One eNBC: namespace, processes, sockets.
@@ -571,17 +539,18 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> Resul
     }
 }
 
-fn control(path: &Path, req: &Value) -> Option<Value> {
-    let mut s = UnixStream::connect(path).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    writeln!(s, "{req}").ok()?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).ok()?;
-    serde_json::from_str(&line).ok()
-}
-
+/// A daemon's `status` (None while its control socket does not answer).
 fn status(path: &Path) -> Option<Value> {
-    control(path, &json!({"op": "status"}))
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let rt = RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    });
+    let req = json!({"op": "status"});
+    rt.block_on(control::request(path, &req, Duration::from_secs(10)))
+        .ok()
 }
 
 /// Source records of a node, by id.
@@ -605,19 +574,11 @@ struct ClientResult {
     longest_gap: Duration,
 }
 
-fn fnv_update(h: u64, data: &[u8]) -> u64 {
-    data.iter().fold(h, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-const FNV_INIT: u64 = 0xcbf2_9ce4_8422_2325;
-
 /// A plain client: std sockets only, one GET, reads to the end, checks
 /// every octet against the content rule.
 fn client(size: u64, progress: Arc<AtomicU64>) -> ClientResult {
     let mut r = ClientResult {
-        checksum: FNV_INIT,
+        checksum: FNV1A64_INIT,
         ..ClientResult::default()
     };
     let addr: SocketAddr = format!("{SERVICE_IP}:{SERVICE_PORT}").parse().unwrap();
@@ -672,7 +633,7 @@ fn client(size: u64, progress: Arc<AtomicU64>) -> ClientResult {
                     ));
                     return r;
                 }
-                r.checksum = fnv_update(r.checksum, &buf[..n]);
+                r.checksum = fnv1a64_update(r.checksum, &buf[..n]);
                 r.received += n as u64;
                 progress.store(r.received, Ordering::Relaxed);
             }
@@ -687,35 +648,21 @@ fn client(size: u64, progress: Arc<AtomicU64>) -> ClientResult {
 }
 
 fn expected_checksum(size: u64) -> u64 {
-    let mut h = FNV_INIT;
+    let mut h = FNV1A64_INIT;
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0;
     while off < size {
         let n = (size - off).min(buf.len() as u64) as usize;
         mih_user::content::fill(SEED, FILE, off, &mut buf[..n]);
-        h = fnv_update(h, &buf[..n]);
+        h = fnv1a64_update(h, &buf[..n]);
         off += n as u64;
     }
     h
 }
 
-/// (EstabResets, OutRsts, AttemptFails) of the UE namespace.
-fn tcp_counters(ns: &str) -> Result<(u64, u64, u64), String> {
-    let text = in_ns(ns, || std::fs::read_to_string("/proc/thread-self/net/snmp"))?
-        .map_err(|e| format!("snmp: {e}"))?;
-    let mut lines = text.lines().filter(|l| l.starts_with("Tcp:"));
-    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
-        return Err("no Tcp: lines in /proc/net/snmp".into());
-    };
-    let get = |k: &str| {
-        names
-            .split_whitespace()
-            .zip(values.split_whitespace())
-            .find(|(n, _)| *n == k)
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok((get("EstabResets"), get("OutRsts"), get("AttemptFails")))
+/// `EstabResets` of the UE namespace: resets of established connections.
+fn client_resets(ns: &str) -> Result<u64, String> {
+    netns::tcp_counter(&netns::path(ns), "Tcp", "EstabResets").map_err(|e| e.to_string())
 }
 
 // ------------------------------------------------------------------ main --
@@ -809,17 +756,17 @@ fn run(args: &Args) -> Result<(), String> {
         t.enbcs.len()
     );
 
-    let before = tcp_counters(&t.ue_ns)?;
+    let before = client_resets(&t.ue_ns)?;
     let progress = Arc::new(AtomicU64::new(0));
     let (tx, rx) = mpsc::channel();
     {
         let p = progress.clone();
         let ns = t.ue_ns.clone();
         std::thread::spawn(move || {
-            let r = match enter_ns(&ns) {
+            let r = match netns::enter(&netns::path(&ns)) {
                 Ok(()) => client(file_size, p),
                 Err(e) => ClientResult {
-                    error: Some(e),
+                    error: Some(e.to_string()),
                     ..ClientResult::default()
                 },
             };
@@ -936,7 +883,7 @@ fn run(args: &Args) -> Result<(), String> {
             Err(_) => return Err("the client did not finish".into()),
         }
     };
-    let after = tcp_counters(&t.ue_ns)?;
+    let after = client_resets(&t.ue_ns)?;
     report(args, &out, file_size, &result, before, after, r)
 }
 
@@ -946,8 +893,8 @@ fn report(
     out: &Path,
     file_size: u64,
     client: &ClientResult,
-    before: (u64, u64, u64),
-    after: (u64, u64, u64),
+    before: u64,
+    after: u64,
     mut r: Run,
 ) -> Result<(), String> {
     let col = |k: &str| -> Vec<f64> { r.committed.iter().filter_map(|x| us(x, k)).collect() };
@@ -1015,7 +962,7 @@ fn report(
         );
     }
     let expected = expected_checksum(file_size);
-    let resets = after.0 - before.0;
+    let resets = after.saturating_sub(before);
     println!(
         "\ndownload: {} of {} octets, checksum {:016x} (expected {:016x}), longest pause {:.1} ms, client resets {}{}",
         client.received,

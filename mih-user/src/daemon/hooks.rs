@@ -5,7 +5,6 @@
 
 use std::io::Read;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,14 +37,6 @@ pub fn parse_prefix(text: &str) -> Result<(IpAddr, u8), String> {
             .ok_or_else(|| format!("{text:?}: prefix length must be 0 to {max}"))?,
     };
     Ok((addr, len))
-}
-
-fn netns_path(name: &str) -> PathBuf {
-    if name.contains('/') {
-        PathBuf::from(name)
-    } else {
-        PathBuf::from("/run/netns").join(name)
-    }
 }
 
 /// Run `argv` (with `{ue}` replaced), wait at most [`COMMAND_TIMEOUT`].
@@ -98,7 +89,7 @@ pub fn build(key: &str, cfg: &HookConfig) -> Result<Hook, String> {
         .clone()
         .ok_or_else(|| format!("{key}: needs `command` or `route`"))?;
     let handle = match &cfg.netns {
-        Some(ns) => RouteHandle::in_netns(&netns_path(ns)),
+        Some(ns) => RouteHandle::in_netns(&crate::sessions::netns::path(ns)),
         None => RouteHandle::new(),
     }
     .map_err(|e| format!("{key}: {e}"))?;

@@ -193,24 +193,7 @@ impl RouteHandle {
     /// entered the namespace; the caller's thread does not move, and the
     /// socket acts in that namespace from whatever thread uses it.
     pub fn in_netns(path: &Path) -> io::Result<RouteHandle> {
-        let ns = std::fs::File::open(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns on an open namespace descriptor; it changes
-                // the namespace of this helper thread only.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    let e = io::Error::last_os_error();
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("setns({}): {e}", path.display()),
-                    ));
-                }
-                RouteHandle::new()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("route socket helper thread panicked")))
-        })
+        super::netns::run_in(path, RouteHandle::new)?
     }
 
     /// `ip route replace DST/LEN via GW [src SRC]`: create the route or
