@@ -677,6 +677,42 @@ mod tests {
         assert!(err("[cxtp]\ntransfer_timeout_ms = 1000").contains("`cxtp.transfer_timeout_ms`"));
         assert!(err("[timers]\nmih_timeout_ms = 0").contains("`timers.mih_timeout_ms`"));
         assert!(err("[sessions]\nmode = \"tcp\"").contains("mode"));
+        // tcp_repair needs the hand-off socket; hooks only in that mode.
+        let e = err("[sessions]\nmode = \"tcp_repair\"");
+        assert!(e.contains("sessions.handoff_socket"), "{e}");
+        let e = err("[sessions]\nmode = \"memory\"\n[sessions.hold]\ncommand = [\"true\"]");
+        assert!(e.contains("sessions.hold"), "{e}");
+        let base = "[sessions]\nmode = \"tcp_repair\"\nhandoff_socket = \"/run/h.sock\"\n";
+        let e = err(&format!("{base}[sessions.hold]\nroute = \"{{ue}}/32\""));
+        assert!(e.contains("sessions.hold.via"), "{e}");
+        let e = err(&format!(
+            "{base}[sessions.hold]\nroute = \"{{ue}}/40\"\nvia = \"blackhole\""
+        ));
+        assert!(e.contains("sessions.hold.route"), "{e}");
+        let e = err(&format!(
+            "{base}[sessions.hold]\ncommand = [\"x\"]\nroute = \"{{ue}}/32\""
+        ));
+        assert!(e.contains("not both"), "{e}");
+        let e = err(&format!(
+            "{base}[sessions.release]\ncommand = [\"x\"]\nnetns = \"ue\""
+        ));
+        assert!(e.contains("sessions.release"), "{e}");
+        let e = err(&format!(
+            "{base}[sessions.path_switch]\nroute = \"10.0.0.1\"\nvia = \"nowhere\""
+        ));
+        assert!(e.contains("sessions.path_switch.via"), "{e}");
+        let e = err(&format!(
+            "{base}[sessions.release]\nroute = \"{{ue}}/32\"\nvia = \"blackhole\"\ndelete = true"
+        ));
+        assert!(e.contains("delete"), "{e}");
+        let ok = format!(
+            "{MIN}{base}[sessions.hold]\nnetns = \"ue\"\nroute = \"10.99.0.1/32\"\nvia = \"blackhole\"\n\
+             [sessions.path_switch]\nnetns = \"ue\"\nroute = \"10.99.0.1/32\"\nvia = \"10.231.2.1\"\nsrc = \"10.77.0.2\"\n\
+             [sessions.release]\ncommand = [\"true\", \"{{ue}}\"]\n"
+        );
+        let c = Config::parse(&ok).unwrap();
+        assert_eq!(c.sessions.mode, SessionMode::TcpRepair);
+        assert_eq!(c.sessions.hold.unwrap().via.as_deref(), Some("blackhole"));
         assert!(err("[x2]\nudp = \"nonsense\"").contains("udp"));
         assert!(err("[[peers]]\nmihf_id = \"b\"\ncxtp = \"127.0.0.2:5091\"\n[[peers]]\nmihf_id = \"c\"\ncxtp = \"127.0.0.2:5092\"").contains("`peers[1].cxtp`"));
         assert!(err("[[peers]]\nmihf_id = \"b\"\ncxtp = \"127.0.0.2:5091\"\n[[peers]]\nmihf_id = \"b\"\ncxtp = \"127.0.0.3:5091\"").contains("`peers[1].mihf_id`"));

@@ -97,8 +97,9 @@ impl Backends {
     }
 
     /// What `[sessions]` asks for. For `tcp_repair`: checks the capability,
-    /// binds the hand-off socket and builds the hooks; the error says what
-    /// is missing.
+    /// binds the hand-off socket, builds the hooks and spawns the hand-off
+    /// reader (call it inside a tokio runtime); the error says what is
+    /// missing.
     pub fn from_config(s: &config::Sessions) -> Result<Backends, String> {
         if s.mode != SessionMode::TcpRepair {
             return Ok(Backends::from_mode(s.mode));
@@ -126,9 +127,14 @@ impl Backends {
                 release: build("sessions.release", &s.release)?,
                 path_switch: build("sessions.path_switch", &s.path_switch)?,
             };
-            Ok(Backends::both(Arc::new(HandoffSessions::new(
-                server, hooks,
-            ))))
+            let sessions = Arc::new(HandoffSessions::new(server, hooks));
+            let runner = sessions.clone();
+            tokio::spawn(async move {
+                if let Err(e) = runner.run().await {
+                    tracing::error!("hand-off socket reader stopped: {e}");
+                }
+            });
+            Ok(Backends::both(sessions))
         }
         #[cfg(not(target_os = "linux"))]
         Err("sessions.mode = \"tcp_repair\" needs Linux".into())

@@ -69,6 +69,8 @@ pub const MAX_FDS: usize = 64;
 /// How long an export waits for the data in flight to be acknowledged
 /// before the flow hold (see [`TcpRepair::drain`]).
 pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(2);
+/// Most services remembered (distinct listen addresses announced).
+pub const MAX_SERVICES: usize = 1024;
 /// Longest datagram text.
 const MAX_TEXT: usize = 128;
 
@@ -248,6 +250,11 @@ impl HandoffServer {
                     if (from.len() as usize) <= std::mem::size_of::<libc::sa_family_t>() {
                         st.stats.rejected += 1;
                         tracing::warn!("hand-off: HELO from an unbound socket");
+                        continue;
+                    }
+                    if st.services.len() >= MAX_SERVICES && !st.services.contains_key(&listen) {
+                        st.stats.rejected += 1;
+                        tracing::warn!(%listen, "hand-off: HELO refused, {MAX_SERVICES} services known");
                         continue;
                     }
                     st.stats.hellos += 1;
@@ -499,10 +506,27 @@ impl HandoffSessions {
         &self.repair
     }
 
-    /// Read the hand-off queue now (the daemon also does it before every
-    /// export and import).
+    /// Read the hand-off queue now (also done before every export and
+    /// import).
     pub fn poll(&self) -> usize {
         self.server.poll(&self.repair)
+    }
+
+    /// Read the hand-off queue whenever a datagram arrives, until the
+    /// process ends. The daemon runs this: a Unix datagram socket queues
+    /// only a few datagrams (`net.unix.max_dgram_qlen`, 10 by default), so
+    /// without it the services' periodic `HELO`s fill the queue of an idle
+    /// MIH-User and the next `GIVE` fails with EAGAIN.
+    pub async fn run(self: std::sync::Arc<Self>) -> io::Result<()> {
+        use tokio::io::unix::AsyncFd;
+        let fd = self.server.sock.as_fd().try_clone_to_owned()?;
+        // SAFETY: `fd` is an owned duplicate, closed only when `afd` drops.
+        let afd = unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))?;
+        loop {
+            let mut ready = afd.readable().await?;
+            self.poll();
+            ready.clear_ready();
+        }
     }
 
     fn deliver(&self, fd: OwnedFd) {
@@ -691,6 +715,59 @@ mod tests {
         assert_eq!(server.poll(&repair), 0);
         assert_eq!(server.stats().rejected, 7);
         assert_eq!(server.stats().hellos, 0);
+    }
+
+    #[test]
+    fn announced_services_are_bounded() {
+        let d = dir();
+        let path = d.path().join("h.sock");
+        let server = HandoffServer::bind(&path).unwrap();
+        let repair = TcpRepair::new();
+        let client = HandoffClient::connect(&path, "127.0.0.1:1".parse().unwrap()).unwrap();
+        let to = UnixAddr::new(&path).unwrap();
+        let mut sent = 1;
+        for port in 2..=(MAX_SERVICES as u16 + 10) {
+            send(&client.sock, &to, &format!("HELO 127.0.0.1:{port}"), &[]).unwrap();
+            sent += 1;
+            // A Unix datagram queue holds few datagrams (max_dgram_qlen).
+            server.poll(&repair);
+        }
+        server.poll(&repair);
+        let st = server.stats();
+        assert_eq!(st.hellos, MAX_SERVICES as u64);
+        assert_eq!(st.rejected, sent - MAX_SERVICES as u64);
+        // A known address may still re-announce itself.
+        client.hello().unwrap();
+        server.poll(&repair);
+        assert_eq!(server.stats().hellos, MAX_SERVICES as u64 + 1);
+    }
+
+    #[tokio::test]
+    async fn an_idle_server_keeps_its_queue_drained() {
+        let d = dir();
+        let path = d.path().join("h.sock");
+        let server = HandoffServer::bind(&path).unwrap();
+        let sessions = Arc::new(HandoffSessions::new(server, Hooks::default()));
+        let runner = tokio::spawn(sessions.clone().run());
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = HandoffClient::connect(&path, l.local_addr().unwrap()).unwrap();
+        // Far more HELOs than the kernel queues for an unread socket.
+        for _ in 0..100 {
+            client.hello().unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        client.give(&[s.as_fd()]).unwrap();
+        for _ in 0..200 {
+            if sessions.stats().adopted == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(sessions.stats().adopted, 1);
+        assert_eq!(sessions.stats().hellos, 101);
+        runner.abort();
     }
 
     #[test]
