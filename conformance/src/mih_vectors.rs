@@ -407,7 +407,7 @@ pub fn all() -> Vec<Vector> {
     );
     add(
         "n2n_ho_commit.request",
-        "MIH_N2N_HO_Commit.request with ACK-Req (frame F1 of the spec notes)",
+        "MIH_N2N_HO_Commit.request with ACK-Req (frame F1 of the oracle smoke test)",
         {
             let mut m = msg(
                 0x3409,
@@ -429,7 +429,7 @@ pub fn all() -> Vec<Vector> {
     );
     add(
         "n2n_ho_commit.ack",
-        "Pure acknowledgement of MIH_N2N_HO_Commit.request (frame F2 of the spec notes)",
+        "Pure acknowledgement of MIH_N2N_HO_Commit.request (frame F2 of the oracle smoke test)",
         {
             let mut m = reply(0x3409, 0x123, Body::Ack);
             m.header.ack_rsp = true;
@@ -438,7 +438,7 @@ pub fn all() -> Vec<Vector> {
     );
     add(
         "n2n_ho_commit.response",
-        "MIH_N2N_HO_Commit.response, Success (frame F3 of the spec notes)",
+        "MIH_N2N_HO_Commit.response, Success (frame F3 of the oracle smoke test)",
         reply(
             0x3809,
             0x123,
@@ -567,7 +567,7 @@ pub fn all() -> Vec<Vector> {
         "An MIH_Get_Information.response (MIIS, not typed by this codec) with a 303-octet TLV: kept and re-emitted byte for byte",
         {
             let mut m = reply(0x4801, 0x00f, Body::Unknown);
-            // A LIST of one 300-octet OCTET_STRING (frame F5 of the spec notes).
+            // A LIST of one 300-octet OCTET_STRING (frame F5 of the oracle smoke test).
             let mut value = vec![0x01, 0x81, 0xac];
             value.extend(std::iter::repeat_n(0x55u8, 300));
             let mut raw = vec![48u8, 0x81, 0xaf];

@@ -90,7 +90,7 @@ fn tokens_in_vectors_verify_with_the_worked_example_key() {
         }
     }
     assert!(checked >= 5);
-    // The worked tokens of cxtp.md §4.1 appear literally.
+    // The worked authorization tokens appear literally.
     let tokens: Vec<String> = vectors()
         .iter()
         .filter_map(|(_, _, d)| d.get("token").and_then(Value::as_str).map(String::from))

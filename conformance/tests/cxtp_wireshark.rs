@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use conformance::oracle::{run_tshark_json, tcp_pcap, tshark_available, CXTP_TCP_PORT};
+use conformance::oracle::{run_tshark_json, tcp_pcap, CXTP_TCP_PORT};
 use cxtp::wire::Message;
 use serde_json::Value;
 
@@ -17,15 +17,7 @@ fn lua() -> String {
 }
 
 fn have_tshark() -> bool {
-    if tshark_available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "tshark is required under CI"
-    );
-    eprintln!("tshark not installed: skipping");
-    false
+    testkit::require_tshark()
 }
 
 fn vectors() -> Vec<(String, Vec<u8>)> {

@@ -27,12 +27,7 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn wireshark_decodes_every_golden_vector_like_we_do() {
-    if !oracle::tshark_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tshark is required under CI (apt-get install tshark)"
-        );
-        eprintln!("tshark not installed: skipping the Wireshark oracle test");
+    if !testkit::require_tshark() {
         return;
     }
     let vectors = vectors();

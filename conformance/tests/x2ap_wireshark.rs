@@ -10,21 +10,13 @@
 
 use std::path::PathBuf;
 
-use conformance::oracle::{run_tshark_json, tshark_available, DST_IP, DST_MAC, SRC_IP, SRC_MAC};
+use conformance::oracle::{run_tshark_json, DST_IP, DST_MAC, SRC_IP, SRC_MAC};
 use mih_user::x2ap::sctp::{build_data_packet, x2ap_chunk, X2AP_PPID, X2AP_SCTP_PORT};
 use mih_user::x2ap::{decode, Message, MessageType};
 use serde_json::Value;
 
 fn have_tshark() -> bool {
-    if tshark_available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "tshark is required under CI (apt-get install tshark)"
-    );
-    eprintln!("NOTICE: tshark not installed: skipping the X2AP Wireshark oracle");
-    false
+    testkit::require_tshark()
 }
 
 fn dir() -> PathBuf {

@@ -4,7 +4,7 @@
 //! / Hop Limit 255, which receivers check (as Neighbor Discovery does).
 //!
 //! This module is sans-IO ([`encapsulate`], [`decapsulate`], checksums); the
-//! raw-socket driver is [`socket`] (cargo feature `icmp`).
+//! raw-socket driver is the `socket` module (cargo feature `icmp`).
 //!
 //! ```
 //! use cxtp::icmp::{decapsulate, encapsulate, IcmpVersion};

@@ -1,6 +1,6 @@
 //! MN–AR transport over real raw ICMP sockets, in two network namespaces
 //! this test creates (joined by a veth pair) and removes again. Needs root
-//! and `ip`; skipped (with a message) where namespaces cannot be created.
+//! and `ip`; as root (without it the test prints SKIP, and fails under CI).
 //!
 //! The parent test sets up the namespaces and re-runs this test binary inside
 //! them (`ip netns exec NS <this binary> --exact helper --ignored`): the "ar"
@@ -131,13 +131,10 @@ fn ctar_and_ctaa_over_raw_icmp_in_network_namespaces() {
     if std::env::var_os("CXTP_ICMP_ROLE").is_some() {
         return;
     }
-    let n = match Netns::create() {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("skipping: cannot create network namespaces: {e}");
-            return;
-        }
-    };
+    if !testkit::require_root("raw ICMP between two network namespaces") {
+        return;
+    }
+    let n = Netns::create().unwrap_or_else(|e| panic!("cannot create network namespaces as root: {e}"));
     run_family(&n, "4");
     run_family(&n, "6");
 }

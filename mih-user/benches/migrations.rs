@@ -1,5 +1,6 @@
 //! N migrations of one UE between two eNBCs on loopback, with application
-//! contexts of 1 KB, 75 KB and 1 MB, and the seed's Table I breakdown
+//! contexts of 1 KB, 75 KB and 1 MB, and the breakdown of Table I of
+//! "Service Mobility in Mobile Networks"
 //! (MIH HO commit transaction, retrieving application data, retrieving
 //! socket data, CXTP transaction, total), next to a floor measured in the
 //! same run between the same endpoints.
@@ -11,7 +12,8 @@
 //! context of the size under test and accepts every import. The UE goes
 //! A → B → A → …; every migration is an operator handover, and its source
 //! record gives the phases. Sessions: the in-memory exporter (one
-//! synthetic TCP session per connection), as TCP_REPAIR is a later issue.
+//! synthetic TCP session per connection); `tcp_migration` moves real TCP
+//! sessions with TCP_REPAIR.
 //!
 //! `(dst import)` is the destination's import (services + sessions),
 //! which the CXTP phase includes: the final CTDR waits for it.

@@ -22,15 +22,7 @@ use serde_json::Value;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the demo tests need root under CI");
-    }
-    eprintln!("SKIP: the handover demo needs root (network namespaces, TCP_REPAIR)");
-    false
+    testkit::require_root("the handover demo (network namespaces, TCP_REPAIR)")
 }
 
 /// The directory with the binaries the demo starts; builds mihfd (another

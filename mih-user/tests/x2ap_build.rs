@@ -665,20 +665,7 @@ for line in sys.stdin:
 "#;
 
 fn pycrate_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import pycrate_asn1dir.X2AP"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "pycrate is required under CI (pip install pycrate==0.8.1; .ci/run does it)"
-        );
-        eprintln!("pycrate (python3 -c 'import pycrate_asn1dir.X2AP') is not available: pycrate oracle test skipped");
-    }
-    ok
+    testkit::require_python_module("pycrate_asn1dir.X2AP", "pip install pycrate==0.8.1, as .ci/run does")
 }
 
 fn pycrate_decode(pdus: &[Vec<u8>]) -> Vec<Value> {

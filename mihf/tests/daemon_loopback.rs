@@ -651,20 +651,24 @@ async fn binaries_check_config_and_print_help() {
         "{no:?}"
     );
     let help = run(&["--help"]);
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--config"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--config"), "{help}");
+    // The binary's own description, not the crate's.
+    assert!(help.starts_with("IEEE 802.21 MIHF daemon"), "{help}");
     let ctl = std::process::Command::new(env!("CARGO_BIN_EXE_mihctl"))
         .arg("--help")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&ctl.stdout).contains("n2n-commit"));
+    let ctl = String::from_utf8_lossy(&ctl.stdout);
+    assert!(ctl.contains("n2n-commit"), "{ctl}");
+    assert!(ctl.starts_with("Act as a local MIH-User of mihfd"), "{ctl}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
 async fn n2n_ho_commit_over_ipv6_loopback() {
     let v6: SocketAddr = "[::1]:0".parse().unwrap();
-    if std::net::UdpSocket::bind(v6).is_err() {
-        eprintln!("SKIPPED: no IPv6 loopback");
+    if !testkit::require(std::net::UdpSocket::bind(v6).is_ok(), "no IPv6 loopback (::1)") {
         return;
     }
     for transport in [Transport::Udp, Transport::Tcp] {

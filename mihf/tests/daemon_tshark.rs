@@ -26,15 +26,6 @@ use mihf::wire::*;
 
 const T: Duration = Duration::from_secs(5);
 
-fn have_tshark() -> bool {
-    Command::new("tshark")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn cfg(id: &str, port: u16) -> Config {
     let mut c = Config::with_id(id);
     // UDP on `port`; TCP always on an ephemeral port, so that the capture
@@ -218,12 +209,7 @@ async fn traffic(a: &Daemon, b: &Daemon) {
 
 #[tokio::test]
 async fn wireshark_decodes_every_live_frame_as_mih() {
-    if !have_tshark() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tshark is required in CI (apt-get install tshark)"
-        );
-        eprintln!("SKIPPED: tshark not installed");
+    if !testkit::require_tshark() {
         return;
     }
     // Port 4551 when free (another test or daemon may hold it: then, or if

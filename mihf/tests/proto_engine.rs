@@ -49,7 +49,8 @@ fn n2n_request(src: &'static str, dst: &'static str) -> Message {
     )
 }
 
-/// The resource set of mih.md frame F1 (QosList::default() would emit no
+/// The resource set of the N2N_HO_Commit.request golden vector (frame F1 of
+/// the oracle smoke test; QosList::default() would emit no
 /// lists at all, so it is built explicitly).
 fn req_res_set() -> ReqResSet {
     let c = |v| CosValue {
@@ -206,7 +207,7 @@ fn piggybacked_ack_gives_two_frames_per_transaction() {
 
 #[test]
 fn odtone_request_gets_the_odtone_pure_ack_bytes() {
-    // interop.md: request and pure ACK between two ODTONE MIHFs, TID 0x328.
+    // A request and its pure ACK as two real ODTONE 0.6 MIHFs exchange them, TID 0x328.
     let mut c = cfg("mihf2");
     c.ack_delay = Duration::ZERO;
     let mut b = Engine::new(c);

@@ -1,5 +1,6 @@
-//! Frames from the spec notes: F1-F4 were decoded cleanly by tshark, and the
-//! three ODTONE frames were captured between two real ODTONE 0.6 MIHFs.
+//! Reference frames: F1-F4 (hand-built, the same as in the oracle smoke
+//! test) decode cleanly in tshark 4.0, and the three ODTONE frames were
+//! captured between two real ODTONE 0.6 MIHFs.
 
 use bytes::Bytes;
 use mihf::wire::*;

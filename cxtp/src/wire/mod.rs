@@ -9,7 +9,7 @@
 //! * [`MessageRepr`] and the per-message `*Repr` types are the owned builders;
 //!   `Message::to_repr` and `MessageRepr::emit` are symmetric.
 //!
-//! Layouts follow the figures of RFC 4067 §2.5 (see `shared/spec/cxtp.md`).
+//! Layouts follow the figures of RFC 4067 §2.5.
 //! Interpretations where the RFC is unclear:
 //!
 //! * the header `Length` counts the whole message including the 4-octet
@@ -24,7 +24,8 @@
 //! use bytes::Bytes;
 //! use cxtp::wire::{Message, MessageType};
 //!
-//! // The IPv4 CTAR of cxtp.md §4.1 (A=1, no request blocks).
+//! // The IPv4 CTAR golden vector (conformance/vectors/cxtp/ctar_ipv4.json):
+//! // A=1, no request blocks.
 //! let raw = Bytes::from_static(&[
 //!     0x21, 0xc0, 0x00, 0x14, 192, 0, 2, 1, 192, 0, 2, 254,
 //!     0x12, 0x34, 0x56, 0x78, 0xfb, 0xab, 0x93, 0xdc,

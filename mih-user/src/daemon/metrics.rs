@@ -221,7 +221,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
         &mut o,
         "migration_phase_seconds",
         "histogram",
-        "Phases of each migration (seed Table I).",
+        "Phases of each migration (MIH commit, application data, socket data, CXTP, total).",
     );
     for ((role, phase), h) in &s.migrations.phases {
         h.render(

@@ -1,4 +1,4 @@
-//! Handover orchestration (seed Fig. 7): the per-UE state machines of the
+//! Handover orchestration (Fig. 7 of "Service Mobility in Mobile Networks"): the per-UE state machines of the
 //! source and destination eNBCs, sans-IO.
 //!
 //! ```text
@@ -25,7 +25,7 @@
 //! MIHF's SAP, CXTP messages, calls on the Service Mobility API and the
 //! session interfaces), [`Orchestrator::poll_event`] reports (one
 //! [`MigrationRecord`] per finished migration, with the phases of the
-//! seed's Table I), [`Orchestrator::poll_timeout`] /
+//! the paper's Table I), [`Orchestrator::poll_timeout`] /
 //! [`Orchestrator::handle_timeout`] drive the deadlines. The CXTP pAR and
 //! nAR engines of the `cxtp` crate live inside it
 //! (`PreviousRouter::start_push`, `NewRouter::expect_transfer` with the

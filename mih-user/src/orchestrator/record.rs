@@ -1,5 +1,5 @@
 //! What one finished migration looks like: outcome, cause, the phases of
-//! the seed's Table I and the context sizes.
+//! Table I of "Service Mobility in Mobile Networks" and the context sizes.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -156,7 +156,7 @@ impl TriggerKind {
     }
 }
 
-/// Durations of the phases of the seed's Table I.
+/// Durations of the phases of Table I of "Service Mobility in Mobile Networks".
 ///
 /// At the **source**: `mih_commit` = MIH_N2N_HO_Commit.request sent to
 /// .confirm received; `app_data` = retrieving the application data

@@ -1,9 +1,10 @@
 //! The session interfaces: how the UE's live TCP connections with the
 //! services leave the source eNBC and are rebuilt at the destination.
 //!
-//! The Linux `TCP_REPAIR` implementation is a later issue; it plugs in
-//! here. [`MemorySessions`] is the in-memory implementation used by the
-//! tests and by the daemon's `sessions.mode = "memory"`.
+//! The Linux `TCP_REPAIR` implementation (`crate::sessions::tcp_repair`,
+//! the daemon's `sessions.mode = "tcp_repair"`) plugs in here.
+//! [`MemorySessions`] is the in-memory implementation used by the tests and
+//! by the daemon's `sessions.mode = "memory"`.
 //!
 //! The orchestrator calls these through its driver: the sans-IO core asks
 //! for an export or import with an [`super::Action`], the driver calls the

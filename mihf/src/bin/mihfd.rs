@@ -10,7 +10,7 @@ use tracing::{error, info};
 /// IEEE 802.21 MIHF daemon: MIH transactions with peer MIHFs over UDP/TCP
 /// (port 4551 by default) and a local MIH_SAP for MIH-Users.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// TOML configuration file (see mihf/README.md).
     #[arg(short, long, value_name = "FILE")]

@@ -2,7 +2,7 @@
 //!
 //! A [`Message`] is the header, the Source and Destination MIHF IDs that open
 //! every payload, a typed [`Body`] and any TLVs the body does not define
-//! ([`RawTlv`], kept with their position so the frame re-emits byte for byte).
+//! ([`RawTlvs`], kept with their position so the frame re-emits byte for byte).
 //!
 //! Command and management primitives have a request form (used by `.request`
 //! and, on a local SAP, `.indication`) and a response form (`.response` and

@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn length_table_from_spec() {
-        // (length, encoding) pairs checked with tshark in the spec notes.
+        // (length, encoding) pairs of IEEE 802.21-2008, each checked with tshark.
         let table: &[(usize, &[u8])] = &[
             (0, &[0x00]),
             (127, &[0x7f]),

@@ -570,10 +570,10 @@ impl TransportAddr {
         match self.family {
             Self::FAMILY_IPV4 => <[u8; 4]>::try_from(self.addr.as_slice())
                 .ok()
-                .map(|a| std::net::IpAddr::from(a)),
+                .map(std::net::IpAddr::from),
             Self::FAMILY_IPV6 => <[u8; 16]>::try_from(self.addr.as_slice())
                 .ok()
-                .map(|a| std::net::IpAddr::from(a)),
+                .map(std::net::IpAddr::from),
             _ => None,
         }
     }
