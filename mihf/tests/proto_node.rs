@@ -643,3 +643,134 @@ fn shutdown_answers_everyone_waiting() {
     );
     assert_eq!(net.node(A).table_sizes().pending, 0);
 }
+
+/// The frames a node has for `to`, as bytes.
+fn transmits_to(n: &mut Node, to: Endpoint) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    while let Some(t) = n.poll_transmit() {
+        assert_eq!(t.to, to, "nothing else is sent");
+        out.push(t.payload);
+    }
+    out
+}
+
+#[test]
+fn user_registration_is_confirmed_only_when_asked_as_odtone_users_expect() {
+    let now = Instant::now();
+    let mut n = Node::new(node_cfg("mihf1", &[]), now);
+    let u = Endpoint::Sap(sa(U1));
+    // ODTONE's mih_usr registering with `commands = mih_n2n_ho_commit`:
+    // User_Register.indication, no ACK-Req, TID 0, Src "user",
+    // Dst "local-mihf", TLV 6 with bit 3.
+    let odtone =
+        hex::decode("10001c070000001a01050475736572020b0a6c6f63616c2d6d696866060400000008")
+            .unwrap();
+    for _ in 0..2 {
+        n.handle_frame(now, u, Bytes::from(odtone.clone())).unwrap();
+        assert_eq!(
+            transmits_to(&mut n, u),
+            Vec::<Bytes>::new(),
+            "ODTONE's MIHF answers a user registration with nothing"
+        );
+    }
+    let user = n.users().next().cloned().unwrap();
+    assert_eq!(user.id.as_str(), Some("user"));
+    assert!(user.commands.contains(CommandList::NET_HO));
+    // Its first request gets its confirm and nothing before it.
+    let disc = Message::new(
+        Mid(0x1401),
+        1,
+        MihfId::from_static("user"),
+        MihfId::from_static(sap::LOCAL_MIHF),
+        Body::CapabilityDiscoverRequest(CapabilityDiscoverRequest {
+            link_addr_list: None,
+            event_list: None,
+            command_list: None,
+            is_query_types: None,
+            transports: None,
+            mbb_ho_support: None,
+        }),
+    );
+    n.handle_frame(now, u, disc.to_bytes().unwrap()).unwrap();
+    let got = transmits_to(&mut n, u);
+    assert_eq!(got.len(), 1);
+    let c = Message::from_bytes(got[0].clone()).unwrap();
+    assert_eq!((c.header.mid, c.header.tid), (Mid(0x1001), 1));
+    // A user that sends a request without registering is attached without
+    // a User_Register.confirm too.
+    let u2 = Endpoint::Sap(sa(U2));
+    let mut disc2 = disc.clone();
+    disc2.source = MihfId::from_static("user2");
+    disc2.header.tid = 5;
+    n.handle_frame(now, u2, disc2.to_bytes().unwrap()).unwrap();
+    let got = transmits_to(&mut n, u2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0][..6], &[0x10, 0x00, 0x10, 0x01, 0x00, 0x05]);
+    // This crate's users set ACK-Req and get the confirm with their TID.
+    let u3 = Endpoint::Sap(sa(U3));
+    let reg = Registration {
+        user_id: MihfId::from_static("user3"),
+        ..Registration::default()
+    };
+    let ours = sap::register_indication(&reg, &MihfId::from_static(sap::LOCAL_MIHF), 9);
+    n.handle_frame(now, u3, ours.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        transmits_to(&mut n, u3),
+        vec![Bytes::from(
+            // Header (TID 9), Src "mihf1", Dst "user3", STATUS Success.
+            hex::decode("10001007000900130106056d696866310206057573657233030100").unwrap()
+        )]
+    );
+    assert_eq!(n.users().count(), 3);
+}
+
+#[test]
+fn a_users_capability_discover_carries_the_mihf_own_capabilities() {
+    let now = Instant::now();
+    let mut cfg = node_cfg("mihf1", &[("mihf2", B)]);
+    cfg.transports = TransportList::UDP;
+    let mut n = Node::new(cfg, now);
+    let u = Endpoint::Sap(sa(U1));
+    let reg = Registration {
+        user_id: MihfId::from_static("user1"),
+        commands: CommandList::NET_HO,
+        events: EventList::LINK_UP,
+        queries: IsQueryTypeList::default(),
+    };
+    let m = sap::register_indication(&reg, &MihfId::from_static(sap::LOCAL_MIHF), 1);
+    n.handle_frame(now, u, m.to_bytes().unwrap()).unwrap();
+    assert_eq!(transmits_to(&mut n, u).len(), 1);
+    // The user asks for everything, TCP included, and adds a vendor TLV.
+    let mut req = Message::new(
+        Mid(0x1401),
+        7,
+        MihfId::from_static("user1"),
+        MihfId::from_static("mihf2"),
+        Body::CapabilityDiscoverRequest(CapabilityDiscoverRequest {
+            link_addr_list: None,
+            event_list: Some(EventList(0x1ff)),
+            command_list: Some(CommandList::MN_HO | CommandList::LINK_ACTIONS),
+            is_query_types: Some(IsQueryTypeList::RDF_DATA),
+            transports: Some(TransportList::UDP | TransportList::TCP),
+            mbb_ho_support: None,
+        }),
+    );
+    req.extra = vec![RawTlvs::new(6, Bytes::from_static(&[100, 4, b'O', b'D', b'T', 1])).unwrap()];
+    n.handle_frame(now, u, req.to_bytes().unwrap()).unwrap();
+    let sent = transmits_to(&mut n, Endpoint::Udp(sa(B)));
+    assert_eq!(sent.len(), 1);
+    let out = Message::from_bytes(sent[0].clone()).unwrap();
+    assert_eq!(out.source.as_str(), Some("mihf1"));
+    assert_eq!(
+        out.body,
+        Body::CapabilityDiscoverRequest(CapabilityDiscoverRequest {
+            link_addr_list: None,
+            event_list: Some(EventList::LINK_UP),
+            command_list: Some(CommandList::NET_HO),
+            is_query_types: Some(IsQueryTypeList::default()),
+            transports: Some(TransportList::UDP),
+            mbb_ho_support: None,
+        })
+    );
+    assert!(out.extra.is_empty(), "{:?}", out.extra);
+}

@@ -76,7 +76,8 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = HoOutcome::Success)]
         result: HoOutcome,
     },
-    /// MIH_Capability_Discover.request (to a peer, or to our own MIHF ID).
+    /// MIH_Capability_Discover.request (to a peer, or to our own MIHF ID);
+    /// mihfd advertises its own capabilities in it.
     Discover {
         #[arg(long)]
         peer: String,
@@ -390,7 +391,7 @@ async fn run(a: Args) -> Result<ExitCode, String> {
                 event_list: None,
                 command_list: None,
                 is_query_types: None,
-                transports: Some(TransportList::UDP | TransportList::TCP),
+                transports: None,
                 mbb_ho_support: None,
             }),
         ),

@@ -62,7 +62,8 @@ pub struct NodeConfig {
     /// Time a user has to answer an indication before the peer gets a
     /// failure response.
     pub user_response_timeout: Duration,
-    /// Transports advertised in MIH_Capability_Discover.
+    /// Transports advertised in every MIH_Capability_Discover this MIHF
+    /// sends (its own and its users') or answers: the ones it listens on.
     pub transports: TransportList,
     /// VALID_TIME_INTERVAL (s) granted in MIH_Register.response.
     pub registration_lifetime: u32,
@@ -658,6 +659,10 @@ impl Node {
         }
     }
 
+    /// This MIHF's capabilities, as every Capability_Discover it sends or
+    /// answers carries them: the transports it listens on
+    /// ([`NodeConfig::transports`]) and the union of its users' events,
+    /// commands and query types.
     fn capability_request(&self) -> CapabilityDiscoverRequest {
         let (events, commands, queries) = self.local_capabilities();
         CapabilityDiscoverRequest {
@@ -1140,9 +1145,9 @@ impl Node {
             }
         };
         match m {
-            SapMessage::Register(reg) => {
+            SapMessage::Register { reg, confirm_tid } => {
                 self.count(Direction::FromUser, sap::USER_REGISTER_INDICATION, false);
-                self.register_user(now, from, reg)
+                self.register_user(now, from, reg, confirm_tid)
             }
             SapMessage::Deregister { user_id } => {
                 self.count(Direction::FromUser, sap::USER_DEREGISTER_INDICATION, false);
@@ -1162,11 +1167,16 @@ impl Node {
         }
     }
 
+    /// Attach (or refresh) a user. The User_Register.confirm goes out only
+    /// when the user asked for it (`confirm_tid`, from ACK-Req): ODTONE's
+    /// MIHF sends nothing back, and ODTONE's users take an unasked confirm
+    /// for a bad message.
     fn register_user(
         &mut self,
         now: Instant,
         from: SocketAddr,
         reg: Registration,
+        confirm_tid: Option<u16>,
     ) -> Result<(), NodeError> {
         if !self.users.contains_key(&from) && self.users.len() >= self.cfg.max_users {
             // Make room by dropping the user silent for the longest time.
@@ -1200,8 +1210,10 @@ impl Node {
             id: id.clone(),
             addr: from,
         });
-        let c = sap::register_confirm(&own, &id, 0, Status::SUCCESS);
-        self.send_to_user(from, &c);
+        if let Some(tid) = confirm_tid {
+            let c = sap::register_confirm(&own, &id, tid, Status::SUCCESS);
+            self.send_to_user(from, &c);
+        }
         Ok(())
     }
 
@@ -1231,6 +1243,7 @@ impl Node {
                     user_id: msg.source.clone(),
                     ..Registration::default()
                 },
+                None,
             )?;
         }
         if let Some(u) = self.users.get_mut(&from) {
@@ -1316,6 +1329,13 @@ impl Node {
         }
         let mut out = msg.clone();
         out.source = self.own_id().clone();
+        if let Body::CapabilityDiscoverRequest(_) = out.body {
+            // The request advertises this MIHF's capabilities (IEEE
+            // 802.21-2008 8.6.1.1: the sender's supported events, commands,
+            // query types and transports), not what the user put in it.
+            out.body = Body::CapabilityDiscoverRequest(self.capability_request());
+            out.extra = Vec::new();
+        }
         match self.engine.send_request(now, ep, out) {
             Ok((token, _tid)) => {
                 let user_id = self

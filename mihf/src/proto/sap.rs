@@ -1,18 +1,27 @@
 //! The local MIH_SAP between the MIHF and its MIH-Users.
 //!
 //! Transport: UDP on loopback, one MIH frame (IEEE 802.21 header and TLVs)
-//! per datagram, no ACKs and no fragmentation, as in ODTONE. The MIHF knows a
-//! user by the UDP address it sends from.
+//! per datagram, no fragmentation, as in ODTONE. The MIHF knows a user by
+//! the UDP address it sends from. IEEE 802.21-2008 leaves the SAP to the
+//! implementation; the registration messages are ODTONE's.
 //!
 //! | message | MID | direction | TLVs |
 //! |---|---|---|---|
-//! | User_Register.indication | 0x1C07 | user → MIHF | Src = user ID, Dst = MIHF ID or `local-mihf`; optional 6 MIH_CMD_LIST (commands the user handles), 7 IQ type list, 5 MIH_EVT_LIST (events the user publishes; an extension) in any order |
-//! | User_Register.confirm | 0x1007 | MIHF → user | Src = MIHF ID, Dst = user ID, 3 STATUS (an extension; ODTONE sends nothing) |
+//! | User_Register.indication | 0x1C07 | user → MIHF | Src = user ID, Dst = MIHF ID or `local-mihf`; optional 6 MIH_CMD_LIST (commands the user handles), 7 IQ type list, 5 MIH_EVT_LIST (events the user publishes; an extension) in any order. ACK-Req set (an extension) asks for the confirm |
+//! | User_Register.confirm | 0x1007 | MIHF → user | only to a registration with ACK-Req set: same TID, Src = MIHF ID, Dst = user ID, 3 STATUS (an extension) |
 //! | User_Deregister.indication | 0x1C08 | user → MIHF | no TLVs (an extension) |
 //! | any `.request` | opcode 1 | user → MIHF | Dst = a peer MIHF ID (sent on) or our own ID (served locally); answered by a `.confirm` (opcode 0) with the same TID |
 //! | any `.indication` | opcode 3 | MIHF → user | a peer's request for a command the user declared; answer with a `.response` (opcode 2) with the same TID |
 //! | event `.indication` | opcode 3, SID 2 | user → MIHF | an event the user publishes (Dst = our ID) goes to every subscriber |
 //! | event `.indication` | opcode 3, SID 2 | MIHF → user | an event from a peer the user subscribed to |
+//!
+//! ODTONE's MIHF answers a User_Register.indication with nothing, and
+//! ODTONE's user library hands a `.confirm` whose TID matches none of its
+//! own requests (other than an MIH_Capability_Discover one) to the
+//! application as a bad message. A registration without ACK-Req (every
+//! ODTONE user's) therefore gets no answer here either; the users of this
+//! crate set ACK-Req ([`register_indication`]) to learn that the MIHF is
+//! there and its MIHF ID.
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -24,7 +33,8 @@ use crate::wire::{
 
 /// MID of the User_Register.indication (ODTONE's value).
 pub const USER_REGISTER_INDICATION: Mid = Mid(0x1c07);
-/// MID of the User_Register.confirm (our extension).
+/// MID of the User_Register.confirm (our extension, sent only to a
+/// registration with ACK-Req set).
 pub const USER_REGISTER_CONFIRM: Mid = Mid(0x1007);
 /// MID of the User_Deregister.indication (our extension).
 pub const USER_DEREGISTER_INDICATION: Mid = Mid(0x1c08);
@@ -47,7 +57,13 @@ pub struct Registration {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SapMessage {
-    Register(Registration),
+    Register {
+        reg: Registration,
+        /// `Some(tid)` when the indication had ACK-Req set: answer with a
+        /// User_Register.confirm with this TID. `None` (ODTONE's users):
+        /// answer nothing.
+        confirm_tid: Option<u16>,
+    },
     Deregister {
         user_id: MihfId,
     },
@@ -98,7 +114,8 @@ pub fn decode(bytes: Bytes) -> Result<SapMessage, SapError> {
                 res.map_err(|error| SapError::BadRegistration { tlv: t.ty, error })?;
             }
         }
-        return Ok(SapMessage::Register(reg));
+        let confirm_tid = msg.header.ack_req.then_some(msg.header.tid);
+        return Ok(SapMessage::Register { reg, confirm_tid });
     }
     let msg = Message::decode(&frame)?;
     match mid.opcode() {
@@ -110,7 +127,8 @@ pub fn decode(bytes: Bytes) -> Result<SapMessage, SapError> {
     }
 }
 
-/// Build a User_Register.indication (what a user sends to attach).
+/// Build a User_Register.indication (what a user sends to attach), with
+/// ACK-Req set: the MIHF answers with a User_Register.confirm with `tid`.
 pub fn register_indication(reg: &Registration, mihf: &MihfId, tid: u16) -> Message {
     let mut m = Message::new(
         USER_REGISTER_INDICATION,
@@ -119,6 +137,7 @@ pub fn register_indication(reg: &Registration, mihf: &MihfId, tid: u16) -> Messa
         mihf.clone(),
         Body::Unknown,
     );
+    m.header.ack_req = true;
     let mut b = bytes::BytesMut::new();
     wire::tlv::emit_tlv(6, &reg.commands, &mut b);
     wire::tlv::emit_tlv(7, &reg.queries, &mut b);
@@ -138,7 +157,7 @@ pub fn deregister_indication(user: &MihfId, mihf: &MihfId, tid: u16) -> Message 
     )
 }
 
-/// Build the User_Register.confirm.
+/// Build the User_Register.confirm (`tid`: the indication's).
 pub fn register_confirm(mihf: &MihfId, user: &MihfId, tid: u16, status: Status) -> Message {
     let mut m = Message::new(
         USER_REGISTER_CONFIRM,
@@ -165,8 +184,15 @@ mod tests {
         };
         let m = register_indication(&reg, &MihfId::from_static(LOCAL_MIHF), 1);
         let b = m.to_bytes().unwrap();
-        assert_eq!(&b[..4], &[0x10, 0x00, 0x1c, 0x07]);
-        assert_eq!(decode(b), Ok(SapMessage::Register(reg)));
+        // Version 1 with ACK-Req: the confirm is asked for.
+        assert_eq!(&b[..6], &[0x18, 0x00, 0x1c, 0x07, 0x00, 0x01]);
+        assert_eq!(
+            decode(b),
+            Ok(SapMessage::Register {
+                reg,
+                confirm_tid: Some(1)
+            })
+        );
     }
 
     #[test]
@@ -183,9 +209,14 @@ mod tests {
             v[6..8].copy_from_slice(&plen.to_be_bytes());
             Bytes::from(v)
         };
-        let SapMessage::Register(r) = decode(b).unwrap() else {
+        let SapMessage::Register {
+            reg: r,
+            confirm_tid,
+        } = decode(b).unwrap()
+        else {
             panic!()
         };
+        assert_eq!(confirm_tid, None, "no ACK-Req: no confirm");
         assert_eq!(r.user_id.as_str(), Some("user1"));
         assert!(r.commands.contains(CommandList::NET_HO));
         assert_eq!(r.events, EventList::default());
