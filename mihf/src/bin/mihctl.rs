@@ -15,7 +15,7 @@ use mihf::wire::*;
 /// Act as a local MIH-User of mihfd: send MIH commands to peer MIHFs and
 /// print the confirms; list peers; print counters.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// The mihfd MIH_SAP address.
     #[arg(long, default_value = "127.0.0.1:1025", global = true)]
@@ -426,7 +426,7 @@ async fn run(a: Args) -> Result<ExitCode, String> {
         .map_err(|e| format!("{}: {e}", a.sap))?;
     let cnf = c.request(msg, timeout).await.map_err(|e| e.to_string())?;
     print_message(&cnf);
-    let ok = status_of(&cnf).map_or(true, |s| s.is_success());
+    let ok = status_of(&cnf).is_none_or(|s| s.is_success());
     if let (Cmd::Subscribe { wait, .. }, true) = (&a.cmd, ok) {
         let mut n = 0;
         while n < *wait {

@@ -314,7 +314,7 @@ fn pump(shared: &Arc<Shared>, st: &mut State) {
     }
     let next = st.node.poll_timeout();
     if let Some(n) = next {
-        if st.armed.map_or(true, |a| n < a) {
+        if st.armed.is_none_or(|a| n < a) {
             st.armed = Some(n);
             shared.timer.notify_one();
         }

@@ -219,7 +219,7 @@ impl Peer {
             .capabilities
             .as_ref()
             .and_then(|c| c.transports)
-            .map_or(true, |t| t.contains(TransportList::TCP));
+            .is_none_or(|t| t.contains(TransportList::TCP));
         match (self.udp, self.tcp) {
             (_, Some(t)) if self.prefer_tcp && peer_tcp => Some(Endpoint::Tcp(t)),
             (Some(u), _) => Some(Endpoint::Udp(u)),
@@ -704,7 +704,7 @@ impl Node {
                 if self.cfg.check_peer_address
                     && !p.matches_ip(from.addr().ip())
                     && p.last_from
-                        .map_or(true, |l| canon(l.addr().ip()) != canon(from.addr().ip()))
+                        .is_none_or(|l| canon(l.addr().ip()) != canon(from.addr().ip()))
                     && !(is_discovery && !p.configured && self.cfg.learn_peers)
                 {
                     self.stats.address_mismatch += 1;
