@@ -2,10 +2,13 @@
 //!
 //! [`decode_json`] shows one APER-encoded X2AP PDU the way
 //! `mih_user::x2ap::decode` reads it: procedure code and name, message type,
-//! criticality, message name, what the trigger does with it (`action`), and
-//! for the five handover messages the IEs it uses (UE X2AP IDs, cause, target
-//! cell, GUMMEI, E-RABs with their GTP tunnels). Other procedures are only
-//! named. The keys match the `expect` objects of `vectors/x2ap/*.json`.
+//! criticality, message name, what the trigger does with it (`action`); the
+//! Old/New eNB UE X2AP IDs (and their Extensions, when present) of every
+//! UE-associated message that has them; for the five handover messages the
+//! other IEs the trigger uses (cause, target cell, GUMMEI, E-RABs with their
+//! GTP tunnels). A procedure code or message type TS 36.423 does not define is
+//! reported with `not_comprehended` and the `receiver_action` of TS 36.423
+//! §10.3.4.1. The keys match the `expect` objects of `vectors/x2ap/*.json`.
 //!
 //! Encoding X2AP is not the trigger's job (the eNodeB does it), so
 //! [`encode_json`] explains that and points to the pycrate generator.
@@ -68,6 +71,22 @@ fn ext(m: &mut Map<String, Value>, key: &str, v: Option<u16>) {
     }
 }
 
+/// The eNB UE X2AP IDs the message has (TS 36.423 §9.1): each ID it defines,
+/// `null` when an optional one is absent, and each Extension that is present.
+fn ue_ids(pdu: &Pdu, m: &mut Map<String, Value>) {
+    let (Some(ies), Some(ids)) = (pdu.ue_id_ies(), &pdu.ue_x2ap_ids) else {
+        return;
+    };
+    if ies.old.is_defined() {
+        m.insert("old_enb_ue_x2ap_id".into(), json!(ids.old_enb_ue_x2ap_id));
+    }
+    if ies.new.is_defined() {
+        m.insert("new_enb_ue_x2ap_id".into(), json!(ids.new_enb_ue_x2ap_id));
+    }
+    ext(m, "old_enb_ue_x2ap_id_ext", ids.old_enb_ue_x2ap_id_ext);
+    ext(m, "new_enb_ue_x2ap_id_ext", ids.new_enb_ue_x2ap_id_ext);
+}
+
 /// The JSON view of a decoded PDU.
 pub fn pdu_json(pdu: &Pdu) -> Value {
     let mut m = Map::new();
@@ -76,10 +95,13 @@ pub fn pdu_json(pdu: &Pdu) -> Value {
     m.insert("message_type".into(), json!(message_type(pdu.message_type)));
     m.insert("criticality".into(), json!(pdu.criticality.name()));
     m.insert("message".into(), json!(pdu.message_name()));
+    if let (Some(what), Some(action)) = (pdu.not_comprehended(), pdu.receiver_action()) {
+        m.insert("not_comprehended".into(), json!(what.name()));
+        m.insert("receiver_action".into(), json!(action.name()));
+    }
+    ue_ids(pdu, &mut m);
     let action = match &pdu.message {
         Message::HandoverRequest(r) => {
-            m.insert("old_enb_ue_x2ap_id".into(), json!(r.old_enb_ue_x2ap_id));
-            ext(&mut m, "old_enb_ue_x2ap_id_ext", r.old_enb_ue_x2ap_id_ext);
             m.insert("cause".into(), cause(&r.cause));
             m.insert("target_cell".into(), cell(&r.target_cell));
             m.insert(
@@ -98,10 +120,6 @@ pub fn pdu_json(pdu: &Pdu) -> Value {
             "prepare: learn the UE and its target"
         }
         Message::HandoverRequestAcknowledge(a) => {
-            m.insert("old_enb_ue_x2ap_id".into(), json!(a.old_enb_ue_x2ap_id));
-            m.insert("new_enb_ue_x2ap_id".into(), json!(a.new_enb_ue_x2ap_id));
-            ext(&mut m, "old_enb_ue_x2ap_id_ext", a.old_enb_ue_x2ap_id_ext);
-            ext(&mut m, "new_enb_ue_x2ap_id_ext", a.new_enb_ue_x2ap_id_ext);
             m.insert(
                 "admitted_e_rabs".into(),
                 Value::Array(a.admitted_e_rabs.iter().map(admitted).collect()),
@@ -109,26 +127,14 @@ pub fn pdu_json(pdu: &Pdu) -> Value {
             "trigger: move the UE's services to the target eNBC"
         }
         Message::HandoverPreparationFailure(f) => {
-            m.insert("old_enb_ue_x2ap_id".into(), json!(f.old_enb_ue_x2ap_id));
-            ext(&mut m, "old_enb_ue_x2ap_id_ext", f.old_enb_ue_x2ap_id_ext);
             m.insert("cause".into(), cause(&f.cause));
             "forget the pending UE"
         }
         Message::HandoverCancel(c) => {
-            m.insert("old_enb_ue_x2ap_id".into(), json!(c.old_enb_ue_x2ap_id));
-            m.insert("new_enb_ue_x2ap_id".into(), json!(c.new_enb_ue_x2ap_id));
-            ext(&mut m, "old_enb_ue_x2ap_id_ext", c.old_enb_ue_x2ap_id_ext);
-            ext(&mut m, "new_enb_ue_x2ap_id_ext", c.new_enb_ue_x2ap_id_ext);
             m.insert("cause".into(), cause(&c.cause));
             "forget the pending UE"
         }
-        Message::UeContextRelease(r) => {
-            m.insert("old_enb_ue_x2ap_id".into(), json!(r.old_enb_ue_x2ap_id));
-            m.insert("new_enb_ue_x2ap_id".into(), json!(r.new_enb_ue_x2ap_id));
-            ext(&mut m, "old_enb_ue_x2ap_id_ext", r.old_enb_ue_x2ap_id_ext);
-            ext(&mut m, "new_enb_ue_x2ap_id_ext", r.new_enb_ue_x2ap_id_ext);
-            "release: the handover is complete"
-        }
+        Message::UeContextRelease(_) => "release: the handover is complete",
         Message::Other => "ignore",
     };
     m.insert("action".into(), json!(action));

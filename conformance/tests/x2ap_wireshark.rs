@@ -5,8 +5,8 @@
 //!
 //! Two captures: the one `conformance/x2ap/gen_vectors.py` builds (pycrate
 //! PDUs, Ethernet/IPv4/SCTP by hand in Python), and one built here with
-//! `mih_user::x2ap::sctp::build_data_packet`. Skipped when tshark is missing,
-//! except under CI.
+//! `mih_user::x2ap::sctp::build_data_packet` from every vector file, the
+//! JSON-only ones included. Skipped when tshark is missing, except under CI.
 
 use std::path::PathBuf;
 
@@ -145,9 +145,27 @@ fn check(pcap: &[u8], vectors: &[Value]) {
             Message::UeContextRelease(r) => {
                 vec![r.old_enb_ue_x2ap_id.into(), r.new_enb_ue_x2ap_id.into()]
             }
-            Message::Other => want.clone(),
+            Message::Other => pdu
+                .ue_x2ap_ids
+                .iter()
+                .flat_map(|i| [i.old_enb_ue_x2ap_id, i.new_enb_ue_x2ap_id])
+                .flatten()
+                .map(u64::from)
+                .collect(),
         };
         assert_eq!(ids, ours, "{name}: UE X2AP IDs (our decoder)");
+        let exts: Vec<u64> = all(x2ap, "x2ap.UE_X2AP_ID_Extension")
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let ours: Vec<u64> = pdu
+            .ue_x2ap_ids
+            .iter()
+            .flat_map(|i| [i.old_enb_ue_x2ap_id_ext, i.new_enb_ue_x2ap_id_ext])
+            .flatten()
+            .map(u64::from)
+            .collect();
+        assert_eq!(exts, ours, "{name}: UE X2AP ID Extensions (our decoder)");
 
         match &pdu.message {
             Message::HandoverRequest(r) => {
@@ -256,12 +274,28 @@ fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// Every vector file, the capture's and the JSON-only ones, by name.
+fn all_vectors() -> Vec<Value> {
+    let mut v: Vec<Value> = std::fs::read_dir(dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && !p.to_string_lossy().ends_with(".pcap.json")
+        })
+        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect();
+    v.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    v
+}
+
 #[test]
 fn rust_built_sctp_capture_is_x2ap_for_tshark() {
     if !have_tshark() {
         return;
     }
-    let vectors = vectors_in_capture_order();
+    let vectors = all_vectors();
+    assert!(vectors.len() > vectors_in_capture_order().len());
     let frames: Vec<Vec<u8>> = vectors
         .iter()
         .enumerate()

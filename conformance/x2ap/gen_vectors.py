@@ -12,10 +12,16 @@ Each JSON file holds:
   name, description, procedure (the elementary procedure), message (the
   X2AP message name), message_type (initiating/successful/unsuccessful),
   procedure_code, hex (the APER PDU), expect (the values we set, in the
-  shape `conformance decode --proto x2ap` reports them; empty for the
-  procedures the trigger ignores), ue_x2ap_ids (every UE-X2AP-ID value of the
-  top-level IEs, in order), asn1_text (pycrate's ASN.1 value notation of the
-  PDU) and generator.
+  shape `conformance decode --proto x2ap` reports them: the eNB UE X2AP IDs
+  of every UE-associated message, the IEs of the five handover messages, and
+  for a procedure code or message type TS 36.423 does not define the
+  receiver's action; empty for the non-UE-associated procedures),
+  ue_x2ap_ids (every UE-X2AP-ID value of the top-level IEs, in order),
+  asn1_text (pycrate's ASN.1 value notation of the PDU) and generator.
+  procedure and message are null where TS 36.423 defines none.
+
+The pcap holds the PDUs of VECTORS, in order; EXTRA_VECTORS are JSON only
+(mih-user's replay tests pin the capture's nine packets).
 
 The pcap is built by hand (Ethernet II / IPv4 / SCTP with a CRC32c checksum)
 so that nothing but the Python standard library and pycrate is needed.
@@ -305,21 +311,127 @@ def resource_status_update():
     return pdu, {}
 
 
+SN_STATUS_LIST = [
+    {"id": 19, "criticality": "ignore", "value": ("E-RABs-SubjectToStatusTransfer-Item", {
+        "e-RAB-ID": 5,
+        "uL-COUNTvalue": {"pDCP-SN": 100, "hFN": 3},
+        "dL-COUNTvalue": {"pDCP-SN": 200, "hFN": 4},
+    })}]
+
+
 def sn_status_transfer():
-    # Part of a handover, but not one of the messages the trigger acts on.
+    # Part of a handover, but not one of the messages the trigger acts on:
+    # only its UE X2AP IDs are reported.
     ies = [
         ie(10, "reject", "UE-X2AP-ID", OLD_ID),
         ie(9, "reject", "UE-X2AP-ID", NEW_ID),
-        ie(18, "ignore", "E-RABs-SubjectToStatusTransfer-List", [
-            {"id": 19, "criticality": "ignore", "value": ("E-RABs-SubjectToStatusTransfer-Item", {
-                "e-RAB-ID": 5,
-                "uL-COUNTvalue": {"pDCP-SN": 100, "hFN": 3},
-                "dL-COUNTvalue": {"pDCP-SN": 200, "hFN": 4},
-            })}]),
+        ie(18, "ignore", "E-RABs-SubjectToStatusTransfer-List", SN_STATUS_LIST),
     ]
     pdu = ("initiatingMessage", {"procedureCode": 4, "criticality": "ignore",
                                  "value": ("SNStatusTransfer", {"protocolIEs": ies})})
-    return pdu, {}
+    return pdu, {"old_enb_ue_x2ap_id": OLD_ID, "new_enb_ue_x2ap_id": NEW_ID}
+
+
+# UE-X2AP-ID-Extension values (INTEGER (0..4095, ...)), in IE order of the ASN.1.
+OLD_EXT = 5
+NEW_EXT = 4001
+
+
+def sn_status_transfer_ext_ids():
+    ies = [
+        ie(10, "reject", "UE-X2AP-ID", OLD_ID),
+        ie(9, "reject", "UE-X2AP-ID", NEW_ID),
+        ie(18, "ignore", "E-RABs-SubjectToStatusTransfer-List", SN_STATUS_LIST),
+        ie(156, "reject", "UE-X2AP-ID-Extension", OLD_EXT),
+        ie(155, "reject", "UE-X2AP-ID-Extension", NEW_EXT),
+    ]
+    pdu = ("initiatingMessage", {"procedureCode": 4, "criticality": "ignore",
+                                 "value": ("SNStatusTransfer", {"protocolIEs": ies})})
+    return pdu, {"old_enb_ue_x2ap_id": OLD_ID, "new_enb_ue_x2ap_id": NEW_ID,
+                 "old_enb_ue_x2ap_id_ext": OLD_EXT, "new_enb_ue_x2ap_id_ext": NEW_EXT}
+
+
+def ue_context_release_ext_ids():
+    ies = [
+        ie(10, "reject", "UE-X2AP-ID", OLD_ID),
+        ie(9, "reject", "UE-X2AP-ID", NEW_ID),
+        ie(156, "reject", "UE-X2AP-ID-Extension", OLD_EXT),
+        ie(155, "reject", "UE-X2AP-ID-Extension", NEW_EXT),
+    ]
+    pdu = ("initiatingMessage", {"procedureCode": 5, "criticality": "ignore",
+                                 "value": ("UEContextRelease", {"protocolIEs": ies})})
+    return pdu, {"old_enb_ue_x2ap_id": OLD_ID, "new_enb_ue_x2ap_id": NEW_ID,
+                 "old_enb_ue_x2ap_id_ext": OLD_EXT, "new_enb_ue_x2ap_id_ext": NEW_EXT}
+
+
+def handover_success():
+    ies = [
+        ie(10, "reject", "UE-X2AP-ID", OLD_ID),
+        ie(9, "reject", "UE-X2AP-ID", NEW_ID),
+    ]
+    pdu = ("initiatingMessage", {"procedureCode": 49, "criticality": "ignore",
+                                 "value": ("HandoverSuccess", {"protocolIEs": ies})})
+    return pdu, {"old_enb_ue_x2ap_id": OLD_ID, "new_enb_ue_x2ap_id": NEW_ID}
+
+
+def conditional_handover_cancel():
+    # The New eNB UE X2AP ID is optional, and absent here.
+    ies = [
+        ie(10, "reject", "UE-X2AP-ID", OLD_ID),
+        ie(5, "ignore", "Cause", ("radioNetwork", "cell-not-available")),
+    ]
+    pdu = ("initiatingMessage", {"procedureCode": 50, "criticality": "ignore",
+                                 "value": ("ConditionalHandoverCancel", {"protocolIEs": ies})})
+    return pdu, {"old_enb_ue_x2ap_id": OLD_ID, "new_enb_ue_x2ap_id": None}
+
+
+def error_indication():
+    # UE-associated ErrorIndication: both IDs, both optional.
+    ies = [
+        ie(10, "ignore", "UE-X2AP-ID", OLD_ID),
+        ie(9, "ignore", "UE-X2AP-ID", NEW_ID),
+        ie(5, "ignore", "Cause", ("protocol", "abstract-syntax-error-reject")),
+    ]
+    pdu = ("initiatingMessage", {"procedureCode": 3, "criticality": "ignore",
+                                 "value": ("ErrorIndication", {"protocolIEs": ies})})
+    return pdu, {"old_enb_ue_x2ap_id": OLD_ID, "new_enb_ue_x2ap_id": NEW_ID}
+
+
+def retrieve_ue_context_failure():
+    # Only the New eNB UE X2AP ID (the eNB that asked for the context).
+    ies = [
+        ie(9, "ignore", "UE-X2AP-ID", NEW_ID),
+        ie(155, "ignore", "UE-X2AP-ID-Extension", NEW_EXT),
+        ie(5, "ignore", "Cause", ("misc", "unspecified")),
+    ]
+    pdu = ("unsuccessfulOutcome", {"procedureCode": 26, "criticality": "reject",
+                                   "value": ("RetrieveUEContextFailure", {"protocolIEs": ies})})
+    return pdu, {"new_enb_ue_x2ap_id": NEW_ID, "new_enb_ue_x2ap_id_ext": NEW_EXT}
+
+
+def opaque_ue_ids():
+    """The APER value of a ProtocolIE-Container with the Old and New eNB UE X2AP IDs,
+    to send under a procedure code or message type TS 36.423 does not define."""
+    m = X2AP.X2AP_PDU_Contents.UEContextRelease
+    m.set_val({"protocolIEs": [ie(10, "reject", "UE-X2AP-ID", OLD_ID), ie(9, "reject", "UE-X2AP-ID", NEW_ID)]})
+    return ("_unk_004", m.to_aper())
+
+
+def unknown_procedure(code, criticality, action):
+    def build():
+        pdu = ("initiatingMessage", {"procedureCode": code, "criticality": criticality,
+                                     "value": opaque_ue_ids()})
+        return pdu, {"criticality": criticality, "not_comprehended": "procedure_code",
+                     "receiver_action": action}
+    return build
+
+
+def unknown_message_type():
+    # Handover Cancel is a class 2 procedure: it has no successful outcome.
+    pdu = ("successfulOutcome", {"procedureCode": 1, "criticality": "reject",
+                                 "value": opaque_ue_ids()})
+    return pdu, {"criticality": "reject", "not_comprehended": "type_of_message",
+                 "receiver_action": "ignore_with_error_indication"}
 
 
 VECTORS = [
@@ -341,6 +453,29 @@ VECTORS = [
      "resourceStatusReporting", "ResourceStatusUpdate", "initiating", 10, resource_status_update),
     ("sn_status_transfer", "SNStatusTransfer (not acted on): PDCP COUNTs of e-RAB 5",
      "snStatusTransfer", "SNStatusTransfer", "initiating", 4, sn_status_transfer),
+]
+
+EXTRA_VECTORS = [
+    ("sn_status_transfer_ext_ids", "SNStatusTransfer of UE 17/42 with both UE X2AP ID Extensions (5, 4001)",
+     "snStatusTransfer", "SNStatusTransfer", "initiating", 4, sn_status_transfer_ext_ids),
+    ("ue_context_release_ext_ids", "UEContextRelease of UE 17/42 with both UE X2AP ID Extensions (5, 4001)",
+     "uEContextRelease", "UEContextRelease", "initiating", 5, ue_context_release_ext_ids),
+    ("handover_success", "HandoverSuccess (conditional handover, not acted on) of UE 17/42",
+     "handoverSuccess", "HandoverSuccess", "initiating", 49, handover_success),
+    ("conditional_handover_cancel", "ConditionalHandoverCancel (not acted on) of UE 17, without the optional New ID",
+     "conditionalHandoverCancel", "ConditionalHandoverCancel", "initiating", 50, conditional_handover_cancel),
+    ("error_indication", "UE-associated ErrorIndication (not acted on) for UE 17/42",
+     "errorIndication", "ErrorIndication", "initiating", 3, error_indication),
+    ("retrieve_ue_context_failure", "RetrieveUEContextFailure (not acted on): only the New ID 42, extension 4001",
+     "retrieveUEContext", "RetrieveUEContextFailure", "unsuccessful", 26, retrieve_ue_context_failure),
+    ("unknown_procedure_reject", "Procedure code 58 (reserved, not to be used) with criticality reject",
+     None, None, "initiating", 58, unknown_procedure(58, "reject", "reject_with_error_indication")),
+    ("unknown_procedure_notify", "Undefined procedure code 200 with criticality notify (ignore and notify sender)",
+     None, None, "initiating", 200, unknown_procedure(200, "notify", "ignore_with_error_indication")),
+    ("unknown_procedure_ignore", "Undefined procedure code 255 with criticality ignore",
+     None, None, "initiating", 255, unknown_procedure(255, "ignore", "ignore")),
+    ("unknown_message_type", "successfulOutcome of handoverCancel, a class 2 procedure without one",
+     "handoverCancel", None, "successful", 1, unknown_message_type),
 ]
 
 
@@ -422,18 +557,21 @@ def pcap_bytes(pdus):
 def main():
     os.makedirs(OUT, exist_ok=True)
     pdus = []
-    for name, desc, proc, msg, mtype, code, build in VECTORS:
+    for name, desc, proc, msg, mtype, code, build in VECTORS + EXTRA_VECTORS:
         val, expect = build()
         PDU.set_val(val)
         data = PDU.to_aper()
         # Round trip through pycrate's own decoder as a sanity check.
         PDU.from_aper(data)
         assert PDU.to_aper() == data, name
-        pdus.append(data)
+        if (name, desc, proc, msg, mtype, code, build) in VECTORS:
+            pdus.append(data)
         # Every UE-X2AP-ID value of the PDU's top-level IEs, in order (what
-        # tshark shows as x2ap.UE_X2AP_ID), for the Wireshark oracle test.
-        ids = [ie["value"][1] for ie in val[1]["value"][1]["protocolIEs"]
-               if ie["value"][0] == "UE-X2AP-ID"]
+        # tshark shows as x2ap.UE_X2AP_ID), for the Wireshark oracle test;
+        # none for a value pycrate cannot open (an undefined message).
+        content = val[1]["value"][1]
+        ies = content["protocolIEs"] if isinstance(content, dict) else []
+        ids = [ie["value"][1] for ie in ies if ie["value"][0] == "UE-X2AP-ID"]
         doc = {
             "name": name,
             "description": desc,

@@ -6,7 +6,7 @@
 //! +--------+--------+--------+--------+------------------------+
 //! ```
 //!
-//! A length of 0 or above [`MAX_PDU_LEN`](super::MAX_PDU_LEN) is a framing
+//! A length of 0 or above [`MAX_PDU_LEN`] is a framing
 //! error: the stream cannot be resynchronised and must be closed.
 
 use super::pdu::MAX_PDU_LEN;
@@ -29,7 +29,7 @@ pub enum FramingError {
 
 /// Incremental decoder of the length-prefixed stream (sans-IO).
 ///
-/// It buffers at most one record (4 + [`MAX_PDU_LEN`](super::MAX_PDU_LEN) octets)
+/// It buffers at most one record (4 + [`MAX_PDU_LEN`] octets)
 /// beyond what [`LengthPrefixed::next_pdu`] has returned.
 ///
 /// ```

@@ -8,10 +8,16 @@
 //!
 //! * [`decode`] turns one APER-encoded X2AP PDU into a [`Pdu`]: those five
 //!   messages are decoded to the IEs the trigger needs, every other procedure is
-//!   recognised (procedure code and message type) and left alone. Malformed input
+//!   recognised (procedure code and message type) and left alone, except that
+//!   the Old/New eNB UE X2AP IDs of every UE-associated message that has them
+//!   are read ([`Pdu::ue_x2ap_ids`]). Malformed input
 //!   is an [`X2apError`] naming the message and IE; no input panics, and no
 //!   length in the input makes the decoder allocate more than the input's size
 //!   allows (see `mih-user/README.md`, "X2AP trigger").
+//! * A procedure code or message type TS 36.423 does not define is reported
+//!   by [`Pdu::not_comprehended`], with the [`ReceiverAction`] of TS 36.423
+//!   §10.3.4.1 that its criticality asks of a receiving eNB
+//!   ([`Pdu::receiver_action`], [`Criticality::unknown_procedure_action`]).
 //! * [`X2Trigger`] is the sans-IO core: `handle_pdu(now, bytes)` returns
 //!   [`X2Event`]s (prepared, triggered, forgotten, released, unknown UE or
 //!   target, ignored, malformed); a bounded table of pending UEs with timeouts
@@ -62,19 +68,21 @@
 pub mod asn;
 pub mod build;
 pub mod framing;
+mod handling;
 mod pdu;
 mod procedures;
 pub mod sctp;
 mod tables;
 mod trigger;
 
+pub use handling::{NotComprehended, ReceiverAction};
 pub use pdu::{
     decode, ie_id, Cause, Criticality, ERabAdmitted, ERabToBeSetup, Ecgi, GtpTunnel, Gummei,
     HandoverCancel, HandoverPreparationFailure, HandoverRequest, HandoverRequestAcknowledge,
-    Message, MessageType, Pdu, Plmn, TransportLayerAddress, UeContextRelease, X2apError,
+    Message, MessageType, Pdu, Plmn, TransportLayerAddress, UeContextRelease, UeX2apIds, X2apError,
     MAX_PDU_LEN, PROC_HANDOVER_CANCEL, PROC_HANDOVER_PREPARATION, PROC_UE_CONTEXT_RELEASE,
 };
-pub use procedures::{message_name, procedure_name};
+pub use procedures::{message_name, procedure_name, ue_id_ies, Presence, UeIdIes};
 pub use tables::{
     NeighbourConfig, NeighbourTable, TableError, TargetKey, UeConfig, UeKey, UeTable,
 };

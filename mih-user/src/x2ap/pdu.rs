@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use rasn::types::{BitString, Integer};
 
 use super::asn;
-use super::procedures;
+use super::handling::{NotComprehended, ReceiverAction};
+use super::procedures::{self, Presence, UeIdIes};
 
 /// Largest X2AP PDU the decoder accepts, in octets (one UDP datagram, one
 /// length-prefixed TCP record, one reassembled SCTP message).
@@ -45,6 +46,9 @@ pub mod ie_id {
     pub const NEW_ENB_UE_X2AP_ID_EXTENSION: u16 = 155;
     /// id-Old-eNB-UE-X2AP-ID-Extension
     pub const OLD_ENB_UE_X2AP_ID_EXTENSION: u16 = 156;
+    /// id-SeNB-UE-X2AP-ID-Extension (the New eNB UE X2AP ID Extension of
+    /// RetrieveUEContextRequest)
+    pub const SENB_UE_X2AP_ID_EXTENSION: u16 = 158;
 }
 
 /// Name of an IE id, for error messages.
@@ -62,6 +66,7 @@ fn ie_name(id: u16) -> &'static str {
         ie_id::GUMMEI_ID => "GUMMEI-ID",
         ie_id::NEW_ENB_UE_X2AP_ID_EXTENSION => "New-eNB-UE-X2AP-ID-Extension",
         ie_id::OLD_ENB_UE_X2AP_ID_EXTENSION => "Old-eNB-UE-X2AP-ID-Extension",
+        ie_id::SENB_UE_X2AP_ID_EXTENSION => "SeNB-UE-X2AP-ID-Extension",
         _ => "IE",
     }
 }
@@ -574,8 +579,25 @@ pub enum Message {
     HandoverCancel(HandoverCancel),
     /// UEContextRelease.
     UeContextRelease(UeContextRelease),
-    /// Any other procedure or message type: recognised, not decoded.
+    /// Any other procedure or message type: recognised, not decoded (its
+    /// eNB UE X2AP IDs, if it has any, are in [`Pdu::ue_x2ap_ids`]).
     Other,
+}
+
+/// The eNB UE X2AP IDs of a UE-associated message (TS 36.423 §9.1), by which
+/// the messages of one UE's handover are correlated. A field is `None` when
+/// the message does not have the IE or when an optional IE is absent;
+/// [`Pdu::ue_id_ies`] tells the two apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct UeX2apIds {
+    /// Old eNB UE X2AP ID (allocated by the source eNB).
+    pub old_enb_ue_x2ap_id: Option<u16>,
+    /// New eNB UE X2AP ID (allocated by the target eNB).
+    pub new_enb_ue_x2ap_id: Option<u16>,
+    /// Old eNB UE X2AP ID Extension.
+    pub old_enb_ue_x2ap_id_ext: Option<u16>,
+    /// New eNB UE X2AP ID Extension.
+    pub new_enb_ue_x2ap_id_ext: Option<u16>,
 }
 
 /// A decoded X2AP PDU.
@@ -585,10 +607,14 @@ pub struct Pdu {
     pub procedure_code: u8,
     /// initiatingMessage, successfulOutcome or unsuccessfulOutcome.
     pub message_type: MessageType,
-    /// Criticality of the procedure.
+    /// Criticality of the procedure, as the sender set it.
     pub criticality: Criticality,
     /// The message, for the five the trigger acts on; [`Message::Other`] otherwise.
     pub message: Message,
+    /// The eNB UE X2AP IDs, for every message that has an Old or a New eNB UE
+    /// X2AP ID IE ([`Pdu::ue_id_ies`] is `Some`), whether the trigger acts on
+    /// it or not; `None` for every other message.
+    pub ue_x2ap_ids: Option<UeX2apIds>,
 }
 
 impl Pdu {
@@ -601,6 +627,45 @@ impl Pdu {
     pub fn message_name(&self) -> Option<&'static str> {
         procedures::message_name(self.procedure_code, self.message_type)
     }
+
+    /// Which eNB UE X2AP IDs this message has, and which of them are mandatory
+    /// (TS 36.423 §9.1); `None` for a message with neither the Old nor the New
+    /// eNB UE X2AP ID.
+    pub fn ue_id_ies(&self) -> Option<UeIdIes> {
+        procedures::ue_id_ies(self.procedure_code, self.message_type)
+    }
+
+    /// What a receiver does not comprehend in this PDU: an unknown procedure
+    /// code, or a type of message the procedure does not have (TS 36.423
+    /// §10.3.4.1, §10.3.4.1A); `None` when TS 36.423 (Rel-17) defines the message.
+    pub fn not_comprehended(&self) -> Option<NotComprehended> {
+        if self.procedure_name().is_none() {
+            Some(NotComprehended::ProcedureCode)
+        } else if self.message_name().is_none() {
+            Some(NotComprehended::TypeOfMessage)
+        } else {
+            None
+        }
+    }
+
+    /// What an X2AP receiving node does with this PDU when it does not
+    /// comprehend it ([`Pdu::not_comprehended`]): for an unknown procedure
+    /// code the action its criticality asks for (TS 36.423 §10.3.4.1), for a
+    /// type of message the procedure does not have ignore it and initiate
+    /// Error Indication (§10.3.4.1A). `None` for a message TS 36.423 (Rel-17)
+    /// defines.
+    ///
+    /// ```
+    /// use mih_user::x2ap::{decode, ReceiverAction};
+    /// // initiatingMessage, procedureCode 250 (undefined), criticality reject,
+    /// // an empty ProtocolIE-Container
+    /// let pdu = decode(&[0x00, 250, 0x00, 0x03, 0x00, 0x00, 0x00]).unwrap();
+    /// assert_eq!(pdu.receiver_action(), Some(ReceiverAction::RejectWithErrorIndication));
+    /// ```
+    pub fn receiver_action(&self) -> Option<ReceiverAction> {
+        self.not_comprehended()
+            .map(|n| n.receiver_action(self.criticality))
+    }
 }
 
 /// Decode one X2AP PDU (APER, TS 36.423 §9.3).
@@ -608,8 +673,12 @@ impl Pdu {
 /// HandoverRequest, HandoverRequestAcknowledge, HandoverPreparationFailure,
 /// HandoverCancel and UEContextRelease are decoded down to the IEs the trigger
 /// needs; every other message is recognised by procedure code and message type
-/// and reported as [`Message::Other`] without looking inside. IEs the decoder
-/// does not need are skipped unread (they are open types).
+/// and reported as [`Message::Other`]. Of every message that has Old or New
+/// eNB UE X2AP IDs (SNStatusTransfer, ErrorIndication, HandoverSuccess, ...;
+/// see [`Pdu::ue_id_ies`]) the IDs and their Extensions are read into
+/// [`Pdu::ue_x2ap_ids`]; a mandatory one that is missing is an
+/// [`X2apError::MissingIe`]. IEs the decoder does not need are skipped unread
+/// (they are open types).
 ///
 /// ```
 /// use mih_user::x2ap::{decode, Message, MessageType};
@@ -643,30 +712,43 @@ pub fn decode(bytes: &[u8]) -> Result<Pdu, X2apError> {
         asn::X2apPdu::UnsuccessfulOutcome(m) => (MessageType::UnsuccessfulOutcome, m),
     };
     let code = m.procedure_code;
-    let value = m.value.as_bytes();
-    let message = match (code, message_type) {
-        (PROC_HANDOVER_PREPARATION, MessageType::InitiatingMessage) => {
-            Message::HandoverRequest(handover_request(value)?)
+    // Only messages with eNB UE X2AP IDs are opened; the five the trigger
+    // acts on are among them.
+    let (message, ue_x2ap_ids) = match (
+        procedures::ue_id_ies(code, message_type),
+        procedures::message_name(code, message_type),
+    ) {
+        (Some(layout), Some(name)) => {
+            let ies = Ies::parse(name, m.value.as_bytes())?;
+            let ids = ies.ue_ids(layout)?;
+            let message = match (code, message_type) {
+                (PROC_HANDOVER_PREPARATION, MessageType::InitiatingMessage) => {
+                    Message::HandoverRequest(handover_request(&ies)?)
+                }
+                (PROC_HANDOVER_PREPARATION, MessageType::SuccessfulOutcome) => {
+                    Message::HandoverRequestAcknowledge(handover_request_acknowledge(&ies)?)
+                }
+                (PROC_HANDOVER_PREPARATION, MessageType::UnsuccessfulOutcome) => {
+                    Message::HandoverPreparationFailure(handover_preparation_failure(&ies)?)
+                }
+                (PROC_HANDOVER_CANCEL, MessageType::InitiatingMessage) => {
+                    Message::HandoverCancel(handover_cancel(&ies)?)
+                }
+                (PROC_UE_CONTEXT_RELEASE, MessageType::InitiatingMessage) => {
+                    Message::UeContextRelease(ue_context_release(&ies)?)
+                }
+                _ => Message::Other,
+            };
+            (message, Some(ids))
         }
-        (PROC_HANDOVER_PREPARATION, MessageType::SuccessfulOutcome) => {
-            Message::HandoverRequestAcknowledge(handover_request_acknowledge(value)?)
-        }
-        (PROC_HANDOVER_PREPARATION, MessageType::UnsuccessfulOutcome) => {
-            Message::HandoverPreparationFailure(handover_preparation_failure(value)?)
-        }
-        (PROC_HANDOVER_CANCEL, MessageType::InitiatingMessage) => {
-            Message::HandoverCancel(handover_cancel(value)?)
-        }
-        (PROC_UE_CONTEXT_RELEASE, MessageType::InitiatingMessage) => {
-            Message::UeContextRelease(ue_context_release(value)?)
-        }
-        _ => Message::Other,
+        _ => (Message::Other, None),
     };
     Ok(Pdu {
         procedure_code: code,
         message_type,
         criticality: m.criticality,
         message,
+        ue_x2ap_ids,
     })
 }
 
@@ -769,6 +851,35 @@ impl<'a> Ies<'a> {
         }
     }
 
+    /// The eNB UE X2AP IDs `layout` says the message has; a mandatory one
+    /// must be present.
+    fn ue_ids(&self, layout: UeIdIes) -> Result<UeX2apIds, X2apError> {
+        let read = |presence: Presence, id: u16, ext_id: u16| -> Result<_, X2apError> {
+            let id_value = match presence {
+                Presence::NotDefined => return Ok((None, None)),
+                Presence::Mandatory => Some(self.mandatory::<asn::UeX2apId>(id)?),
+                Presence::Optional => self.optional::<asn::UeX2apId>(id)?,
+            };
+            Ok((id_value.map(|v| v.0), self.id_extension(ext_id)?))
+        };
+        let (old, old_ext) = read(
+            layout.old,
+            ie_id::OLD_ENB_UE_X2AP_ID,
+            ie_id::OLD_ENB_UE_X2AP_ID_EXTENSION,
+        )?;
+        let (new, new_ext) = read(
+            layout.new,
+            ie_id::NEW_ENB_UE_X2AP_ID,
+            layout.new_extension_ie,
+        )?;
+        Ok(UeX2apIds {
+            old_enb_ue_x2ap_id: old,
+            new_enb_ue_x2ap_id: new,
+            old_enb_ue_x2ap_id_ext: old_ext,
+            new_enb_ue_x2ap_id_ext: new_ext,
+        })
+    }
+
     fn id_extension(&self, id: u16) -> Result<Option<u16>, X2apError> {
         match self.optional::<asn::UeX2apIdExtension>(id)? {
             None => Ok(None),
@@ -826,8 +937,7 @@ fn single_container_items<'f>(
     Ok(items.iter().map(|f| f.value.as_bytes()))
 }
 
-fn handover_request(value: &[u8]) -> Result<HandoverRequest, X2apError> {
-    let ies = Ies::parse("HandoverRequest", value)?;
+fn handover_request(ies: &Ies<'_>) -> Result<HandoverRequest, X2apError> {
     let old: asn::UeX2apId = ies.mandatory(ie_id::OLD_ENB_UE_X2AP_ID)?;
     let cause = ies.cause()?;
     let target: asn::Ecgi = ies.mandatory(ie_id::TARGET_CELL_ID)?;
@@ -842,7 +952,7 @@ fn handover_request(value: &[u8]) -> Result<HandoverRequest, X2apError> {
     let ctx: asn::UeContextInformation = ies.mandatory(ie_id::UE_CONTEXT_INFORMATION)?;
     let mut e_rabs = Vec::with_capacity(ctx.e_rabs_to_be_setup_list.len());
     for raw in single_container_items(
-        &ies,
+        ies,
         ie_id::UE_CONTEXT_INFORMATION,
         ie_id::E_RABS_TO_BE_SETUP_ITEM,
         &ctx.e_rabs_to_be_setup_list,
@@ -854,7 +964,7 @@ fn handover_request(value: &[u8]) -> Result<HandoverRequest, X2apError> {
             )
         })?;
         e_rabs.push(ERabToBeSetup {
-            e_rab_id: e_rab_id(&ies, ie_id::UE_CONTEXT_INFORMATION, &item.e_rab_id)?,
+            e_rab_id: e_rab_id(ies, ie_id::UE_CONTEXT_INFORMATION, &item.e_rab_id)?,
             qci: item.e_rab_level_qos_parameters.qci,
             ul_gtp_tunnel: GtpTunnel::from_asn(&item.ul_gtp_tunnel_endpoint),
         });
@@ -870,14 +980,13 @@ fn handover_request(value: &[u8]) -> Result<HandoverRequest, X2apError> {
     })
 }
 
-fn handover_request_acknowledge(value: &[u8]) -> Result<HandoverRequestAcknowledge, X2apError> {
-    let ies = Ies::parse("HandoverRequestAcknowledge", value)?;
+fn handover_request_acknowledge(ies: &Ies<'_>) -> Result<HandoverRequestAcknowledge, X2apError> {
     let old: asn::UeX2apId = ies.mandatory(ie_id::OLD_ENB_UE_X2AP_ID)?;
     let new: asn::UeX2apId = ies.mandatory(ie_id::NEW_ENB_UE_X2AP_ID)?;
     let list: asn::ERabSingleContainerList = ies.mandatory(ie_id::E_RABS_ADMITTED_LIST)?;
     let mut admitted_e_rabs = Vec::with_capacity(list.0.len());
     for raw in single_container_items(
-        &ies,
+        ies,
         ie_id::E_RABS_ADMITTED_LIST,
         ie_id::E_RABS_ADMITTED_ITEM,
         &list.0,
@@ -889,7 +998,7 @@ fn handover_request_acknowledge(value: &[u8]) -> Result<HandoverRequestAcknowled
             )
         })?;
         admitted_e_rabs.push(ERabAdmitted {
-            e_rab_id: e_rab_id(&ies, ie_id::E_RABS_ADMITTED_LIST, &item.e_rab_id)?,
+            e_rab_id: e_rab_id(ies, ie_id::E_RABS_ADMITTED_LIST, &item.e_rab_id)?,
             ul_gtp_tunnel: item
                 .ul_gtp_tunnel_endpoint
                 .as_ref()
@@ -909,8 +1018,7 @@ fn handover_request_acknowledge(value: &[u8]) -> Result<HandoverRequestAcknowled
     })
 }
 
-fn handover_preparation_failure(value: &[u8]) -> Result<HandoverPreparationFailure, X2apError> {
-    let ies = Ies::parse("HandoverPreparationFailure", value)?;
+fn handover_preparation_failure(ies: &Ies<'_>) -> Result<HandoverPreparationFailure, X2apError> {
     let old: asn::UeX2apId = ies.mandatory(ie_id::OLD_ENB_UE_X2AP_ID)?;
     Ok(HandoverPreparationFailure {
         old_enb_ue_x2ap_id: old.0,
@@ -919,8 +1027,7 @@ fn handover_preparation_failure(value: &[u8]) -> Result<HandoverPreparationFailu
     })
 }
 
-fn handover_cancel(value: &[u8]) -> Result<HandoverCancel, X2apError> {
-    let ies = Ies::parse("HandoverCancel", value)?;
+fn handover_cancel(ies: &Ies<'_>) -> Result<HandoverCancel, X2apError> {
     let old: asn::UeX2apId = ies.mandatory(ie_id::OLD_ENB_UE_X2AP_ID)?;
     let new: Option<asn::UeX2apId> = ies.optional(ie_id::NEW_ENB_UE_X2AP_ID)?;
     Ok(HandoverCancel {
@@ -932,8 +1039,7 @@ fn handover_cancel(value: &[u8]) -> Result<HandoverCancel, X2apError> {
     })
 }
 
-fn ue_context_release(value: &[u8]) -> Result<UeContextRelease, X2apError> {
-    let ies = Ies::parse("UEContextRelease", value)?;
+fn ue_context_release(ies: &Ies<'_>) -> Result<UeContextRelease, X2apError> {
     let old: asn::UeX2apId = ies.mandatory(ie_id::OLD_ENB_UE_X2AP_ID)?;
     let new: asn::UeX2apId = ies.mandatory(ie_id::NEW_ENB_UE_X2AP_ID)?;
     Ok(UeContextRelease {
@@ -969,6 +1075,213 @@ mod tests {
             decode(&vec![0; MAX_PDU_LEN + 1]),
             Err(X2apError::TooLong { .. })
         ));
+    }
+
+    /// An X2AP-PDU of `code` / `mt` / `criticality` whose ProtocolIE-Container
+    /// holds `ids` (IE id, value): UE-X2AP-ID for ids 9 and 10, UE-X2AP-ID-Extension otherwise.
+    fn ue_pdu(code: u8, mt: MessageType, criticality: Criticality, ids: &[(u16, u16)]) -> Vec<u8> {
+        let protocol_ies = ids
+            .iter()
+            .map(|&(id, v)| {
+                let value = match id {
+                    // Above 4095: the two octets APER would use, out of range.
+                    ie_id::OLD_ENB_UE_X2AP_ID | ie_id::NEW_ENB_UE_X2AP_ID if v > 4095 => {
+                        v.to_be_bytes().to_vec()
+                    }
+                    ie_id::OLD_ENB_UE_X2AP_ID | ie_id::NEW_ENB_UE_X2AP_ID => {
+                        rasn::aper::encode(&asn::UeX2apId(v)).unwrap()
+                    }
+                    _ => rasn::aper::encode(&asn::UeX2apIdExtension(v.into())).unwrap(),
+                };
+                asn::ProtocolIeField {
+                    id,
+                    criticality: Criticality::Reject,
+                    value: rasn::types::Any::new(value),
+                }
+            })
+            .collect();
+        let m = asn::ProcedureMessage {
+            procedure_code: code,
+            criticality,
+            value: rasn::types::Any::new(
+                rasn::aper::encode(&asn::ProtocolIeMessage { protocol_ies }).unwrap(),
+            ),
+        };
+        rasn::aper::encode(&match mt {
+            MessageType::InitiatingMessage => asn::X2apPdu::InitiatingMessage(m),
+            MessageType::SuccessfulOutcome => asn::X2apPdu::SuccessfulOutcome(m),
+            MessageType::UnsuccessfulOutcome => asn::X2apPdu::UnsuccessfulOutcome(m),
+        })
+        .unwrap()
+    }
+
+    const OLD: u16 = ie_id::OLD_ENB_UE_X2AP_ID;
+    const NEW: u16 = ie_id::NEW_ENB_UE_X2AP_ID;
+    const OLD_EXT: u16 = ie_id::OLD_ENB_UE_X2AP_ID_EXTENSION;
+    const NEW_EXT: u16 = ie_id::NEW_ENB_UE_X2AP_ID_EXTENSION;
+    const INIT: MessageType = MessageType::InitiatingMessage;
+
+    fn ids(
+        old: Option<u16>,
+        new: Option<u16>,
+        old_ext: Option<u16>,
+        new_ext: Option<u16>,
+    ) -> UeX2apIds {
+        UeX2apIds {
+            old_enb_ue_x2ap_id: old,
+            new_enb_ue_x2ap_id: new,
+            old_enb_ue_x2ap_id_ext: old_ext,
+            new_enb_ue_x2ap_id_ext: new_ext,
+        }
+    }
+
+    #[test]
+    fn sn_status_transfer_reports_both_ids_and_extensions() {
+        let b = ue_pdu(
+            4,
+            INIT,
+            Criticality::Ignore,
+            &[(OLD, 17), (NEW, 42), (OLD_EXT, 3), (NEW_EXT, 4000)],
+        );
+        let pdu = decode(&b).unwrap();
+        assert_eq!(pdu.message, Message::Other);
+        assert_eq!(
+            pdu.ue_x2ap_ids,
+            Some(ids(Some(17), Some(42), Some(3), Some(4000)))
+        );
+        assert_eq!(pdu.not_comprehended(), None);
+        assert_eq!(pdu.receiver_action(), None);
+    }
+
+    #[test]
+    fn missing_mandatory_ids_are_named() {
+        // (procedure code of an initiatingMessage, the ID sent, message, the ID missing)
+        let cases = [
+            (4, (OLD, 17), "SNStatusTransfer", NEW),
+            (4, (NEW, 42), "SNStatusTransfer", OLD),
+            (5, (OLD, 17), "UEContextRelease", NEW),
+            (1, (NEW, 42), "HandoverCancel", OLD),
+            (49, (OLD, 17), "HandoverSuccess", NEW),
+        ];
+        for (code, sent, message, id) in cases {
+            assert_eq!(
+                decode(&ue_pdu(code, INIT, Criticality::Reject, &[sent])),
+                Err(X2apError::MissingIe {
+                    message,
+                    ie: ie_name(id),
+                    id
+                }),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn optional_and_undefined_ids() {
+        // ConditionalHandoverCancel: the New eNB UE X2AP ID is optional.
+        let pdu = decode(&ue_pdu(50, INIT, Criticality::Ignore, &[(OLD, 4095)])).unwrap();
+        assert_eq!(pdu.ue_x2ap_ids, Some(ids(Some(4095), None, None, None)));
+        // ErrorIndication: every ID is optional, none present is no error.
+        let pdu = decode(&ue_pdu(3, INIT, Criticality::Ignore, &[])).unwrap();
+        assert_eq!(pdu.ue_x2ap_ids, Some(UeX2apIds::default()));
+        let pdu = decode(&ue_pdu(3, INIT, Criticality::Ignore, &[(OLD, 5)])).unwrap();
+        assert_eq!(pdu.ue_x2ap_ids, Some(ids(Some(5), None, None, None)));
+        // RetrieveUEContextFailure has only the New eNB UE X2AP ID: an Old one is not read.
+        let b = ue_pdu(
+            26,
+            MessageType::UnsuccessfulOutcome,
+            Criticality::Reject,
+            &[(OLD, 3), (NEW, 9), (NEW_EXT, 1)],
+        );
+        assert_eq!(
+            decode(&b).unwrap().ue_x2ap_ids,
+            Some(ids(None, Some(9), None, Some(1)))
+        );
+        // RetrieveUEContextRequest: the New eNB UE X2AP ID Extension is IE 158.
+        let b = ue_pdu(
+            26,
+            INIT,
+            Criticality::Reject,
+            &[
+                (NEW, 9),
+                (NEW_EXT, 1),
+                (ie_id::SENB_UE_X2AP_ID_EXTENSION, 2),
+            ],
+        );
+        assert_eq!(
+            decode(&b).unwrap().ue_x2ap_ids,
+            Some(ids(None, Some(9), None, Some(2)))
+        );
+        // A UE-X2AP-ID out of range is named.
+        let b = ue_pdu(51, INIT, Criticality::Reject, &[(OLD, 1), (NEW, 4096)]);
+        assert!(matches!(
+            decode(&b),
+            Err(X2apError::BadIe {
+                message: "EarlyStatusTransfer",
+                id: NEW,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn messages_without_ue_ids_are_not_opened() {
+        // X2SetupRequest (non-UE-associated) with UE-X2AP-ID IEs: not read.
+        let pdu = decode(&ue_pdu(6, INIT, Criticality::Reject, &[(OLD, 1)])).unwrap();
+        assert_eq!((pdu.message, pdu.ue_x2ap_ids), (Message::Other, None));
+        // X2SetupRequest whose value is not a ProtocolIE-Container at all.
+        let pdu = decode(&[0x00, 6, 0x00, 0x01, 0xff]).unwrap();
+        assert_eq!(pdu.ue_x2ap_ids, None);
+    }
+
+    #[test]
+    fn not_comprehended_procedure_codes_follow_their_criticality() {
+        for code in [58u8, 61, 250, 255] {
+            for (c, want) in [
+                (
+                    Criticality::Reject,
+                    ReceiverAction::RejectWithErrorIndication,
+                ),
+                (Criticality::Ignore, ReceiverAction::Ignore),
+                (
+                    Criticality::Notify,
+                    ReceiverAction::IgnoreWithErrorIndication,
+                ),
+            ] {
+                for mt in MessageType::ALL {
+                    let pdu = decode(&ue_pdu(code, mt, c, &[(OLD, 1), (NEW, 2)])).unwrap();
+                    assert_eq!(pdu.message, Message::Other);
+                    assert_eq!(pdu.ue_x2ap_ids, None, "{code}");
+                    assert_eq!(pdu.not_comprehended(), Some(NotComprehended::ProcedureCode));
+                    assert_eq!(pdu.receiver_action(), Some(want), "{code} {c:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn not_comprehended_type_of_message() {
+        // Handover Cancel and UE Context Release are class 2: no outcomes.
+        // Reset has no unsuccessful outcome.
+        for (code, mt) in [
+            (1, MessageType::SuccessfulOutcome),
+            (5, MessageType::UnsuccessfulOutcome),
+            (7, MessageType::UnsuccessfulOutcome),
+        ] {
+            for c in [
+                Criticality::Reject,
+                Criticality::Ignore,
+                Criticality::Notify,
+            ] {
+                let pdu = decode(&ue_pdu(code, mt, c, &[(OLD, 1), (NEW, 2)])).unwrap();
+                assert_eq!((&pdu.message, pdu.ue_x2ap_ids), (&Message::Other, None));
+                assert_eq!(pdu.not_comprehended(), Some(NotComprehended::TypeOfMessage));
+                assert_eq!(
+                    pdu.receiver_action(),
+                    Some(ReceiverAction::IgnoreWithErrorIndication)
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Elementary procedures of X2AP (TS 36.423 §8, Rel-17): procedure code,
-//! procedure name and the message name of each message type.
+//! procedure name and the message name of each message type; and which of
+//! those messages carry the Old and New eNB UE X2AP IDs (TS 36.423 §9.1).
 
 use super::MessageType;
 
@@ -327,5 +328,124 @@ pub fn message_name(code: u8, message_type: MessageType) -> Option<&'static str>
         MessageType::InitiatingMessage => Some(r.2),
         MessageType::SuccessfulOutcome => r.3,
         MessageType::UnsuccessfulOutcome => r.4,
+    }
+}
+
+/// Whether a message has an IE, as its table in TS 36.423 §9.1 says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Presence {
+    /// M: a message without it is malformed.
+    Mandatory,
+    /// O.
+    Optional,
+    /// The message has no such IE.
+    NotDefined,
+}
+
+impl Presence {
+    /// Whether the message has the IE at all.
+    pub fn is_defined(self) -> bool {
+        self != Presence::NotDefined
+    }
+}
+
+/// The eNB UE X2AP IDs a UE-associated message carries (TS 36.423 §9.1).
+///
+/// The Old eNB UE X2AP ID (IE id 10) is allocated by the source eNB, the New
+/// eNB UE X2AP ID (id 9) by the target eNB (TS 36.423 §9.2); wherever a
+/// message has one of them it also has its Extension (ids 156 and 155),
+/// always optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UeIdIes {
+    /// Old eNB UE X2AP ID.
+    pub old: Presence,
+    /// New eNB UE X2AP ID.
+    pub new: Presence,
+    /// IE id of the New eNB UE X2AP ID Extension (155; 158 in
+    /// RetrieveUEContextRequest, whose ASN.1 carries it as
+    /// id-SeNB-UE-X2AP-ID-Extension).
+    pub new_extension_ie: u16,
+}
+
+const fn ids(old: Presence, new: Presence) -> UeIdIes {
+    UeIdIes {
+        old,
+        new,
+        new_extension_ie: 155,
+    }
+}
+
+/// (procedureCode, message type, IDs). Every message of TS 36.423 (Rel-17)
+/// with an Old or New eNB UE X2AP ID IE. The dual connectivity messages
+/// (SeNB/SgNB procedures, RRC Transfer, trace, ...) identify the UE by MeNB
+/// and SeNB/SgNB UE X2AP IDs instead and are not in this table.
+const UE_IDS: &[(u8, MessageType, UeIdIes)] = {
+    use MessageType::*;
+    use Presence::*;
+    &[
+        // §9.1.1.1 HANDOVER REQUEST
+        (0, InitiatingMessage, ids(Mandatory, NotDefined)),
+        // §9.1.1.2 HANDOVER REQUEST ACKNOWLEDGE
+        (0, SuccessfulOutcome, ids(Mandatory, Mandatory)),
+        // §9.1.1.3 HANDOVER PREPARATION FAILURE
+        (0, UnsuccessfulOutcome, ids(Mandatory, NotDefined)),
+        // §9.1.1.6 HANDOVER CANCEL: the target may not have allocated an ID yet
+        (1, InitiatingMessage, ids(Mandatory, Optional)),
+        // ERROR INDICATION: UE-associated only when it has the IDs
+        (3, InitiatingMessage, ids(Optional, Optional)),
+        // §9.1.1.4 SN STATUS TRANSFER
+        (4, InitiatingMessage, ids(Mandatory, Mandatory)),
+        // §9.1.1.5 UE CONTEXT RELEASE
+        (5, InitiatingMessage, ids(Mandatory, Mandatory)),
+        // RETRIEVE UE CONTEXT REQUEST: only the new eNB's ID
+        (
+            26,
+            InitiatingMessage,
+            UeIdIes {
+                old: NotDefined,
+                new: Mandatory,
+                new_extension_ie: 158,
+            },
+        ),
+        // RETRIEVE UE CONTEXT RESPONSE
+        (26, SuccessfulOutcome, ids(Mandatory, Mandatory)),
+        // RETRIEVE UE CONTEXT FAILURE
+        (26, UnsuccessfulOutcome, ids(NotDefined, Mandatory)),
+        // DATA FORWARDING ADDRESS INDICATION
+        (44, InitiatingMessage, ids(Mandatory, Mandatory)),
+        // HANDOVER SUCCESS (conditional handover)
+        (49, InitiatingMessage, ids(Mandatory, Mandatory)),
+        // CONDITIONAL HANDOVER CANCEL
+        (50, InitiatingMessage, ids(Mandatory, Optional)),
+        // EARLY STATUS TRANSFER
+        (51, InitiatingMessage, ids(Mandatory, Mandatory)),
+    ]
+};
+
+/// Which eNB UE X2AP IDs the message `code` sent as `message_type` carries;
+/// `None` when it has neither the Old nor the New eNB UE X2AP ID.
+pub fn ue_id_ies(code: u8, message_type: MessageType) -> Option<UeIdIes> {
+    UE_IDS
+        .iter()
+        .find(|(c, t, _)| *c == code && *t == message_type)
+        .map(|r| r.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ue_id_table_names_only_defined_messages() {
+        for (code, t, ies) in UE_IDS {
+            assert!(message_name(*code, *t).is_some(), "{code} {t}");
+            assert!(ies.old.is_defined() || ies.new.is_defined(), "{code} {t}");
+        }
+        let hc = ue_id_ies(1, MessageType::InitiatingMessage).unwrap();
+        assert_eq!((hc.old, hc.new), (Presence::Mandatory, Presence::Optional));
+        let hpf = ue_id_ies(0, MessageType::UnsuccessfulOutcome).unwrap();
+        assert_eq!(hpf.new, Presence::NotDefined);
+        assert_eq!(ue_id_ies(6, MessageType::InitiatingMessage), None);
+        assert_eq!(ue_id_ies(1, MessageType::SuccessfulOutcome), None);
     }
 }
