@@ -6,8 +6,8 @@
 //! Without tshark the tests print SKIP and pass, unless `CI` is set: then they fail.
 
 use conformance::oracle::{
-    run_tshark_json, run_tshark_mih, tcp_pcap, tshark_version, udp_pcap,
-    MihDissection, Severity, MIH_PORT,
+    run_tshark_json, run_tshark_mih, tcp_pcap, tshark_version, udp_pcap, MihDissection, Severity,
+    MIH_PORT,
 };
 
 /// True if tshark can be used; panics when it is missing on CI.

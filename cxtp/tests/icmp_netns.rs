@@ -134,7 +134,8 @@ fn ctar_and_ctaa_over_raw_icmp_in_network_namespaces() {
     if !testkit::require_root("raw ICMP between two network namespaces") {
         return;
     }
-    let n = Netns::create().unwrap_or_else(|e| panic!("cannot create network namespaces as root: {e}"));
+    let n =
+        Netns::create().unwrap_or_else(|e| panic!("cannot create network namespaces as root: {e}"));
     run_family(&n, "4");
     run_family(&n, "6");
 }

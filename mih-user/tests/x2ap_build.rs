@@ -665,7 +665,10 @@ for line in sys.stdin:
 "#;
 
 fn pycrate_available() -> bool {
-    testkit::require_python_module("pycrate_asn1dir.X2AP", "pip install pycrate==0.8.1, as .ci/run does")
+    testkit::require_python_module(
+        "pycrate_asn1dir.X2AP",
+        "pip install pycrate==0.8.1, as .ci/run does",
+    )
 }
 
 fn pycrate_decode(pdus: &[Vec<u8>]) -> Vec<Value> {

@@ -668,7 +668,10 @@ async fn binaries_check_config_and_print_help() {
 #[tokio::test]
 async fn n2n_ho_commit_over_ipv6_loopback() {
     let v6: SocketAddr = "[::1]:0".parse().unwrap();
-    if !testkit::require(std::net::UdpSocket::bind(v6).is_ok(), "no IPv6 loopback (::1)") {
+    if !testkit::require(
+        std::net::UdpSocket::bind(v6).is_ok(),
+        "no IPv6 loopback (::1)",
+    ) {
         return;
     }
     for transport in [Transport::Udp, Transport::Tcp] {

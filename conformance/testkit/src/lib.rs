@@ -30,7 +30,10 @@ pub fn under_ci() -> bool {
 /// The rule of [`under_ci`] for one value of `CI`.
 pub fn ci_value_means_ci(value: &str) -> bool {
     let v = value.trim();
-    !(v.is_empty() || ["0", "false", "no", "off"].iter().any(|f| v.eq_ignore_ascii_case(f)))
+    !(v.is_empty()
+        || ["0", "false", "no", "off"]
+            .iter()
+            .any(|f| v.eq_ignore_ascii_case(f)))
 }
 
 /// A test cannot run here because of `reason` (say what is missing and how
@@ -84,7 +87,10 @@ pub fn require_tshark() -> bool {
     let tshark = std::env::var_os("TSHARK").unwrap_or_else(|| "tshark".into());
     require(
         runs(&tshark, &["--version"]),
-        format_args!("{} does not run (apt-get install tshark)", tshark.to_string_lossy()),
+        format_args!(
+            "{} does not run (apt-get install tshark)",
+            tshark.to_string_lossy()
+        ),
     )
 }
 
@@ -122,7 +128,10 @@ mod tests {
         assert!(require(true, "nothing"));
         std::env::set_var("CI", "true");
         let r = std::panic::catch_unwind(|| require(false, "tshark is not installed"));
-        let msg = *r.expect_err("must panic under CI").downcast::<String>().unwrap();
+        let msg = *r
+            .expect_err("must panic under CI")
+            .downcast::<String>()
+            .unwrap();
         assert!(msg.contains("tshark is not installed"), "{msg}");
         assert!(require(true, "nothing"));
         std::env::remove_var("CI");
