@@ -65,10 +65,10 @@ fn parse_u16(s: &str) -> Result<u16, String> {
 
 /// HTTP progressive-download example service for the Service Mobility API.
 ///
-/// Serves GET /file/<name> (any name of 1 to 64 of A-Z a-z 0-9 . _ -) with
+/// Serves GET /file/NAME (NAME of 1 to 64 of A-Z a-z 0-9 . _ -) with
 /// synthetic content, Range supported, at a per-download rate limit, and
 /// moves each UE's download offsets to another node through the MIH-User's
-/// Service Mobility API (--api-socket). Octet i of file <name> is octet
+/// Service Mobility API (--api-socket). Octet i of file NAME is octet
 /// i % 8 (little-endian) of splitmix64(seed ^ fnv1a64(name) ^ (i / 8) *
 /// 0x9E3779B97F4A7C15). The first line on stdout is "listening on
 /// http://ADDR"; logs go to stderr (RUST_LOG, default info).
