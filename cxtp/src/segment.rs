@@ -47,14 +47,34 @@
 //! transfer in any order, ignores duplicated messages and overlapping
 //! chunks, and returns the complete context list once the LAST message and
 //! all indices before it are in and every segmented context is whole.
-//! Memory is bounded: a context whose announced total exceeds
-//! [`SegmentConfig::max_context_len`] is refused before anything is
-//! allocated, buffers grow only with data actually received, and all
-//! buffers together stay under [`SegmentConfig::max_buffered`]. A transfer
-//! with no progress for [`SegmentConfig::timeout`] is dropped.
-//! Reassembly necessarily copies chunks into one buffer per large context;
-//! decoding and [`parse_block`] do not copy, and small contexts stay
-//! slices of the received messages.
+//! Memory is bounded:
+//!
+//! * a context whose announced total (or a plain block whose length)
+//!   exceeds [`SegmentConfig::max_context_len`] is refused before anything
+//!   is allocated;
+//! * everything a transfer in progress holds is charged against
+//!   [`SegmentConfig::max_buffered`], shared by all transfers, before it is
+//!   held: reassembly buffers at their capacity (a buffer reaches the end of
+//!   the furthest chunk received, never past the total), the plain blocks
+//!   of its messages but the one that completes it, and its bookkeeping
+//!   (message indices, received ranges, context and failure entries, each
+//!   at the size of its entry). [`Reassembler::buffered`] never exceeds the
+//!   cap;
+//! * a transfer that would go over the cap fails as a whole on the message
+//!   that would do it: everything it held is released at once, and that
+//!   message, every later one and finally its LAST message are answered
+//!   with what it lost (status [`status::REASSEMBLY_FAILED`]); until then
+//!   it keeps only that verdict (at most 16 entries);
+//! * at most [`SegmentConfig::max_transfers`] transfers, failed ones
+//!   included, are in progress at once, and one without progress for
+//!   [`SegmentConfig::timeout`] is dropped.
+//!
+//! Reassembly copies each chunk once into one buffer per large context, and
+//! the plain blocks of a message that does not complete its transfer once
+//! into one buffer per message (a slice would keep the whole message
+//! alive). Decoding and [`parse_block`] do not copy, and the plain contexts
+//! of the message that completes a transfer (all of a single-message
+//! transfer) stay slices of it.
 //!
 //! ```
 //! use std::time::Instant;
@@ -81,7 +101,7 @@
 //! assert!(t.failures.is_empty());
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -111,11 +131,12 @@ pub struct SegmentConfig {
     pub fpt: u16,
     /// Largest message to emit (at most 65,535).
     pub max_message_len: usize,
-    /// Largest reassembled context accepted (default 16 MiB).
+    /// Largest context accepted, reassembled or plain (default 16 MiB).
     pub max_context_len: usize,
-    /// Cap on all reassembly buffers together (default 64 MiB).
+    /// Cap on what all transfers in progress hold together, buffers and
+    /// bookkeeping (default 64 MiB; see [`Reassembler::buffered`]).
     pub max_buffered: usize,
-    /// Cap on transfers in progress (MNs) at once.
+    /// Cap on transfers in progress (MNs) at once, failed ones included.
     pub max_transfers: usize,
     /// Drop a transfer after this long without progress.
     pub timeout: Duration,
@@ -506,8 +527,10 @@ pub struct Transfer {
     pub mn_addr: IpAddr,
     /// Transfer id (0 for a single-message transfer).
     pub transfer_id: u32,
-    /// Every context, in arrival order of completion. Plain contexts are
-    /// slices of the received messages; reassembled ones own their buffer.
+    /// Every context, in arrival order of completion. Plain contexts of the
+    /// message that completed the transfer are slices of it; those of the
+    /// earlier messages share one copy per message; reassembled contexts own
+    /// their buffer.
     pub contexts: Vec<Context>,
     /// Contexts that could not be delivered: `(FPT, status)`.
     pub failures: Vec<(u16, u8)>,
@@ -516,10 +539,12 @@ pub struct Transfer {
 /// Outcome of [`Reassembler::receive`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Received {
-    /// The transfer is complete.
+    /// The transfer is complete (possibly with failures, possibly failed as
+    /// a whole: then `contexts` is empty and `failures` says what was lost).
     Complete(Transfer),
-    /// A message of a multi-message transfer was stored; more are expected.
-    /// `failures` lists blocks of this message that were refused.
+    /// A message of a multi-message transfer was taken in; more are expected.
+    /// `failures` lists the blocks of this message that were refused or,
+    /// once the transfer has failed, what the transfer lost.
     Partial {
         /// Index of the message.
         index: u16,
@@ -530,45 +555,343 @@ pub enum Received {
     Duplicate,
 }
 
+// What each bookkeeping entry of a transfer is charged against
+// `max_buffered`: the size of the entry (vector and table slack is not
+// counted). Data buffers are charged at their capacity.
+const CONTEXT_COST: usize = std::mem::size_of::<Context>();
+const PARTIAL_COST: usize = std::mem::size_of::<(u32, Partial)>();
+const RANGE_COST: usize = std::mem::size_of::<(usize, usize)>();
+const ID_COST: usize = std::mem::size_of::<u32>();
+const FAILURE_COST: usize = std::mem::size_of::<(u16, u8)>();
+const WORD_COST: usize = std::mem::size_of::<u64>();
+/// Entries a failed transfer keeps for its verdict (a fixed bound, so a
+/// failed transfer holds nothing that grows with what its peer sends).
+const MAX_LOST: usize = 16;
+
+/// The cap would be exceeded: the transfer fails.
+struct OverCap;
+
+/// The reassembler's total charge and its cap, for one `receive` call.
+struct Pool<'a> {
+    buffered: &'a mut usize,
+    cap: usize,
+}
+
+impl Pool<'_> {
+    fn fits(&self, n: usize) -> bool {
+        n <= self.cap.saturating_sub(*self.buffered)
+    }
+    /// Charge `n` octets to a transfer (`charged`) before they are held.
+    fn charge(&mut self, charged: &mut usize, n: usize) -> Result<(), OverCap> {
+        if !self.fits(n) {
+            return Err(OverCap);
+        }
+        *self.buffered += n;
+        *charged += n;
+        Ok(())
+    }
+    fn release(&mut self, charged: &mut usize, n: usize) {
+        *self.buffered -= n;
+        *charged -= n;
+    }
+}
+
 struct Partial {
     inner_fpt: u16,
     pv: Option<u32>,
     total: usize,
+    /// Zero-filled up to the end of the furthest chunk received.
     buf: Vec<u8>,
-    /// Received ranges, sorted and merged.
-    ranges: Vec<(usize, usize)>,
+    /// Octets of `buf`'s capacity charged (the capacity reserved for it).
+    held: usize,
+    /// Received ranges `start → end`: disjoint, non-empty, not touching.
+    ranges: BTreeMap<usize, usize>,
 }
 
 impl Partial {
+    /// Whether `[s, e)` overlaps or touches a range received.
+    fn touches(&self, s: usize, e: usize) -> bool {
+        self.ranges
+            .range(..=e)
+            .next_back()
+            .is_some_and(|(_, &end)| end >= s)
+    }
+    /// Copy a chunk in and record its range (`buf` already reaches its end).
     fn insert(&mut self, offset: usize, chunk: &[u8]) {
-        let end = offset + chunk.len();
-        self.buf[offset..end].copy_from_slice(chunk);
-        self.ranges.push((offset, end));
-        self.ranges.sort_unstable();
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(self.ranges.len());
-        for &(s, e) in &self.ranges {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
-            }
+        if chunk.is_empty() {
+            return;
         }
-        self.ranges = merged;
+        let (mut s, e) = (offset, offset + chunk.len());
+        self.buf[s..e].copy_from_slice(chunk);
+        let mut end = e;
+        while let Some((&rs, &re)) = self.ranges.range(..=e).next_back() {
+            if re < s {
+                break;
+            }
+            self.ranges.remove(&rs);
+            s = s.min(rs);
+            end = end.max(re);
+        }
+        self.ranges.insert(s, end);
     }
     fn complete(&self) -> bool {
-        self.total == 0 || self.ranges == [(0, self.total)]
+        self.total == 0
+            || (self.ranges.len() == 1 && self.ranges.first_key_value() == Some((&0, &self.total)))
+    }
+    /// What this partial context is charged.
+    fn cost(&self) -> usize {
+        PARTIAL_COST + self.held + self.ranges.len() * RANGE_COST
     }
 }
 
 struct State {
     transfer_id: Option<u32>,
-    indices: Vec<u16>,
+    /// Message indices received: bit `i % 64` of word `i / 64`.
+    have: Vec<u64>,
     last: Option<u16>,
     partials: HashMap<u32, Partial>,
-    failed_ids: Vec<u32>,
+    failed_ids: HashSet<u32>,
     contexts: Vec<Context>,
     failures: Vec<(u16, u8)>,
     deadline: Instant,
+    /// Octets of [`Reassembler::buffered`] charged to this transfer.
     charged: usize,
+    /// Set when the transfer has failed: its verdict. A failed transfer
+    /// keeps nothing else and completes when its LAST message is in.
+    lost: Option<Vec<(u16, u8)>>,
+}
+
+impl State {
+    fn new(transfer_id: Option<u32>, deadline: Instant) -> Self {
+        State {
+            transfer_id,
+            have: Vec::new(),
+            last: None,
+            partials: HashMap::new(),
+            failed_ids: HashSet::new(),
+            contexts: Vec::new(),
+            failures: Vec::new(),
+            deadline,
+            charged: 0,
+            lost: None,
+        }
+    }
+    fn has(&self, index: u16) -> bool {
+        self.have
+            .get(index as usize / 64)
+            .is_some_and(|w| w & (1 << (index % 64)) != 0)
+    }
+    /// Whether every index `0..=last` is in.
+    fn has_all(&self, last: u16) -> bool {
+        let n = last as usize + 1;
+        let (full, rest) = (n / 64, n % 64);
+        let mask = (1u64 << rest) - 1;
+        self.have.len() >= full + usize::from(rest > 0)
+            && self.have[..full].iter().all(|w| *w == u64::MAX)
+            && (rest == 0 || self.have[full] & mask == mask)
+    }
+}
+
+/// Take the blocks of one message into `st`, charging everything it will
+/// hold before holding it. Returns whether the transfer is complete.
+fn intake(
+    cfg: &SegmentConfig,
+    pool: &mut Pool,
+    st: &mut State,
+    ctd: &Ctd,
+    tb: Option<TransferBlock>,
+    msg_failures: &mut Vec<(u16, u8)>,
+) -> Result<bool, OverCap> {
+    let rf = status::REASSEMBLY_FAILED;
+    if let Some(t) = tb {
+        let w = t.index as usize / 64;
+        if w >= st.have.len() {
+            let grow = w + 1 - st.have.len();
+            pool.charge(&mut st.charged, grow * WORD_COST)?;
+            st.have.reserve_exact(grow);
+            st.have.resize(w + 1, 0);
+        }
+        st.have[w] |= 1 << (t.index % 64);
+    }
+    let done = match tb {
+        None => true,
+        Some(_) => st.last.is_some_and(|l| st.has_all(l)),
+    };
+    let is_plain = |b: &crate::wire::ContextDataBlockRef| b.fpt != cfg.fpt;
+    // Plain blocks of the message that completes the transfer go to the
+    // caller as slices of it and are not held. Those of an earlier message
+    // are copied into one buffer for the message, charged before the copy
+    // (a slice would pin the whole message, of unknown size).
+    let mut kept = None;
+    if !done {
+        let plain = || {
+            ctd.block_refs()
+                .filter(|b| is_plain(b) && b.data.len() <= cfg.max_context_len)
+        };
+        let (octets, count) = plain().fold((0, 0), |(o, c), b| (o + b.data.len(), c + 1));
+        if count > 0 {
+            pool.charge(&mut st.charged, octets + count * CONTEXT_COST)?;
+            let mut buf = BytesMut::with_capacity(octets);
+            for b in plain() {
+                buf.extend_from_slice(b.data);
+            }
+            kept = Some(buf.freeze());
+        }
+    }
+    let mut at = 0;
+    for (i, b) in ctd.block_refs().enumerate() {
+        if is_plain(&b) {
+            if b.data.len() > cfg.max_context_len {
+                msg_failures.push((b.fpt, rf));
+                continue;
+            }
+            let data = match &kept {
+                Some(k) => {
+                    at += b.data.len();
+                    k.slice(at - b.data.len()..at)
+                }
+                None => b.data_bytes(),
+            };
+            st.contexts.push(Context {
+                fpt: b.fpt,
+                presence_vector: b.presence_vector,
+                data,
+            });
+            continue;
+        }
+        let seg = match parse_block_ref(b.data) {
+            Ok(SegmentBlockRef::Segment(s)) => s,
+            Ok(SegmentBlockRef::Transfer(_)) if i == 0 => continue,
+            _ => {
+                msg_failures.push((cfg.fpt, status::MALFORMED));
+                continue;
+            }
+        };
+        let id = seg.context_id;
+        if st.failed_ids.contains(&id) {
+            continue;
+        }
+        let total = seg.total_len as usize;
+        if total > cfg.max_context_len {
+            fail_context(pool, st, &seg)?;
+            continue;
+        }
+        if !st.partials.contains_key(&id) {
+            pool.charge(&mut st.charged, PARTIAL_COST)?;
+            st.partials.insert(
+                id,
+                Partial {
+                    inner_fpt: seg.inner_fpt,
+                    pv: seg.inner_presence_vector,
+                    total,
+                    buf: Vec::new(),
+                    held: 0,
+                    ranges: BTreeMap::new(),
+                },
+            );
+        }
+        let p = &st.partials[&id];
+        if p.inner_fpt != seg.inner_fpt || p.total != total || p.pv != seg.inner_presence_vector {
+            fail_context(pool, st, &seg)?;
+            continue;
+        }
+        let p = st.partials.get_mut(&id).expect("present");
+        let (s, e) = (seg.offset as usize, seg.offset as usize + seg.chunk.len());
+        if e > p.held {
+            // Grow geometrically (never past the total) while the cap
+            // allows it, otherwise to the chunk's end exactly.
+            let want = e.max(p.held.saturating_mul(2)).min(p.total);
+            let extra = if pool.fits(want - p.held) {
+                want - p.held
+            } else {
+                e - p.held
+            };
+            pool.charge(&mut st.charged, extra)?;
+            p.buf.reserve_exact(p.held + extra - p.buf.len());
+            p.held += extra;
+        }
+        if e > p.buf.len() {
+            p.buf.resize(e, 0);
+        }
+        // A chunk adds a range, or extends one and may join others to it.
+        let adds = !seg.chunk.is_empty() && !p.touches(s, e);
+        if adds {
+            pool.charge(&mut st.charged, RANGE_COST)?;
+        }
+        let before = p.ranges.len() + usize::from(adds);
+        p.insert(s, seg.chunk);
+        pool.release(&mut st.charged, (before - p.ranges.len()) * RANGE_COST);
+        if p.complete() {
+            // The buffer becomes the context's data and stays charged.
+            let p = st.partials.remove(&id).expect("present");
+            pool.release(&mut st.charged, p.cost() - p.held);
+            pool.charge(&mut st.charged, CONTEXT_COST)?;
+            st.contexts.push(Context {
+                fpt: p.inner_fpt,
+                presence_vector: p.pv,
+                data: Bytes::from(p.buf),
+            });
+        }
+    }
+    if !done && !msg_failures.is_empty() {
+        pool.charge(&mut st.charged, msg_failures.len() * FAILURE_COST)?;
+        st.failures.extend(msg_failures.iter().copied());
+    }
+    Ok(done)
+}
+
+/// Give up on one segmented context: its buffer is released, its later
+/// segments are ignored, and it is reported as not reassembled.
+fn fail_context(pool: &mut Pool, st: &mut State, seg: &SegmentRef) -> Result<(), OverCap> {
+    if let Some(p) = st.partials.remove(&seg.context_id) {
+        pool.release(&mut st.charged, p.cost());
+    }
+    pool.charge(&mut st.charged, ID_COST + FAILURE_COST)?;
+    st.failed_ids.insert(seg.context_id);
+    st.failures.push((seg.inner_fpt, status::REASSEMBLY_FAILED));
+    Ok(())
+}
+
+/// The verdict of a transfer that failed while taking in `ctd`: everything
+/// it held or was receiving, as not reassembled (earlier failures keep
+/// their status), distinct, at most [`MAX_LOST`] entries (the last one the
+/// segmentation FPT when there were more).
+fn lost(cfg: &SegmentConfig, st: &State, ctd: &Ctd, msg_failures: &[(u16, u8)]) -> Vec<(u16, u8)> {
+    let rf = status::REASSEMBLY_FAILED;
+    let this_message = ctd.block_refs().filter_map(|b| {
+        if b.fpt != cfg.fpt {
+            return Some(b.fpt);
+        }
+        match parse_block_ref(b.data) {
+            Ok(SegmentBlockRef::Segment(s)) => Some(s.inner_fpt),
+            _ => None,
+        }
+    });
+    let candidates = st
+        .failures
+        .iter()
+        .copied()
+        .chain(msg_failures.iter().copied())
+        .chain(st.contexts.iter().map(|c| (c.fpt, rf)))
+        .chain(st.partials.values().map(|p| (p.inner_fpt, rf)))
+        .chain(this_message.map(|f| (f, rf)));
+    let mut lost = Vec::new();
+    for f in candidates {
+        if lost.contains(&f) {
+            continue;
+        }
+        if lost.len() == MAX_LOST - 1 {
+            if !lost.contains(&(cfg.fpt, rf)) {
+                lost.push((cfg.fpt, rf));
+            }
+            break;
+        }
+        lost.push(f);
+    }
+    if lost.is_empty() {
+        lost.push((cfg.fpt, rf));
+    }
+    lost
 }
 
 /// Sans-IO reassembly of transfers, one per MN at a time.
@@ -601,7 +924,11 @@ impl Reassembler {
         }
     }
 
-    /// Octets currently held in reassembly buffers.
+    /// Octets currently held for the transfers in progress: reassembly
+    /// buffers (at their capacity), the plain blocks of their earlier
+    /// messages, and their bookkeeping (received ranges, message indices,
+    /// contexts and failures so far). Never above
+    /// [`SegmentConfig::max_buffered`]; 0 when no transfer is in progress.
     pub fn buffered(&self) -> usize {
         self.buffered
     }
@@ -617,6 +944,13 @@ impl Reassembler {
     }
 
     /// Process one CTD/PCTD.
+    ///
+    /// A transfer that would take [`Reassembler::buffered`] above
+    /// [`SegmentConfig::max_buffered`] fails as a whole, on the message that
+    /// would have done it: everything it held is released, the answer to
+    /// that message and to every later one of the transfer lists what it
+    /// lost (status [`status::REASSEMBLY_FAILED`]), and its LAST message
+    /// completes it with no contexts.
     pub fn receive(&mut self, now: Instant, ctd: &Ctd) -> Received {
         let mn = ctd.mn_addr;
         // Find the TRANSFER block, if any (it is first when present).
@@ -640,7 +974,7 @@ impl Reassembler {
                 return Received::Duplicate;
             }
             if let Some(s) = self.states.get(&mn) {
-                if s.transfer_id == Some(t.transfer_id) && s.indices.contains(&t.index) {
+                if s.transfer_id == Some(t.transfer_id) && s.has(t.index) {
                     return Received::Duplicate;
                 }
                 if s.transfer_id != Some(t.transfer_id) {
@@ -671,126 +1005,92 @@ impl Reassembler {
             };
         }
         let deadline = now + self.cfg.timeout;
-        let st = self.states.entry(mn).or_insert_with(|| State {
-            transfer_id: tb.map(|t| t.transfer_id),
-            indices: Vec::new(),
-            last: None,
-            partials: HashMap::new(),
-            failed_ids: Vec::new(),
-            contexts: Vec::new(),
-            failures: Vec::new(),
-            deadline,
-            charged: 0,
-        });
+        let mut st = self
+            .states
+            .remove(&mn)
+            .unwrap_or_else(|| State::new(tb.map(|t| t.transfer_id), deadline));
         st.deadline = deadline;
+        if let Some(t) = tb.filter(|t| t.last) {
+            st.last = Some(t.index);
+        }
+        if st.lost.is_some() {
+            return self.failed(now, mn, st, tb);
+        }
         let mut msg_failures = Vec::new();
-        if let Some(t) = tb {
-            st.indices.push(t.index);
-            if t.last {
-                st.last = Some(t.index);
+        let mut pool = Pool {
+            buffered: &mut self.buffered,
+            cap: self.cfg.max_buffered,
+        };
+        let done = match intake(&self.cfg, &mut pool, &mut st, ctd, tb, &mut msg_failures) {
+            Ok(done) => done,
+            Err(OverCap) => {
+                let mut gone = State::new(st.transfer_id, deadline);
+                gone.last = st.last;
+                gone.lost = Some(lost(&self.cfg, &st, ctd, &msg_failures));
+                self.buffered -= st.charged;
+                drop(st);
+                return self.failed(now, mn, gone, tb);
             }
-        }
-        for (i, b) in ctd.block_refs().enumerate() {
-            if b.fpt != self.cfg.fpt {
-                st.charged += b.data.len();
-                self.buffered += b.data.len();
-                st.contexts.push(Context {
-                    fpt: b.fpt,
-                    presence_vector: b.presence_vector,
-                    data: b.data_bytes(),
-                });
-                continue;
-            }
-            let seg = match parse_block_ref(b.data) {
-                Ok(SegmentBlockRef::Segment(s)) => s,
-                Ok(SegmentBlockRef::Transfer(_)) if i == 0 => continue,
-                _ => {
-                    msg_failures.push((self.cfg.fpt, status::MALFORMED));
-                    continue;
-                }
-            };
-            if st.failed_ids.contains(&seg.context_id) {
-                continue;
-            }
-            let total = seg.total_len as usize;
-            let fail = |st: &mut State, buffered: &mut usize, code| {
-                if let Some(p) = st.partials.remove(&seg.context_id) {
-                    *buffered -= p.buf.len();
-                    st.charged -= p.buf.len();
-                }
-                st.failed_ids.push(seg.context_id);
-                st.failures.push((seg.inner_fpt, code));
-            };
-            if total > self.cfg.max_context_len {
-                fail(st, &mut self.buffered, status::REASSEMBLY_FAILED);
-                continue;
-            }
-            let p = st
-                .partials
-                .entry(seg.context_id)
-                .or_insert_with(|| Partial {
-                    inner_fpt: seg.inner_fpt,
-                    pv: seg.inner_presence_vector,
-                    total,
-                    buf: Vec::new(),
-                    ranges: Vec::new(),
-                });
-            if p.inner_fpt != seg.inner_fpt || p.total != total || p.pv != seg.inner_presence_vector
-            {
-                fail(st, &mut self.buffered, status::REASSEMBLY_FAILED);
-                continue;
-            }
-            let end = seg.offset as usize + seg.chunk.len();
-            if end > p.buf.len() {
-                let grow = end - p.buf.len();
-                if self.buffered + grow > self.cfg.max_buffered {
-                    fail(st, &mut self.buffered, status::REASSEMBLY_FAILED);
-                    continue;
-                }
-                p.buf.resize(end, 0);
-                self.buffered += grow;
-                st.charged += grow;
-            }
-            p.insert(seg.offset as usize, seg.chunk);
-            if p.complete() {
-                let p = st.partials.remove(&seg.context_id).expect("present");
-                st.contexts.push(Context {
-                    fpt: p.inner_fpt,
-                    presence_vector: p.pv,
-                    data: Bytes::from(p.buf),
-                });
-            }
-        }
-        let done = match (tb, st.last) {
-            (None, _) => true,
-            (Some(_), Some(last)) => (0..=last).all(|i| st.indices.contains(&i)),
-            _ => false,
         };
         if !done {
-            st.failures.extend(msg_failures.iter().copied());
+            self.states.insert(mn, st);
             return Received::Partial {
                 index: tb.map_or(0, |t| t.index),
                 failures: msg_failures,
             };
         }
-        let mut st = self.states.remove(&mn).expect("present");
         self.buffered -= st.charged;
         for p in st.partials.values() {
             st.failures.push((p.inner_fpt, status::REASSEMBLY_FAILED));
         }
         st.failures.extend(msg_failures);
-        if let Some(id) = st.transfer_id {
-            if self.completed.len() >= self.cfg.max_transfers {
-                self.completed.pop_front();
-            }
-            self.completed.push_back((mn, id, now + self.cfg.timeout));
-        }
+        self.remember(now, mn, st.transfer_id);
         Received::Complete(Transfer {
             mn_addr: mn,
             transfer_id: st.transfer_id.unwrap_or(0),
             contexts: st.contexts,
             failures: st.failures,
         })
+    }
+
+    /// Answer a message of a failed transfer (`st` holds only its verdict):
+    /// it completes once its LAST message is in.
+    fn failed(
+        &mut self,
+        now: Instant,
+        mn: IpAddr,
+        st: State,
+        tb: Option<TransferBlock>,
+    ) -> Received {
+        let failures = st.lost.clone().expect("a failed transfer");
+        match tb {
+            Some(t) if st.last.is_none() => {
+                self.states.insert(mn, st);
+                Received::Partial {
+                    index: t.index,
+                    failures,
+                }
+            }
+            _ => {
+                self.remember(now, mn, st.transfer_id);
+                Received::Complete(Transfer {
+                    mn_addr: mn,
+                    transfer_id: st.transfer_id.unwrap_or(0),
+                    contexts: vec![],
+                    failures,
+                })
+            }
+        }
+    }
+
+    /// Remember a finished multi-message transfer, for late duplicates.
+    fn remember(&mut self, now: Instant, mn: IpAddr, transfer_id: Option<u32>) {
+        if let Some(id) = transfer_id {
+            if self.completed.len() >= self.cfg.max_transfers {
+                self.completed.pop_front();
+            }
+            self.completed.push_back((mn, id, now + self.cfg.timeout));
+        }
     }
 
     fn drop_state(&mut self, mn: &IpAddr) -> Option<State> {

@@ -460,3 +460,438 @@ fn golden_segmentation_blocks() {
         other => panic!("{other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------
+// The memory cap on every path.
+
+/// A hand-made CTD from `mn()` with these blocks.
+fn hand_made(blocks: Vec<crate::wire::ContextDataBlockRepr>) -> Bytes {
+    crate::wire::MessageRepr::Ctd(crate::wire::CtdRepr {
+        ack: true,
+        elapsed_ms: 0,
+        mn_addr: mn(),
+        key_block: None,
+        blocks,
+    })
+    .to_bytes()
+    .unwrap()
+}
+fn transfer_block(index: u16, last: bool, id: u32) -> crate::wire::ContextDataBlockRepr {
+    let mut d = vec![KIND_TRANSFER, if last { FLAG } else { 0 }];
+    d.extend_from_slice(&index.to_be_bytes());
+    d.extend_from_slice(&id.to_be_bytes());
+    crate::wire::ContextDataBlockRepr::new(fpt::SEGMENT, Bytes::from(d))
+}
+fn plain_block(fpt: u16, len: usize) -> crate::wire::ContextDataBlockRepr {
+    crate::wire::ContextDataBlockRepr::new(fpt, Bytes::from(vec![0x5a; len]))
+}
+/// `buffered()` after each message, delivered in order; the last outcome.
+fn buffered_trace(cfg: &SegmentConfig, msgs: &[Bytes]) -> (Vec<usize>, Vec<Received>) {
+    let mut r = Reassembler::new(cfg.clone());
+    let now = Instant::now();
+    let mut trace = Vec::new();
+    let mut outcomes = Vec::new();
+    for m in msgs {
+        outcomes.push(r.receive(now, &view(m)));
+        assert!(r.buffered() <= cfg.max_buffered);
+        trace.push(r.buffered());
+    }
+    (trace, outcomes)
+}
+/// 120 plain contexts of 1,000 octets over many small messages.
+fn many_plain_messages() -> (Vec<Context>, Vec<Bytes>) {
+    let contexts: Vec<Context> = (0..120).map(|i| ctx(0xFF01, 1000, i as u8)).collect();
+    let cfg = SegmentConfig {
+        max_message_len: 3000,
+        ..SegmentConfig::default()
+    };
+    let msgs = encode_transfer(&cfg, &hdr(), &contexts, 21).unwrap();
+    assert_eq!(msgs.len(), 60, "two plain contexts a message");
+    (contexts, msgs)
+}
+
+#[test]
+fn plain_blocks_of_earlier_messages_are_charged_exactly() {
+    let (contexts, msgs) = many_plain_messages();
+    let (trace, outcomes) = buffered_trace(&SegmentConfig::default(), &msgs);
+    // Each earlier message holds its two plain blocks (data as received,
+    // padded to 1,004 octets) and their entries, plus one word of indices.
+    let per_message = 2 * (1004 + CONTEXT_COST);
+    for (i, b) in trace[..msgs.len() - 1].iter().enumerate() {
+        assert_eq!(*b, WORD_COST + (i + 1) * per_message, "after message {i}");
+    }
+    // The last message completes the transfer and releases everything.
+    assert_eq!(trace[msgs.len() - 1], 0);
+    let Some(Received::Complete(t)) = outcomes.last() else {
+        panic!("{:?}", outcomes.last())
+    };
+    assert!(t.failures.is_empty());
+    let expect: Vec<Context> = contexts.iter().map(padded).collect();
+    assert_eq!(sorted(t.contexts.clone()), sorted(expect));
+}
+
+#[test]
+fn plain_blocks_over_the_cap_fail_the_transfer_when_they_arrive() {
+    let (_, msgs) = many_plain_messages();
+    let (free, _) = buffered_trace(&SegmentConfig::default(), &msgs);
+    // Room for the blocks of the first 40 messages, one octet short of the 41st's.
+    let cap = free[40] - 1;
+    let cfg = SegmentConfig {
+        max_buffered: cap,
+        ..SegmentConfig::default()
+    };
+    let mut r = Reassembler::new(cfg);
+    let now = Instant::now();
+    let failed = vec![(0xFF01, status::REASSEMBLY_FAILED)];
+    for (i, m) in msgs.iter().enumerate() {
+        let got = r.receive(now, &view(m));
+        assert!(r.buffered() <= cap, "message {i}: {} > {cap}", r.buffered());
+        match i {
+            0..=39 => {
+                assert_eq!(
+                    got,
+                    Received::Partial {
+                        index: i as u16,
+                        failures: vec![]
+                    }
+                );
+                assert_eq!(r.buffered(), free[i], "message {i}");
+            }
+            // The message whose blocks would go over the cap fails the
+            // transfer: everything is released, and so are the later ones.
+            40..=58 => {
+                assert_eq!(
+                    got,
+                    Received::Partial {
+                        index: i as u16,
+                        failures: failed.clone()
+                    },
+                    "message {i}"
+                );
+                assert_eq!(r.buffered(), 0, "message {i}");
+                assert_eq!(r.in_progress(), 1);
+            }
+            _ => {
+                let Received::Complete(t) = got else {
+                    panic!("{got:?}")
+                };
+                assert!(t.contexts.is_empty());
+                assert_eq!(t.failures, failed);
+                assert_eq!(t.transfer_id, 21);
+            }
+        }
+    }
+    assert_eq!(r.buffered(), 0);
+    assert_eq!(r.in_progress(), 0);
+    assert_eq!(r.receive(now, &view(&msgs[3])), Received::Duplicate);
+}
+
+#[test]
+fn the_cap_exactly_reached_is_accepted() {
+    let (contexts, msgs) = many_plain_messages();
+    let (free, _) = buffered_trace(&SegmentConfig::default(), &msgs);
+    let peak = *free.iter().max().unwrap();
+    assert_eq!(peak, free[msgs.len() - 2]);
+    let at = |cap| SegmentConfig {
+        max_buffered: cap,
+        ..SegmentConfig::default()
+    };
+    let (trace, outcomes) = buffered_trace(&at(peak), &msgs);
+    assert_eq!(trace, free);
+    let Some(Received::Complete(t)) = outcomes.last() else {
+        panic!("{:?}", outcomes.last())
+    };
+    assert!(t.failures.is_empty());
+    assert_eq!(t.contexts.len(), contexts.len());
+    // One octet less and the message that would reach the peak fails it.
+    let (trace, outcomes) = buffered_trace(&at(peak - 1), &msgs);
+    assert_eq!(trace[..msgs.len() - 2], free[..msgs.len() - 2]);
+    assert_eq!(trace[msgs.len() - 2], 0);
+    assert_eq!(
+        outcomes[msgs.len() - 2],
+        Received::Partial {
+            index: msgs.len() as u16 - 2,
+            failures: vec![(0xFF01, status::REASSEMBLY_FAILED)]
+        }
+    );
+    let Some(Received::Complete(t)) = outcomes.last() else {
+        panic!("{:?}", outcomes.last())
+    };
+    assert!(t.contexts.is_empty());
+}
+
+#[test]
+fn a_mixed_plain_and_segmented_transfer_stays_under_the_cap() {
+    let cfg = SegmentConfig {
+        max_message_len: 3000,
+        ..SegmentConfig::default()
+    };
+    let mut contexts: Vec<Context> = (0..20).map(|i| ctx(0xFF01, 700, i as u8)).collect();
+    contexts.insert(10, ctx(0xFF02, 40_000, 99));
+    let msgs = encode_transfer(&cfg, &hdr(), &contexts, 8).unwrap();
+    assert!(msgs.len() > 15);
+    // Without pressure: all delivered, the charge grows and is released.
+    let (free, outcomes) = buffered_trace(&cfg, &msgs);
+    let Some(Received::Complete(t)) = outcomes.last() else {
+        panic!("{:?}", outcomes.last())
+    };
+    assert!(t.failures.is_empty());
+    assert_eq!(t.contexts.len(), contexts.len());
+    assert!(free.windows(2).take(msgs.len() - 2).all(|w| w[0] <= w[1]));
+    assert_eq!(free[msgs.len() - 1], 0);
+    let peak = *free.iter().max().unwrap();
+    let data: usize = 20 * 700 + 40_000;
+    // Everything but the last message (at most 3,000 octets), plus
+    // bookkeeping.
+    assert!(peak >= data - 3000 && peak < data + 4096, "peak {peak}");
+    // Half of it: the transfer fails on the message that would go over,
+    // with both FPTs reported, and releases everything at once.
+    let cap = peak / 2;
+    let tight = SegmentConfig {
+        max_buffered: cap,
+        ..cfg.clone()
+    };
+    let (trace, outcomes) = buffered_trace(&tight, &msgs);
+    let first = outcomes
+        .iter()
+        .position(|o| matches!(o, Received::Partial { failures, .. } if !failures.is_empty()))
+        .expect("the transfer failed");
+    assert!(trace[..first].iter().all(|b| *b > 0 && *b <= cap));
+    assert!(trace[first..].iter().all(|b| *b == 0));
+    // Until it failed, it held at most what it holds without the cap (the
+    // segmented buffer grows exactly rather than doubling near the cap), and
+    // it failed no earlier than the message that takes the uncapped charge
+    // over the cap (within one message the charge only grows, but for the
+    // entry and ranges of a context that completes).
+    assert!(first > 0);
+    assert!(trace[..first].iter().zip(&free).all(|(t, f)| t <= f));
+    assert!(
+        free[first] + PARTIAL_COST + RANGE_COST > cap,
+        "failed at message {first}: {} of {cap} without the cap",
+        free[first]
+    );
+    let Received::Partial { failures, .. } = &outcomes[first] else {
+        unreachable!()
+    };
+    let mut f = failures.clone();
+    f.sort_unstable();
+    assert_eq!(
+        f,
+        vec![
+            (0xFF01, status::REASSEMBLY_FAILED),
+            (0xFF02, status::REASSEMBLY_FAILED)
+        ]
+    );
+    let Some(Received::Complete(t)) = outcomes.last() else {
+        panic!("{:?}", outcomes.last())
+    };
+    assert!(t.contexts.is_empty());
+    assert_eq!(&t.failures, failures);
+}
+
+#[test]
+fn a_segmented_buffer_is_charged_at_its_capacity_before_it_grows() {
+    let cfg = SegmentConfig::default();
+    let msgs = encode_transfer(&cfg, &hdr(), &[ctx(0xFF02, 100_000, 4)], 3).unwrap();
+    assert_eq!(msgs.len(), 2);
+    let mut r = Reassembler::new(cfg);
+    r.receive(Instant::now(), &view(&msgs[0]));
+    let st = &r.states[&mn()];
+    let p = st.partials.values().next().unwrap();
+    assert_eq!(p.buf.capacity(), p.held);
+    assert!(p.held >= p.buf.len() && p.held <= 100_000);
+    assert_eq!(p.ranges.len(), 1);
+    assert_eq!(
+        r.buffered(),
+        WORD_COST + PARTIAL_COST + RANGE_COST + p.held,
+        "indices, the partial context's entry, one range and the buffer"
+    );
+    // Growth never goes past the announced total.
+    let t = run(&mut r, Instant::now(), &msgs[1..]).unwrap();
+    assert_eq!(t.contexts[0].data.len(), 100_000);
+    assert_eq!(r.buffered(), 0);
+}
+
+#[test]
+fn a_u16_message_index_is_charged_before_its_bookkeeping_is_allocated() {
+    let far = hand_made(vec![transfer_block(u16::MAX - 1, false, 5)]);
+    // The indices of a transfer up to 65,534 take 1,024 words: charged.
+    let mut r = Reassembler::new(SegmentConfig::default());
+    assert_eq!(
+        r.receive(Instant::now(), &view(&far)),
+        Received::Partial {
+            index: u16::MAX - 1,
+            failures: vec![]
+        }
+    );
+    assert_eq!(r.buffered(), 1024 * WORD_COST);
+    assert_eq!(r.states[&mn()].have.capacity(), 1024);
+    // Under a smaller cap, the transfer fails before anything is allocated.
+    let mut r = Reassembler::new(SegmentConfig {
+        max_buffered: 1000,
+        ..SegmentConfig::default()
+    });
+    assert_eq!(
+        r.receive(Instant::now(), &view(&far)),
+        Received::Partial {
+            index: u16::MAX - 1,
+            failures: vec![(fpt::SEGMENT, status::REASSEMBLY_FAILED)]
+        }
+    );
+    assert_eq!(r.buffered(), 0);
+    assert_eq!(r.states[&mn()].have.capacity(), 0);
+    // Its LAST message completes it, failed.
+    let last = hand_made(vec![transfer_block(u16::MAX, true, 5), plain_block(1, 20)]);
+    let Received::Complete(t) = r.receive(Instant::now(), &view(&last)) else {
+        panic!()
+    };
+    assert!(t.contexts.is_empty());
+    assert_eq!(t.failures, vec![(fpt::SEGMENT, status::REASSEMBLY_FAILED)]);
+    assert_eq!((r.buffered(), r.in_progress()), (0, 0));
+}
+
+#[test]
+fn tiny_blocks_and_failures_are_charged_for_their_entries() {
+    // 1,000 minimal plain CDBs (4 octets of padding each) and 1,000
+    // malformed segmentation blocks in each intermediate message.
+    let msg = |index: u16| {
+        let mut blocks = vec![transfer_block(index, false, 9)];
+        blocks.extend((0..1000).map(|_| plain_block(7, 0)));
+        blocks.extend(
+            (0..1000).map(|_| crate::wire::ContextDataBlockRepr::new(fpt::SEGMENT, Bytes::new())),
+        );
+        hand_made(blocks)
+    };
+    let per_message = 1000 * (4 + CONTEXT_COST) + 1000 * FAILURE_COST;
+    let cap = WORD_COST + 3 * per_message;
+    let mut r = Reassembler::new(SegmentConfig {
+        max_buffered: cap,
+        ..SegmentConfig::default()
+    });
+    let now = Instant::now();
+    for i in 0..3u16 {
+        let Received::Partial { failures, .. } = r.receive(now, &view(&msg(i))) else {
+            panic!()
+        };
+        assert_eq!(failures.len(), 1000);
+        assert!(failures
+            .iter()
+            .all(|f| *f == (fpt::SEGMENT, status::MALFORMED)));
+        assert_eq!(r.buffered(), WORD_COST + (i as usize + 1) * per_message);
+    }
+    assert_eq!(r.buffered(), cap);
+    let Received::Partial { failures, .. } = r.receive(now, &view(&msg(3))) else {
+        panic!()
+    };
+    assert_eq!(
+        failures,
+        vec![
+            (fpt::SEGMENT, status::MALFORMED),
+            (7, status::REASSEMBLY_FAILED)
+        ]
+    );
+    assert_eq!(r.buffered(), 0);
+}
+
+#[test]
+fn max_context_len_applies_to_plain_blocks_too() {
+    let cfg = SegmentConfig {
+        max_context_len: 500,
+        ..SegmentConfig::default()
+    };
+    // Single message: the 1,000-octet plain context is refused.
+    let one = encode_transfer(&cfg, &hdr(), &[ctx(1, 1000, 0), ctx(2, 100, 0)], 1).unwrap();
+    assert_eq!(one.len(), 1);
+    let t = run(&mut Reassembler::new(cfg.clone()), Instant::now(), &one).unwrap();
+    assert_eq!(t.failures, vec![(1, status::REASSEMBLY_FAILED)]);
+    assert_eq!(t.contexts, vec![padded(&ctx(2, 100, 0))]);
+    // Several messages: refused in the message that carries it (and not
+    // charged), reported there and in the final verdict.
+    let small = SegmentConfig {
+        max_message_len: 2200,
+        ..cfg.clone()
+    };
+    let mut contexts = vec![ctx(1, 1000, 0)];
+    contexts.extend((0..6).map(|i| ctx(2, 400, i)));
+    let many = encode_transfer(&small, &hdr(), &contexts, 2).unwrap();
+    assert_eq!(many.len(), 2);
+    let kept = view(&many[0]).block_count() - 2; // not the TRANSFER block nor the refused one
+    let mut r = Reassembler::new(cfg);
+    assert_eq!(
+        r.receive(Instant::now(), &view(&many[0])),
+        Received::Partial {
+            index: 0,
+            failures: vec![(1, status::REASSEMBLY_FAILED)]
+        }
+    );
+    assert_eq!(
+        r.buffered(),
+        WORD_COST + kept * (404 + CONTEXT_COST) + FAILURE_COST
+    );
+    let t = run(&mut r, Instant::now(), &many[1..]).unwrap();
+    assert_eq!(t.failures, vec![(1, status::REASSEMBLY_FAILED)]);
+    assert_eq!(
+        sorted(t.contexts),
+        sorted(contexts[1..].iter().map(padded).collect())
+    );
+    assert_eq!(r.buffered(), 0);
+}
+
+#[test]
+fn max_transfers_bounds_failed_transfers_too() {
+    let cfg = SegmentConfig {
+        max_transfers: 1,
+        max_buffered: 100,
+        ..SegmentConfig::default()
+    };
+    let mut r = Reassembler::new(cfg);
+    let now = Instant::now();
+    // A transfer that failed still occupies its place until it completes
+    // or times out, holding nothing.
+    let first = hand_made(vec![transfer_block(0, false, 1), plain_block(1, 500)]);
+    let Received::Partial { failures, .. } = r.receive(now, &view(&first)) else {
+        panic!()
+    };
+    assert_eq!(failures, vec![(1, status::REASSEMBLY_FAILED)]);
+    assert_eq!((r.in_progress(), r.buffered()), (1, 0));
+    let other = CtdHeader {
+        mn_addr: "2001:db8::2".parse().unwrap(),
+        ..hdr()
+    };
+    let m = encode_transfer(&SegmentConfig::default(), &other, &[ctx(3, 10, 0)], 1).unwrap();
+    let Received::Complete(t) = r.receive(now, &view(&m[0])) else {
+        panic!()
+    };
+    assert!(t.contexts.is_empty());
+    assert_eq!(t.failures, vec![(3, status::REASSEMBLY_FAILED)]);
+    assert_eq!(r.handle_timeout(now + Duration::from_secs(5)), vec![mn()]);
+    assert_eq!((r.in_progress(), r.buffered()), (0, 0));
+}
+
+#[test]
+fn received_ranges_merge_in_any_order() {
+    let mut p = Partial {
+        inner_fpt: 1,
+        pv: None,
+        total: 100,
+        buf: vec![0; 100],
+        held: 100,
+        ranges: BTreeMap::new(),
+    };
+    let chunk = [1u8; 100];
+    p.insert(50, &chunk[..10]);
+    p.insert(10, &chunk[..10]);
+    assert!(!p.touches(25, 30));
+    assert!(p.touches(20, 30), "touching counts");
+    p.insert(20, &chunk[..0]);
+    assert_eq!(p.ranges.len(), 2, "an empty chunk adds nothing");
+    p.insert(70, &chunk[..5]);
+    p.insert(15, &chunk[..40]); // joins [10, 20) and [50, 60)
+    assert_eq!(
+        p.ranges.iter().map(|(s, e)| (*s, *e)).collect::<Vec<_>>(),
+        vec![(10, 60), (70, 75)]
+    );
+    assert!(!p.complete());
+    p.insert(0, &chunk[..100]);
+    assert!(p.complete());
+}
