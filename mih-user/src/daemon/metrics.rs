@@ -10,6 +10,12 @@
 //! | `mih_user_handovers_in_progress` | gauge | `role` |
 //! | `mih_user_start_refused_total` | counter | `reason` |
 //! | `mih_user_admission_refused_total` | counter | `reason` |
+//! | `mih_user_handovers_queued_total` | counter | `reason` (`busy`, `too_many`) |
+//! | `mih_user_handovers_queued` | gauge | `state` (`queued`, `retrying`) |
+//! | `mih_user_handover_retries_total` | counter | |
+//! | `mih_user_handovers_gave_up_total` | counter | `cause` |
+//! | `mih_user_handover_requests_total` | counter | `fate` (`done`, `refused`, `expired`, `replaced`, `already_there`, `aborted`, `gave_up`, `left`) |
+//! | `mih_user_handover_queue_full_total` | counter | |
 //! | `mih_user_x2_*_total` | counter | X2 trigger counters |
 //! | `mih_user_api_*` | counter/gauge | API server counters |
 //! | `mih_user_cxtp_messages_total` | counter | `direction` (`in`, `out`, `dropped`) |
@@ -20,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::orchestrator::{MigrationRecord, OrchestratorStats};
+use crate::orchestrator::{Fate, MigrationRecord, OrchestratorStats, SchedulerStats};
 
 /// Upper bounds (seconds) of the phase histograms (as mihfd's latency).
 pub const TIME_BUCKETS: [f64; 18] = [
@@ -157,6 +163,10 @@ pub struct Snapshot<'a> {
     pub orchestrator: &'a OrchestratorStats,
     /// In progress [source, destination].
     pub in_progress: [usize; 2],
+    /// Scheduler counters.
+    pub schedule: &'a SchedulerStats,
+    /// Waiting handovers [queued, retrying].
+    pub waiting: [usize; 2],
     /// Driver counters.
     pub driver: &'a DriverCounters,
     /// X2 trigger counters, if the tap runs.
@@ -274,6 +284,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
     for (k, v) in &s.orchestrator.admission_refused {
         let _ = writeln!(o, "mih_user_admission_refused_total{{reason=\"{k}\"}} {v}");
     }
+    render_schedule(&mut o, s.schedule, s.waiting);
     counter(
         &mut o,
         "stale_inputs_total",
@@ -413,6 +424,67 @@ pub fn render(s: &Snapshot<'_>) -> String {
         s.uptime.as_secs(),
     );
     o
+}
+
+/// The scheduler's counters: queued triggers, retries, how requests ended.
+fn render_schedule(o: &mut String, s: &SchedulerStats, waiting: [usize; 2]) {
+    head(
+        o,
+        "handovers_queued_total",
+        "counter",
+        "X2 triggers queued because the UE was moving or too many handovers were open.",
+    );
+    for reason in ["busy", "too_many"] {
+        let v = s.queued.get(reason).copied().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "mih_user_handovers_queued_total{{reason=\"{reason}\"}} {v}"
+        );
+    }
+    head(
+        o,
+        "handovers_queued",
+        "gauge",
+        "Handovers waiting: queued, or retrying after a rollback.",
+    );
+    for (state, v) in [("queued", waiting[0]), ("retrying", waiting[1])] {
+        let _ = writeln!(o, "mih_user_handovers_queued{{state=\"{state}\"}} {v}");
+    }
+    counter(
+        o,
+        "handover_retries_total",
+        "Retry attempts started after rollbacks.",
+        s.retries,
+    );
+    head(
+        o,
+        "handovers_gave_up_total",
+        "counter",
+        "Handovers whose retries were exhausted, by the cause of the last rollback.",
+    );
+    for (k, v) in &s.gave_up {
+        let _ = writeln!(o, "mih_user_handovers_gave_up_total{{cause=\"{k}\"}} {v}");
+    }
+    head(
+        o,
+        "handover_requests_total",
+        "counter",
+        "X2 handover requests by how they ended.",
+    );
+    for f in Fate::ALL {
+        let _ = writeln!(
+            o,
+            "mih_user_handover_requests_total{{fate=\"{}\"}} {}",
+            f.label(),
+            s.ended(f)
+        );
+    }
+    counter(
+        o,
+        "handover_queue_full_total",
+        "Requests refused, and retries dropped, because the queue was full.",
+        s.queue_full,
+    );
 }
 
 /// One migration as JSON (control socket, `/status`).

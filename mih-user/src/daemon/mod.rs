@@ -51,8 +51,8 @@ use tracing::{debug, info, warn};
 use crate::api::server::ApiServer;
 use crate::orchestrator::{
     flatten_connections, Action, Event, HandoverId, HandoverRequest, MemorySessions,
-    MigrationRecord, NodeView, Orchestrator, SessionExporter, SessionImporter, StartError,
-    TriggerKind,
+    MigrationRecord, NodeView, Orchestrator, PendingState, ScheduleEvent, Scheduler,
+    SessionExporter, SessionImporter, StartError, TriggerKind,
 };
 use crate::tap::{Pace, Tap};
 use crate::x2ap::{X2Event, X2Trigger};
@@ -168,6 +168,8 @@ struct Io {
 
 struct State {
     orch: Orchestrator,
+    /// X2 triggers that wait, and retries after rollbacks.
+    sched: Scheduler,
     armed: Option<Instant>,
     metrics: MigrationMetrics,
     sessions: std::collections::BTreeMap<&'static str, u64>,
@@ -236,13 +238,28 @@ fn drive(shared: &Arc<Shared>, first: impl FnOnce(&mut State, Instant, &dyn Node
                 break;
             }
             let mut actions = Vec::new();
-            while let Some(a) = st.orch.poll_action() {
-                actions.push(a);
+            // A finished handover may start a waiting one: drain until quiet.
+            loop {
+                while let Some(a) = st.orch.poll_action() {
+                    actions.push(a);
+                }
+                let mut events = false;
+                while let Some(e) = st.orch.poll_event() {
+                    events = true;
+                    if let Event::Finished(r) = &e {
+                        let State { sched, orch, .. } = &mut *st;
+                        sched.on_finished(now, r, orch, &view);
+                    }
+                    on_event(&mut st, e);
+                }
+                while let Some(e) = st.sched.poll_event() {
+                    on_schedule_event(e, now);
+                }
+                if !events {
+                    break;
+                }
             }
-            while let Some(e) = st.orch.poll_event() {
-                on_event(&mut st, e);
-            }
-            let next = st.orch.poll_timeout();
+            let next = next_deadline(&st);
             if let Some(n) = next {
                 if st.armed.is_none_or(|a| n < a) {
                     st.armed = Some(n);
@@ -259,6 +276,123 @@ fn drive(shared: &Arc<Shared>, first: impl FnOnce(&mut State, Instant, &dyn Node
 
 fn us(d: Option<Duration>) -> i64 {
     d.map_or(-1, |d| d.as_micros() as i64)
+}
+
+/// The orchestrator's and the scheduler's earliest deadline.
+fn next_deadline(st: &State) -> Option<Instant> {
+    match (st.orch.poll_timeout(), st.sched.poll_timeout()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn ms_until(t: Instant, now: Instant) -> u64 {
+    t.saturating_duration_since(now).as_millis() as u64
+}
+
+/// One line per scheduler event, target `mih_user::schedule`.
+fn on_schedule_event(e: ScheduleEvent, now: Instant) {
+    const T: &str = "mih_user::schedule";
+    match e {
+        ScheduleEvent::Queued {
+            request,
+            ue,
+            target,
+            reason,
+            deadline,
+        } => {
+            info!(target: T, request, %ue, target, reason, deadline_ms = ms_until(deadline, now), "handover queued")
+        }
+        ScheduleEvent::Started {
+            request,
+            ue,
+            target,
+            id,
+            attempt,
+            waited,
+        } => {
+            info!(target: T, request, %ue, target, id, attempt, waited_ms = waited.as_millis() as u64, "queued handover started")
+        }
+        ScheduleEvent::Retrying {
+            request,
+            ue,
+            target,
+            attempt,
+            at,
+            cause,
+        } => {
+            info!(target: T, request, %ue, target, attempt, in_ms = ms_until(at, now), cause_label = cause.label(), cause = %cause, "handover will be retried")
+        }
+        ScheduleEvent::Done {
+            request,
+            ue,
+            target,
+            attempts,
+            outcome,
+            waited,
+        } => {
+            let outcome = match outcome {
+                crate::api::Outcome::Committed => "committed",
+                crate::api::Outcome::RolledBack => "rolled_back",
+            };
+            if waited {
+                info!(target: T, request, %ue, target, attempts, outcome, "scheduled handover done");
+            } else {
+                debug!(target: T, request, %ue, target, attempts, outcome, "scheduled handover done");
+            }
+        }
+        ScheduleEvent::GaveUp {
+            request,
+            ue,
+            target,
+            attempts,
+            cause,
+        } => {
+            info!(target: T, request, %ue, target, attempts, cause_label = cause.label(), cause = %cause, "handover retries exhausted; the UE stays served from here")
+        }
+        ScheduleEvent::Expired {
+            request,
+            ue,
+            target,
+            waited,
+        } => {
+            info!(target: T, request, %ue, target, waited_ms = waited.as_millis() as u64, "queued handover expired")
+        }
+        ScheduleEvent::Replaced {
+            request,
+            ue,
+            target,
+            by,
+        } => info!(target: T, request, %ue, target, by = ?by, "handover replaced by a newer one"),
+        ScheduleEvent::AlreadyThere {
+            request,
+            ue,
+            target,
+        } => {
+            info!(target: T, request, %ue, target, "queued handover dropped: the UE is already there")
+        }
+        ScheduleEvent::Left {
+            request,
+            ue,
+            target,
+        } => {
+            info!(target: T, request, %ue, target, "queued handover dropped: the UE is not here any more")
+        }
+        ScheduleEvent::Aborted {
+            request,
+            ue,
+            target,
+            why,
+        } => info!(target: T, request, %ue, target, why, "waiting handover cancelled"),
+        ScheduleEvent::Refused {
+            request,
+            ue,
+            target,
+            error,
+        } => {
+            info!(target: T, request, %ue, target, reason = error.label(), error = %error, "waiting handover refused")
+        }
+    }
 }
 
 fn on_event(st: &mut State, e: Event) {
@@ -522,7 +656,7 @@ async fn timer_task(shared: Arc<Shared>) {
     loop {
         let next = {
             let mut st = shared.lock();
-            let next = st.orch.poll_timeout();
+            let next = next_deadline(&st);
             st.armed = next;
             next
         };
@@ -537,6 +671,11 @@ async fn timer_task(shared: Arc<Shared>) {
                 drive(&shared, |st, now, _| {
                     st.orch.handle_timeout(now);
                     st.armed = None;
+                });
+                // After the orchestrator's Finished events reached it.
+                drive(&shared, |st, now, view| {
+                    let State { sched, orch, .. } = st;
+                    sched.handle_timeout(now, orch, view);
                 });
             }
             _ = shared.timer.notified() => {}
@@ -566,12 +705,17 @@ async fn x2_consumer(shared: Arc<Shared>, mut rx: mpsc::Receiver<X2Event>) {
                 let old = t.old_enb_ue_x2ap_id;
                 let mut result = None;
                 drive(&shared, |st, now, view| {
-                    let r = st.orch.start_handover(now, req, view);
+                    let State { sched, orch, .. } = &mut *st;
+                    let r = sched.request(now, req, orch, view);
                     if r.is_ok() {
+                        // The newest X2 handover of the UE is the one a
+                        // HandoverCancel can still withdraw.
+                        let ue = crate::orchestrator::mih::canonical(t.ue_address);
+                        st.x2_ues.retain(|_, u| *u != ue);
                         if st.x2_ues.len() >= MAX_X2_UES {
                             st.x2_ues.clear();
                         }
-                        st.x2_ues.insert(old, t.ue_address);
+                        st.x2_ues.insert(old, ue);
                     }
                     result = Some(r);
                 });
@@ -589,7 +733,9 @@ async fn x2_consumer(shared: Arc<Shared>, mut rx: mpsc::Receiver<X2Event>) {
                 let why = format!("X2 {reason:?}");
                 drive(&shared, |st, now, _| {
                     if let Some(ue) = st.x2_ues.remove(&old_enb_ue_x2ap_id) {
-                        if triggered && st.orch.abort(now, ue, &why) {
+                        // The RAN withdrew it: no queued start, no retry.
+                        let waiting = triggered && st.sched.abort(ue, &why);
+                        if triggered && (st.orch.abort(now, ue, &why) || waiting) {
                             info!(%ue, reason = %why, "handover aborted by X2");
                         }
                     }
@@ -721,6 +867,7 @@ impl MihUser {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 orch,
+                sched: Scheduler::new(cfg.scheduler_config()),
                 armed: None,
                 metrics: MigrationMetrics::default(),
                 sessions: Default::default(),
@@ -847,7 +994,10 @@ impl MihUser {
     /// Stop: roll back every handover under way (services told, sessions
     /// restored, peers told), leave the SAP, close every socket.
     pub async fn shutdown(self) {
-        drive(&self.shared, |st, now, _| st.orch.shutdown(now));
+        drive(&self.shared, |st, now, _| {
+            st.sched.shutdown();
+            st.orch.shutdown(now);
+        });
         // Let the last MIH and CXTP messages leave.
         tokio::time::sleep(Duration::from_millis(50)).await;
         send_sap(
@@ -901,7 +1051,9 @@ impl MihUserHandle {
         let (tx, rx) = oneshot::channel();
         let mut result = None;
         drive(&self.shared, |st, now, view| {
-            let r = st.orch.start_handover(
+            // Started or refused, never queued (it replaces a waiting one).
+            let State { sched, orch, .. } = &mut *st;
+            let r = sched.start_now(
                 now,
                 HandoverRequest {
                     ue,
@@ -909,6 +1061,7 @@ impl MihUserHandle {
                     trigger: TriggerKind::Operator,
                     cell: None,
                 },
+                orch,
                 view,
             );
             if let Ok(id) = r {
@@ -928,11 +1081,13 @@ impl MihUserHandle {
         }
     }
 
-    /// Roll back the handover of `ue`, if there is one.
+    /// Roll back the handover of `ue` and cancel what waits for it (a
+    /// queued trigger, a retry), if there is any.
     pub fn abort(&self, ue: IpAddr, why: &str) -> bool {
         let mut done = false;
         drive(&self.shared, |st, now, _| {
-            done = st.orch.abort(now, ue, why)
+            let waiting = st.sched.abort(ue, why);
+            done = st.orch.abort(now, ue, why) || waiting;
         });
         done
     }
@@ -981,6 +1136,37 @@ impl MihUserHandle {
             })
             .collect();
         let [src, dst] = st.orch.in_progress();
+        let now = Instant::now();
+        // Queued and retrying UEs, in queue order.
+        let waiting: Vec<serde_json::Value> = st
+            .sched
+            .pending()
+            .into_iter()
+            .map(|p| {
+                let (state, reason, next_try, deadline) = match &p.state {
+                    PendingState::Queued { reason, deadline } => (
+                        "queued",
+                        reason.to_string(),
+                        None,
+                        Some(ms_until(*deadline, now)),
+                    ),
+                    PendingState::Retrying { at, cause } => (
+                        "retrying",
+                        cause.to_string(),
+                        Some(ms_until(*at, now)),
+                        None,
+                    ),
+                };
+                serde_json::json!({
+                    "ue": p.ue.to_string(), "target": p.target, "request": p.request,
+                    "trigger": p.trigger.label(), "state": state, "reason": reason,
+                    "attempt": p.attempts + 1, "next_try_in_ms": next_try,
+                    "deadline_in_ms": deadline,
+                    "waiting_ms": now.saturating_duration_since(p.since).as_millis() as u64,
+                })
+            })
+            .collect();
+        let ss = st.sched.stats();
         serde_json::json!({
             "ok": true,
             "user_id": self.shared.user_id.to_string(),
@@ -990,6 +1176,11 @@ impl MihUserHandle {
             "users": users,
             "in_progress": { "source": src, "destination": dst },
             "handovers": handovers,
+            "waiting": waiting,
+            "schedule": {
+                "requests": ss.requests, "retries": ss.retries, "queued": ss.queued,
+                "queue_full": ss.queue_full, "ended": ss.ended, "gave_up": ss.gave_up,
+            },
             "started": { "source": o.started[0], "destination": o.started[1] },
             "committed": { "source": o.committed[0], "destination": o.committed[1] },
             "rolled_back": { "source": o.rolled_back[0], "destination": o.rolled_back[1] },
@@ -1024,6 +1215,8 @@ impl MihUserHandle {
             migrations: &st.metrics,
             orchestrator: st.orch.stats(),
             in_progress: st.orch.in_progress(),
+            schedule: st.sched.stats(),
+            waiting: st.sched.pending_counts(),
             driver: &driver,
             x2,
             api,

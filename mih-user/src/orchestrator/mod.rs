@@ -46,11 +46,14 @@
 //! either role; a second `start_handover` for it is refused
 //! ([`StartError::Busy`]), a second commit indication answered Rejected.
 //! Handovers of different UEs run concurrently, up to
-//! `max_outgoing` / `max_incoming`.
+//! `max_outgoing` / `max_incoming`. [`Scheduler`] (in [`schedule`]) sits
+//! in front: it queues triggers refused as `Busy` or `TooMany` and retries
+//! X2-triggered migrations that rolled back for a cause that can change.
 
 mod core;
 pub mod mih;
 mod record;
+pub mod schedule;
 pub mod sessions;
 
 pub use self::core::{
@@ -58,4 +61,8 @@ pub use self::core::{
     OrchestratorConfig, OrchestratorStats, StartError, STATUS_SESSION_FAILED,
 };
 pub use record::{role_label, Cause, MigrationRecord, Phases, Sizes, TriggerKind};
+pub use schedule::{
+    retryable, Fate, Pending, PendingState, Refusal, Requested, ScheduleEvent, Scheduler,
+    SchedulerConfig, SchedulerStats,
+};
 pub use sessions::{MemorySessions, SessionError, SessionExporter, SessionImporter};
