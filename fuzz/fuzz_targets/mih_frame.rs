@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
             seen += tlv.raw.len();
         }
         if !h.is_fragment() {
-            assert_eq!(seen, frame.payload().len(), "validated walk must cover the payload");
+            assert_eq!(
+                seen,
+                frame.payload().len(),
+                "validated walk must cover the payload"
+            );
         }
     }
     // The same bytes as a stream: cut frames until the buffer runs dry.

@@ -46,7 +46,10 @@ fn request(u: &mut Unstructured) -> Result<Message> {
                 let n = u.int_in_range(0..=8)?;
                 u.bytes(n)?.to_vec()
             }),
-            mn_link_id: LinkId { link_type: LinkType(u.arbitrary()?), addr: LinkAddr::mac(u.arbitrary()?) },
+            mn_link_id: LinkId {
+                link_type: LinkType(u.arbitrary()?),
+                addr: LinkAddr::mac(u.arbitrary()?),
+            },
             poa: LinkAddr::mac(u.arbitrary()?),
             requested_resources: None,
         }),
@@ -68,7 +71,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let ea = Endpoint::Udp("127.0.0.1:1".parse().unwrap());
     let eb = Endpoint::Udp("127.0.0.1:2".parse().unwrap());
     let tcp: bool = u.arbitrary()?;
-    let (to_a, to_b) = if tcp { (Endpoint::Tcp(ea.addr()), Endpoint::Tcp(eb.addr())) } else { (ea, eb) };
+    let (to_a, to_b) = if tcp {
+        (Endpoint::Tcp(ea.addr()), Endpoint::Tcp(eb.addr()))
+    } else {
+        (ea, eb)
+    };
     let mut now = Instant::now();
     // (to_b, bytes)
     let mut wire: Vec<(bool, Bytes)> = Vec::new();
@@ -100,7 +107,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
             2 if !pending.is_empty() => {
                 let i = u.choose_index(pending.len())?;
                 let (inb, req) = pending.swap_remove(i);
-                let Body::N2nHoCommitRequest(r) = &req.body else { continue };
+                let Body::N2nHoCommitRequest(r) = &req.body else {
+                    continue;
+                };
                 let rsp = Message::new(
                     Mid(0x3809),
                     0,
@@ -127,7 +136,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     v[j] ^= u.int_in_range(1..=255)?;
                     bytes = Bytes::from(v);
                 }
-                let _ = if to_b_side { b.handle_frame(now, to_a, bytes) } else { a.handle_frame(now, to_b, bytes) };
+                let _ = if to_b_side {
+                    b.handle_frame(now, to_a, bytes)
+                } else {
+                    a.handle_frame(now, to_b, bytes)
+                };
             }
             5 if !wire.is_empty() => {
                 let i = u.choose_index(wire.len())?;
@@ -141,7 +154,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
             7 => {
                 let n = u.int_in_range(0..=300)?;
                 let raw = Bytes::from(u.bytes(n)?.to_vec());
-                let _ = if u.arbitrary()? { a.handle_frame(now, to_b, raw) } else { b.handle_frame(now, to_a, raw) };
+                let _ = if u.arbitrary()? {
+                    a.handle_frame(now, to_b, raw)
+                } else {
+                    b.handle_frame(now, to_a, raw)
+                };
             }
             8 => a.endpoint_failed(to_b),
             _ => {}
@@ -180,7 +197,10 @@ fn run(u: &mut Unstructured) -> Result<()> {
     a.handle_timeout(now);
     b.handle_timeout(now);
     while let Some(e) = a.poll_event() {
-        if let Event::Response { token, .. } | Event::Failed { token, .. } | Event::Delivered { token } = e {
+        if let Event::Response { token, .. }
+        | Event::Failed { token, .. }
+        | Event::Delivered { token } = e
+        {
             assert!(ended.insert(token), "source transaction ended twice");
         }
     }

@@ -52,9 +52,18 @@ fn run(data: &[u8]) -> Result<()> {
         while node.poll_transmit().is_some() {}
         while node.poll_event().is_some() {}
         let t = node.table_sizes();
-        assert!(t.users <= 4 && t.peers <= 4 && t.subscriptions <= 16, "{t:?}");
-        assert!(t.source_transactions <= 8 && t.destination_transactions <= 8, "{t:?}");
-        assert!(t.reassembly_messages <= 2 && t.reassembly_bytes <= 4096, "{t:?}");
+        assert!(
+            t.users <= 4 && t.peers <= 4 && t.subscriptions <= 16,
+            "{t:?}"
+        );
+        assert!(
+            t.source_transactions <= 8 && t.destination_transactions <= 8,
+            "{t:?}"
+        );
+        assert!(
+            t.reassembly_messages <= 2 && t.reassembly_bytes <= 4096,
+            "{t:?}"
+        );
     }
     Ok(())
 }
