@@ -272,6 +272,12 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             ue = t.ue_ns
         );
     }
+    if t.enbcs.iter().any(|o| o.failing.is_some()) {
+        // One attempt per X2 trigger: the demo reads each trigger's own
+        // record, and a retry towards the failing eNBC would add records
+        // (and freezes of the stream) it does not expect.
+        s += "[schedule]\nmax_attempts = 1\n\n";
+    }
     s += &format!("[[ues]]\nue_address = \"{UE_IP}\"\nul_gtp_teid = {UL_TEID}\n\n");
     for o in t.enbcs.iter().filter(|o| o.idx != e.idx) {
         s += &format!(

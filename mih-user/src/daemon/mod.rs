@@ -311,7 +311,7 @@ fn on_schedule_event(e: ScheduleEvent, now: Instant) {
             attempt,
             waited,
         } => {
-            info!(target: T, request, %ue, target, id, attempt, waited_ms = waited.as_millis() as u64, "queued handover started")
+            info!(target: T, request, %ue, target, id, attempt, waited_ms = waited.as_millis() as u64, "waiting handover started")
         }
         ScheduleEvent::Retrying {
             request,
@@ -363,7 +363,10 @@ fn on_schedule_event(e: ScheduleEvent, now: Instant) {
             ue,
             target,
             by,
-        } => info!(target: T, request, %ue, target, by = ?by, "handover replaced by a newer one"),
+        } => {
+            let by = by.map_or_else(|| "operator".to_string(), |b| b.to_string());
+            info!(target: T, request, %ue, target, by, "handover replaced by a newer one")
+        }
         ScheduleEvent::AlreadyThere {
             request,
             ue,
