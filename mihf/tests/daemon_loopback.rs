@@ -447,10 +447,12 @@ async fn peer_down_over_tcp_fails_at_once() {
 #[tokio::test]
 async fn foreign_peer_speaking_odtone_bytes() {
     // A raw socket plays an ODTONE MIHF called "mihf1" (ACK-Req on its
-    // request; pure ACK expected at once with ack_delay 0).
+    // request; pure ACK expected at once with ack_delay 0), a peer that is
+    // not configured: it is learned (security.learn_peers).
     let b = Daemon::start(&{
         let mut c = cfg("mihf2");
         c.timers.ack_delay_ms = 0;
+        c.security.learn_peers = true;
         c
     })
     .await

@@ -372,9 +372,11 @@ fn capability_discovery_reports_and_records_capabilities() {
 
 #[test]
 fn unknown_peers_are_dropped_but_learned_from_capability_discover() {
+    let mut b = node_cfg("mihf2", &[("mihf1", A)]);
+    b.learn_peers = true;
     let mut net = Net::new(vec![
         (A, node_cfg("mihf1", &[("mihf2", B)])),
-        (B, node_cfg("mihf2", &[("mihf1", A)])),
+        (B, b),
         (C, node_cfg("mihf3", &[("mihf2", B)])),
     ]);
     net.register(U2, B, "user2", CommandList::NET_HO, EventList(0));
@@ -588,6 +590,9 @@ fn garbage_on_both_interfaces_is_counted_and_bounded() {
     assert!(t.users <= 64);
     let s = net.node(B).stats();
     assert!(s.engine.decode_errors + s.engine.reassembly_errors + s.sap_errors > 0);
+    // Nothing from addresses of no peer was decoded or buffered.
+    assert_eq!(s.unknown_source, 5000);
+    assert_eq!(t.reassembly_messages, 0);
     // And the node still works.
     net.settle();
     net.take(U2);
@@ -696,8 +701,8 @@ fn user_registration_is_confirmed_only_when_asked_as_odtone_users_expect() {
     assert_eq!(got.len(), 1);
     let c = Message::from_bytes(got[0].clone()).unwrap();
     assert_eq!((c.header.mid, c.header.tid), (Mid(0x1001), 1));
-    // A user that sends a request without registering is attached without
-    // a User_Register.confirm too.
+    // A user that sends a request without registering is served, without
+    // a User_Register.confirm, and not remembered.
     let u2 = Endpoint::Sap(sa(U2));
     let mut disc2 = disc.clone();
     disc2.source = MihfId::from_static("user2");
@@ -721,7 +726,11 @@ fn user_registration_is_confirmed_only_when_asked_as_odtone_users_expect() {
             hex::decode("10001007000900130106056d696866310206057573657233030100").unwrap()
         )]
     );
-    assert_eq!(n.users().count(), 3);
+    assert_eq!(
+        n.users().count(),
+        2,
+        "user and user3; user2 never registered"
+    );
 }
 
 #[test]
@@ -773,4 +782,456 @@ fn a_users_capability_discover_carries_the_mihf_own_capabilities() {
         })
     );
     assert!(out.extra.is_empty(), "{:?}", out.extra);
+}
+
+// ------------------------------------------------------------- under abuse
+
+use mihf::proto::node::{NodeError, NodeEvent};
+
+fn events(n: &mut Node) -> Vec<NodeEvent> {
+    std::iter::from_fn(|| n.poll_event()).collect()
+}
+
+fn discover(src: &str, dst: &'static str, tid: u16) -> Message {
+    Message::new(
+        Mid(0x1401),
+        tid,
+        MihfId::new(src.as_bytes().to_vec()),
+        MihfId::from_static(dst),
+        Body::CapabilityDiscoverRequest(CapabilityDiscoverRequest {
+            link_addr_list: None,
+            event_list: None,
+            command_list: None,
+            is_query_types: None,
+            transports: Some(TransportList::UDP),
+            mbb_ho_support: None,
+        }),
+    )
+}
+
+/// A peer's commit reaches U2 on mihf2 and U1 gets the handler's answer.
+fn commit_reaches_the_handler(net: &mut Net, tid: u16) {
+    net.user_send(U1, &n2n("user1", "mihf2", tid)).unwrap();
+    let ind = net.take(U2);
+    assert_eq!(ind.len(), 1, "the handler gets the indication");
+    net.user_send(U2, &answer(&ind[0], Status::SUCCESS))
+        .unwrap();
+    let c = net.take(U1);
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].header.tid, status_of(&c[0])),
+        (tid, Some(Status::SUCCESS))
+    );
+}
+
+#[test]
+fn unregistered_sap_senders_never_push_out_a_registered_handler() {
+    let mut net = two_nodes();
+    let mut seed = 7u64;
+    for i in 0..200u16 {
+        let sock = Endpoint::Sap(SocketAddr::from(([127, 0, 0, 1], 50_000 + i)));
+        let now = net.now;
+        let b = net.node(B);
+        // Garbage.
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let junk: Vec<u8> = (0..(seed >> 58) as usize + 3)
+            .map(|j| (seed >> (j % 50)) as u8)
+            .collect();
+        assert!(b.handle_frame(now, sock, Bytes::from(junk)).is_err());
+        // Valid frames that are not registrations: a local discovery, a
+        // request for the peer, a response to nothing, a subscription and
+        // an event.
+        let mut local = discover("intruder", "mihf2", i);
+        local.destination = MihfId::from_static(sap::LOCAL_MIHF);
+        b.handle_frame(now, sock, local.to_bytes().unwrap())
+            .unwrap();
+        let _ = b.handle_frame(now, sock, n2n("intruder", "mihf1", i).to_bytes().unwrap());
+        let stray = answer(&n2n("mihf1", "intruder", i), Status::SUCCESS);
+        assert!(matches!(
+            b.handle_frame(now, sock, stray.to_bytes().unwrap()),
+            Err(NodeError::NoPending { .. })
+        ));
+        let sub = Message::new(
+            Mid(0x1404),
+            i,
+            MihfId::from_static("intruder"),
+            MihfId::from_static("mihf2"),
+            Body::EventSubscribeRequest(EventSubscribeRequest {
+                link: link(),
+                events: EventList::LINK_UP,
+                config: None,
+            }),
+        );
+        b.handle_frame(now, sock, sub.to_bytes().unwrap()).unwrap();
+        net.settle();
+        // Each got its confirms at its own address.
+        let got = net.take(&sock.addr().to_string());
+        assert!(got.len() >= 2, "{got:?}");
+        assert!(got
+            .iter()
+            .any(|m| m.header.mid == Mid(0x1004) && status_of(m) == Some(Status::REJECTED)));
+    }
+    // The table holds the registered handler and nothing else; the gauge
+    // says so.
+    let b = net.node(B);
+    assert_eq!(b.table_sizes().users, 1);
+    assert_eq!(b.stats().users, 1);
+    assert_eq!(b.users().next().unwrap().addr, sa(U2));
+    assert_eq!(b.table_sizes().subscriptions, 0);
+    assert!(b.stats().subscriptions_refused >= 200);
+    net.advance(Duration::from_secs(3));
+    net.take(U2);
+    commit_reaches_the_handler(&mut net, 300);
+}
+
+#[test]
+fn registrations_beyond_max_users_are_refused_counted_and_summarized() {
+    let mut cfg = node_cfg("mihf2", &[]);
+    cfg.max_users = 4;
+    let t0 = Instant::now();
+    let mut n = Node::new(cfg, t0);
+    let reg = |id: &str, tid: u16| {
+        let r = Registration {
+            user_id: MihfId::new(id.as_bytes().to_vec()),
+            commands: CommandList::NET_HO,
+            ..Registration::default()
+        };
+        sap::register_indication(&r, &MihfId::from_static(sap::LOCAL_MIHF), tid)
+            .to_bytes()
+            .unwrap()
+    };
+    let user = |i: u16| Endpoint::Sap(SocketAddr::from(([127, 0, 0, 1], 41_000 + i)));
+    let confirm_status = |n: &mut Node, to: Endpoint| {
+        let got = transmits_to(n, to);
+        assert_eq!(got.len(), 1);
+        status_of(&Message::from_bytes(got[0].clone()).unwrap())
+    };
+    for i in 0..4 {
+        n.handle_frame(t0, user(i), reg(&format!("u{i}"), i))
+            .unwrap();
+        assert_eq!(confirm_status(&mut n, user(i)), Some(Status::SUCCESS));
+    }
+    // The fifth and later ones are refused, with Rejected in the confirm.
+    for i in 4..15 {
+        assert_eq!(
+            n.handle_frame(t0, user(i), reg(&format!("u{i}"), i)),
+            Err(NodeError::UserTableFull(4))
+        );
+        assert_eq!(confirm_status(&mut n, user(i)), Some(Status::REJECTED));
+    }
+    let s = n.stats();
+    assert_eq!((s.users, s.users_refused), (4, 11));
+    // One WARN-worthy event for the interval, not one per registration.
+    let ev = events(&mut n);
+    let refused: Vec<_> = ev
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::UserRefused { .. }))
+        .collect();
+    assert_eq!(refused.len(), 1, "{ev:?}");
+    // A registered user refreshes (same address) and a restarted user (same
+    // ID, new address) moves, even when the table is full.
+    n.handle_frame(t0, user(0), reg("u0", 20)).unwrap();
+    assert_eq!(confirm_status(&mut n, user(0)), Some(Status::SUCCESS));
+    n.handle_frame(t0, user(99), reg("u1", 21)).unwrap();
+    assert_eq!(confirm_status(&mut n, user(99)), Some(Status::SUCCESS));
+    assert_eq!((n.stats().users, n.stats().users_replaced), (4, 1));
+    assert!(n.users().all(|u| u.addr != user(1).addr()));
+    // The summary comes once, after the interval.
+    assert_eq!(n.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+    n.handle_timeout(t0 + Duration::from_secs(10));
+    let sums: Vec<_> = events(&mut n)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Summary(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sums.len(), 1);
+    assert_eq!(sums[0].users_refused, 11);
+    assert_eq!(sums[0].interval, Duration::from_secs(10));
+    // A user that leaves makes room.
+    let dereg = sap::deregister_indication(
+        &MihfId::from_static("u2"),
+        &MihfId::from_static(sap::LOCAL_MIHF),
+        0,
+    );
+    let later = t0 + Duration::from_secs(11);
+    n.handle_frame(later, user(2), dereg.to_bytes().unwrap())
+        .unwrap();
+    n.handle_frame(later, user(50), reg("u50", 50)).unwrap();
+    assert_eq!(confirm_status(&mut n, user(50)), Some(Status::SUCCESS));
+    assert_eq!(n.stats().users, 4);
+}
+
+fn attacker(i: u32) -> Endpoint {
+    Endpoint::Udp(SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 4551)))
+}
+
+fn learned_ids(n: &Node) -> Vec<String> {
+    n.learned_peers()
+        .map(|p| p.id.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn learned_peers_are_bounded_least_recently_heard_first_and_never_evict_configured_ones() {
+    let mut b = node_cfg("mihf2", &[("mihf1", A), ("mihf3", C)]);
+    b.learn_peers = true;
+    let mut net = Net::new(vec![(A, node_cfg("mihf1", &[("mihf2", B)])), (B, b)]);
+    net.register(U1, A, "user1", CommandList(0), EventList(0));
+    net.register(U2, B, "user2", CommandList::NET_HO, EventList(0));
+    let start = net.now;
+    // 3,000 MIHF IDs discover mihf2, one every 100 ms (the default rate of
+    // 10 a second lets each in).
+    let mut summaries = Vec::new();
+    for i in 0..3000u32 {
+        net.now += Duration::from_millis(100);
+        let now = net.now;
+        let node = net.node(B);
+        node.handle_timeout(now);
+        let id = format!("evil-{i:04}");
+        node.handle_frame(
+            now,
+            attacker(i),
+            discover(&id, "mihf2", 1).to_bytes().unwrap(),
+        )
+        .unwrap();
+        for e in events(node) {
+            if let NodeEvent::Summary(s) = e {
+                summaries.push(s);
+            }
+        }
+        net.settle();
+    }
+    let n = net.node(B);
+    let t = n.table_sizes();
+    assert_eq!(t.learned_peers, 64, "the learned table is at its cap");
+    assert_eq!(t.peers, 66, "two configured peers and 64 learned ones");
+    let s = n.stats();
+    assert_eq!(
+        (s.peers_learned, s.learned_evicted, s.learn_rate_limited),
+        (3000, 2936, 0)
+    );
+    for id in ["mihf1", "mihf3"] {
+        let p = n.peer(&MihfId::from_static(id)).unwrap();
+        assert!(p.configured, "{id} is still configured");
+    }
+    // Least recently heard first: the 64 newest remain, oldest first.
+    let want: Vec<String> = (2936..3000).map(|i| format!("evil-{i:04}")).collect();
+    assert_eq!(learned_ids(n), want);
+    // Summaries: at most one per 10 s, and together they count everything.
+    let elapsed = net.now - start;
+    assert!(summaries.len() as u64 <= elapsed.as_secs() / 10 + 1);
+    assert!(summaries.len() >= 29, "{}", summaries.len());
+    assert!(summaries
+        .iter()
+        .all(|s| s.interval >= Duration::from_secs(10)));
+    let end = net.now + Duration::from_secs(10);
+    let n = net.node(B);
+    n.handle_timeout(end);
+    for e in events(n) {
+        if let NodeEvent::Summary(s) = e {
+            summaries.push(s);
+        }
+    }
+    let learned: u64 = summaries.iter().map(|s| s.learned).sum();
+    let evicted: u64 = summaries.iter().map(|s| s.evicted).sum();
+    assert_eq!((learned, evicted), (3000, 2936));
+    // Hearing from the oldest learned peer again saves it: the next one in
+    // line is evicted instead.
+    net.now += Duration::from_secs(11);
+    let now = net.now;
+    let n = net.node(B);
+    let heard = n2n("evil-2936", "mihf2", 9).to_bytes().unwrap();
+    n.handle_frame(now, attacker(2936), heard).unwrap();
+    assert_eq!(learned_ids(n)[0], "evil-2937");
+    assert_eq!(learned_ids(n).last().unwrap(), "evil-2936");
+    n.handle_frame(
+        now,
+        attacker(3000),
+        discover("evil-3000", "mihf2", 1).to_bytes().unwrap(),
+    )
+    .unwrap();
+    let ev = events(n);
+    assert!(
+        ev.iter().any(|e| matches!(e,
+            NodeEvent::PeerLearned { id, evicted: Some(old), .. }
+                if id.as_str() == Some("evil-3000") && old.as_str() == Some("evil-2937"))),
+        "{ev:?}"
+    );
+    assert!(learned_ids(n).contains(&"evil-2936".to_string()));
+    net.settle();
+    net.take(U2);
+    // The configured peers are reachable both ways.
+    commit_reaches_the_handler(&mut net, 1);
+    net.register(U3, B, "user3", CommandList(0), EventList(0));
+    net.user_send(U3, &discover("user3", "mihf1", 4)).unwrap();
+    let c = net.take(U3);
+    assert_eq!(status_of(&c[0]), Some(Status::SUCCESS), "{c:?}");
+}
+
+#[test]
+fn learning_is_rate_limited_and_restricted_to_learn_from() {
+    let mut cfg = node_cfg("mihf2", &[("mihf1", A)]);
+    cfg.learn_peers = true;
+    cfg.learn_rate = 10;
+    cfg.learn_from = vec!["10.9.0.0/16".parse().unwrap()];
+    let t0 = Instant::now();
+    let mut n = Node::new(cfg, t0);
+    // A burst of 100 new IDs at one instant: 10 learned, 90 dropped.
+    let mut limited = 0;
+    for i in 0..100u32 {
+        let r = n.handle_frame(
+            t0,
+            attacker(i),
+            discover(&format!("burst-{i}"), "mihf2", 1)
+                .to_bytes()
+                .unwrap(),
+        );
+        if matches!(r, Err(NodeError::LearnRateLimited(_))) {
+            limited += 1;
+        } else {
+            r.unwrap();
+        }
+    }
+    assert_eq!(limited, 90);
+    let s = n.stats();
+    assert_eq!((s.peers_learned, s.learn_rate_limited), (10, 90));
+    // A known (learned) peer is not rate-limited.
+    n.handle_frame(
+        t0,
+        attacker(0),
+        discover("burst-0", "mihf2", 2).to_bytes().unwrap(),
+    )
+    .unwrap();
+    // 100 ms later there is room for one more.
+    let t1 = t0 + Duration::from_millis(100);
+    n.handle_frame(
+        t1,
+        attacker(200),
+        discover("late", "mihf2", 1).to_bytes().unwrap(),
+    )
+    .unwrap();
+    // Outside learn_from: refused before decoding (no peer has the address).
+    let outside = Endpoint::Udp(sa("192.0.2.77:4551"));
+    assert!(!n.accepts_source(outside.addr().ip()));
+    assert_eq!(
+        n.handle_frame(t1, outside, discover("far", "mihf2", 1).to_bytes().unwrap()),
+        Err(NodeError::UnknownSource(outside.addr()))
+    );
+    // From a configured peer's address outside learn_from, an unknown ID is
+    // decoded but not learned.
+    let r = n.handle_frame(
+        t1,
+        Endpoint::Udp(sa("127.0.0.1:9999")),
+        discover("mihf1-impostor", "mihf2", 1).to_bytes().unwrap(),
+    );
+    assert!(
+        matches!(r, Err(NodeError::OutsideLearnFrom { .. })),
+        "{r:?}"
+    );
+    let s = n.stats();
+    assert_eq!(
+        (s.peers_learned, s.learn_outside_range, s.unknown_source),
+        (11, 1, 1)
+    );
+    // One summary for the interval.
+    n.handle_timeout(t0 + Duration::from_secs(10));
+    let sums: Vec<_> = events(&mut n)
+        .into_iter()
+        .filter_map(|e| match e {
+            NodeEvent::Summary(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sums.len(), 1);
+    assert_eq!(
+        (
+            sums[0].learned,
+            sums[0].rate_limited,
+            sums[0].outside_learn_from
+        ),
+        (11, 90, 1)
+    );
+}
+
+#[test]
+fn learning_is_off_by_default() {
+    let t0 = Instant::now();
+    let mut n = Node::new(node_cfg("mihf2", &[("mihf1", A)]), t0);
+    assert!(!n.config().learn_peers);
+    let r = n.handle_frame(
+        t0,
+        Endpoint::Udp(sa("127.0.0.1:4999")),
+        discover("stranger", "mihf2", 1).to_bytes().unwrap(),
+    );
+    assert!(matches!(r, Err(NodeError::UnknownPeer(_))), "{r:?}");
+    assert_eq!(n.table_sizes().learned_peers, 0);
+}
+
+#[test]
+fn one_peer_cannot_take_the_destination_transaction_table() {
+    let mut b = node_cfg("mihf2", &[("mihf1", A), ("mihf3", C)]);
+    b.engine.max_transactions = 300;
+    b.engine.max_transactions_per_peer = 100;
+    let mut net = Net::new(vec![
+        (A, node_cfg("mihf1", &[("mihf2", B)])),
+        (B, b),
+        (C, node_cfg("mihf3", &[("mihf2", B)])),
+    ]);
+    net.register(U2, B, "user2", CommandList::NET_HO, EventList(0));
+    // mihf3 floods commits its handler never answers in time.
+    let now = net.now;
+    let mut refused = 0;
+    for tid in 1..=1000u16 {
+        let f = n2n("mihf3", "mihf2", tid).to_bytes().unwrap();
+        if let Err(NodeError::Rx(mihf::proto::transaction::RxError::PeerTableFull { .. })) =
+            net.node(B).handle_frame(now, Endpoint::Udp(sa(C)), f)
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 900);
+    assert_eq!(net.node(B).table_sizes().destination_transactions, 100);
+    assert_eq!(net.node(B).stats().engine.peer_table_full, 900);
+    net.settle();
+    net.take(U2);
+    // mihf1's commit still gets through and answered.
+    net.register(U1, A, "user1", CommandList(0), EventList(0));
+    commit_reaches_the_handler(&mut net, 5);
+}
+
+#[test]
+fn subscriptions_are_capped_per_subscriber() {
+    let mut b = node_cfg("mihf2", &[("mihf1", A)]);
+    b.max_subscriptions_per_subscriber = 8;
+    let mut net = Net::new(vec![(A, node_cfg("mihf1", &[("mihf2", B)])), (B, b)]);
+    net.register(U2, B, "radio", CommandList(0), EventList::LINK_UP);
+    net.register(U1, A, "user1", CommandList(0), EventList(0));
+    let mut ok = 0;
+    for i in 0..20u8 {
+        let mut l = link();
+        l.link.addr = LinkAddr::mac([2, 0, 0, 0, 0, i]);
+        let sub = Message::new(
+            Mid(0x1404),
+            u16::from(i) + 1,
+            MihfId::from_static("user1"),
+            MihfId::from_static("mihf2"),
+            Body::EventSubscribeRequest(EventSubscribeRequest {
+                link: l,
+                events: EventList::LINK_UP,
+                config: None,
+            }),
+        );
+        net.user_send(U1, &sub).unwrap();
+        let c = net.take(U1);
+        if status_of(&c[0]) == Some(Status::SUCCESS) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 8);
+    assert_eq!(net.node(B).table_sizes().subscriptions, 8);
+    assert_eq!(net.node(B).stats().subscriptions_refused, 12);
 }

@@ -28,7 +28,8 @@ fn timeout_err(what: &str) -> io::Error {
 
 impl SapClient {
     /// Bind an ephemeral loopback port, register, and wait for the
-    /// User_Register.confirm.
+    /// User_Register.confirm (an error if it refuses: the MIHF's user table
+    /// is full).
     pub async fn connect(mihf: SocketAddr, reg: Registration) -> io::Result<SapClient> {
         let bind: SocketAddr = if mihf.is_ipv4() {
             "127.0.0.1:0".parse().unwrap_or(mihf)
@@ -51,7 +52,13 @@ impl SapClient {
                 .await
                 .map_err(|_| timeout_err("User_Register.confirm"))??;
             if m.header.mid == sap::USER_REGISTER_CONFIRM {
-                return Ok(c);
+                return match crate::proto::status::status_of(&m) {
+                    Some(s) if !s.is_success() => Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        format!("mihfd refused the registration (status {})", s.0),
+                    )),
+                    _ => Ok(c),
+                };
             }
             c.backlog.push_back(m);
         }

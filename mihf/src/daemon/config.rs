@@ -32,6 +32,7 @@ use serde::Deserialize;
 
 use crate::proto::fragment::ReassemblyLimits;
 use crate::proto::node::{NodeConfig, PeerConfig};
+use crate::proto::peers::IpRange;
 use crate::wire::{MihfId, TransportList};
 
 /// The whole file.
@@ -128,6 +129,10 @@ pub struct Timers {
     /// Capability_Discover to every configured peer at start and then at
     /// this interval; 0 = never.
     pub discovery_interval_ms: u64,
+    /// Shortest time between two INFO summaries of learned peers and
+    /// refused users (which are otherwise logged at DEBUG, or once per
+    /// interval).
+    pub log_summary_interval_ms: u64,
 }
 
 impl Default for Timers {
@@ -141,6 +146,7 @@ impl Default for Timers {
             user_response_timeout_ms: 10_000,
             reassembly_timeout_ms: 5000,
             discovery_interval_ms: 60_000,
+            log_summary_interval_ms: 10_000,
         }
     }
 }
@@ -151,14 +157,30 @@ impl Default for Timers {
 pub struct Limits {
     /// Largest MIH frame sent over UDP; longer ones are fragmented.
     pub mtu: usize,
+    /// Open transactions per direction.
     pub max_transactions: usize,
+    /// Destination transactions of one peer MIHF.
+    pub max_transactions_per_peer: usize,
     pub max_reassembly_messages: usize,
     pub max_reassembly_bytes: usize,
+    /// Messages in reassembly from one source IP address.
+    pub max_reassembly_messages_per_peer: usize,
+    /// Octets buffered for reassembly from one source IP address.
+    pub max_reassembly_bytes_per_peer: usize,
+    /// Registered MIH-Users; registrations beyond it are refused.
     pub max_users: usize,
+    /// Configured peers.
     pub max_peers: usize,
+    /// Learned peers (`security.learn_peers`), in a table of their own.
+    pub max_learned_peers: usize,
     pub max_subscriptions: usize,
+    /// Event subscriptions of one peer MIHF or local user.
+    pub max_subscriptions_per_subscriber: usize,
     pub max_pending: usize,
     pub max_tcp_connections: usize,
+    /// An incoming TCP connection is refused when this many connections
+    /// (either direction) with its IP address are open.
+    pub max_tcp_connections_per_ip: usize,
     /// Frames queued per TCP connection before new ones are dropped.
     pub tcp_queue: usize,
 }
@@ -168,13 +190,19 @@ impl Default for Limits {
         Limits {
             mtu: 1400,
             max_transactions: 16_384,
+            max_transactions_per_peer: 1024,
             max_reassembly_messages: 64,
             max_reassembly_bytes: 1 << 20,
+            max_reassembly_messages_per_peer: 16,
+            max_reassembly_bytes_per_peer: 1 << 18,
             max_users: 64,
             max_peers: 1024,
+            max_learned_peers: 64,
             max_subscriptions: 4096,
+            max_subscriptions_per_subscriber: 64,
             max_pending: 16_384,
             max_tcp_connections: 256,
+            max_tcp_connections_per_ip: 8,
             tcp_queue: 1024,
         }
     }
@@ -185,8 +213,14 @@ impl Default for Limits {
 pub struct Security {
     /// Accept frames from MIHF IDs not in the peer table.
     pub allow_unknown_peers: bool,
-    /// Learn a peer from its MIH_Capability_Discover.request (as ODTONE).
+    /// Learn an unknown MIHF from its MIH_Capability_Discover.request (as
+    /// ODTONE does), for peers that are not configured.
     pub learn_peers: bool,
+    /// New learned peers per second (burst of as many); the rest dropped.
+    pub learn_rate: u32,
+    /// Address ranges peers may be learned from (`"10.0.0.0/8"`,
+    /// `"2001:db8::/32"`, an address); empty = any.
+    pub learn_from: Vec<String>,
     /// Drop frames whose source IP is not one of the peer's addresses.
     pub check_peer_address: bool,
 }
@@ -195,7 +229,9 @@ impl Default for Security {
     fn default() -> Self {
         Security {
             allow_unknown_peers: false,
-            learn_peers: true,
+            learn_peers: false,
+            learn_rate: 10,
+            learn_from: Vec::new(),
             check_peer_address: true,
         }
     }
@@ -296,6 +332,7 @@ impl Config {
         ms("transaction_lifetime_ms", t.transaction_lifetime_ms)?;
         ms("user_response_timeout_ms", t.user_response_timeout_ms)?;
         ms("reassembly_timeout_ms", t.reassembly_timeout_ms)?;
+        ms("log_summary_interval_ms", t.log_summary_interval_ms)?;
         if t.retransmission_backoff == 0 || t.retransmission_backoff > 16 {
             return Err(invalid("timers.retransmission_backoff", "must be 1 to 16"));
         }
@@ -317,12 +354,23 @@ impl Config {
         }
         for (k, v) in [
             ("max_transactions", l.max_transactions),
+            ("max_transactions_per_peer", l.max_transactions_per_peer),
             ("max_reassembly_messages", l.max_reassembly_messages),
+            (
+                "max_reassembly_messages_per_peer",
+                l.max_reassembly_messages_per_peer,
+            ),
             ("max_users", l.max_users),
             ("max_peers", l.max_peers),
+            ("max_learned_peers", l.max_learned_peers),
             ("max_subscriptions", l.max_subscriptions),
+            (
+                "max_subscriptions_per_subscriber",
+                l.max_subscriptions_per_subscriber,
+            ),
             ("max_pending", l.max_pending),
             ("max_tcp_connections", l.max_tcp_connections),
+            ("max_tcp_connections_per_ip", l.max_tcp_connections_per_ip),
             ("tcp_queue", l.tcp_queue),
         ] {
             if v == 0 {
@@ -334,6 +382,62 @@ impl Config {
                 "limits.max_reassembly_bytes",
                 "must be at least limits.mtu",
             ));
+        }
+        if l.max_reassembly_bytes_per_peer < l.mtu {
+            return Err(invalid(
+                "limits.max_reassembly_bytes_per_peer",
+                "must be at least limits.mtu",
+            ));
+        }
+        for (k, v, total, of) in [
+            (
+                "max_transactions_per_peer",
+                l.max_transactions_per_peer,
+                l.max_transactions,
+                "max_transactions",
+            ),
+            (
+                "max_reassembly_messages_per_peer",
+                l.max_reassembly_messages_per_peer,
+                l.max_reassembly_messages,
+                "max_reassembly_messages",
+            ),
+            (
+                "max_reassembly_bytes_per_peer",
+                l.max_reassembly_bytes_per_peer,
+                l.max_reassembly_bytes,
+                "max_reassembly_bytes",
+            ),
+            (
+                "max_subscriptions_per_subscriber",
+                l.max_subscriptions_per_subscriber,
+                l.max_subscriptions,
+                "max_subscriptions",
+            ),
+            (
+                "max_tcp_connections_per_ip",
+                l.max_tcp_connections_per_ip,
+                l.max_tcp_connections,
+                "max_tcp_connections",
+            ),
+        ] {
+            if v > total {
+                return Err(invalid(
+                    format!("limits.{k}"),
+                    format!("must be at most limits.{of}"),
+                ));
+            }
+        }
+        if self.security.learn_rate == 0 {
+            return Err(invalid(
+                "security.learn_rate",
+                "must be > 0 (set security.learn_peers = false to learn nothing)",
+            ));
+        }
+        for (i, r) in self.security.learn_from.iter().enumerate() {
+            if let Err(e) = r.parse::<IpRange>() {
+                return Err(invalid(format!("security.learn_from[{i}]"), e));
+            }
         }
         if self.peers.len() > l.max_peers {
             return Err(invalid("peers", "more entries than limits.max_peers"));
@@ -386,20 +490,38 @@ impl Config {
         e.ack_delay = Duration::from_millis(t.ack_delay_ms);
         e.mtu = l.mtu;
         e.max_transactions = l.max_transactions;
+        e.max_transactions_per_peer = l.max_transactions_per_peer;
         e.reassembly = ReassemblyLimits {
             max_messages: l.max_reassembly_messages,
             max_bytes: l.max_reassembly_bytes,
+            max_messages_per_source: l.max_reassembly_messages_per_peer,
+            max_bytes_per_source: l.max_reassembly_bytes_per_peer,
             timeout: Duration::from_millis(t.reassembly_timeout_ms),
         };
         n.user_response_timeout = Duration::from_millis(t.user_response_timeout_ms);
         n.discovery_interval =
             (t.discovery_interval_ms > 0).then(|| Duration::from_millis(t.discovery_interval_ms));
+        n.summary_interval = Duration::from_millis(t.log_summary_interval_ms);
         n.max_users = l.max_users;
         n.max_peers = l.max_peers;
+        n.max_learned_peers = l.max_learned_peers;
         n.max_subscriptions = l.max_subscriptions;
+        n.max_subscriptions_per_subscriber = l.max_subscriptions_per_subscriber;
         n.max_pending = l.max_pending;
         n.allow_unknown_peers = self.security.allow_unknown_peers;
         n.learn_peers = self.security.learn_peers;
+        n.learn_rate = self.security.learn_rate;
+        let ranges: Result<Vec<IpRange>, _> =
+            self.security.learn_from.iter().map(|r| r.parse()).collect();
+        match ranges {
+            Ok(r) => n.learn_from = r,
+            Err(_) => {
+                // `validate` refuses this; without it, learn nothing rather
+                // than from anywhere.
+                n.learn_peers = false;
+                n.allow_unknown_peers = false;
+            }
+        }
         n.check_peer_address = self.security.check_peer_address;
         n.transports = match (self.listen.udp.is_empty(), self.listen.tcp.is_empty()) {
             (false, false) => TransportList::UDP | TransportList::TCP,
@@ -438,6 +560,48 @@ mod tests {
         let n = c.node_config();
         assert_eq!(n.engine.retransmission_timeout, Duration::from_secs(1));
         assert_eq!(n.engine.transaction_lifetime, Duration::from_secs(15));
+        assert!(!n.learn_peers, "learning is off unless asked for");
+        assert_eq!((n.max_learned_peers, n.learn_rate), (64, 10));
+        assert!(n.learn_from.is_empty());
+        assert_eq!(n.summary_interval, Duration::from_secs(10));
+        assert_eq!(n.engine.max_transactions_per_peer, 1024);
+        assert_eq!(n.engine.reassembly.max_messages_per_source, 16);
+        assert_eq!(c.limits.max_tcp_connections_per_ip, 8);
+        let c = Config::parse(
+            "mihf_id = \"a\"\n[security]\nlearn_peers = true\nlearn_from = [\"10.0.0.0/8\", \"2001:db8::1\"]",
+        )
+        .unwrap();
+        let n = c.node_config();
+        assert!(n.learn_peers);
+        assert_eq!(n.learn_from.len(), 2);
+        assert!(n.learn_from[0].contains("10.1.2.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn abuse_limits_name_the_key() {
+        let sec = |body: &str| err(&format!("mihf_id = \"a\"\n[security]\n{body}"));
+        assert!(sec("learn_from = [\"10.0.0.0/40\"]").contains("security.learn_from[0]"));
+        assert!(sec("learn_from = [\"any\"]").contains("security.learn_from[0]"));
+        assert!(sec("learn_rate = 0").contains("security.learn_rate"));
+        let lim = |body: &str| err(&format!("mihf_id = \"a\"\n[limits]\n{body}"));
+        assert!(
+            lim("max_transactions_per_peer = 20000").contains("limits.max_transactions_per_peer")
+        );
+        assert!(lim("max_learned_peers = 0").contains("limits.max_learned_peers"));
+        assert!(
+            lim("max_tcp_connections_per_ip = 300").contains("limits.max_tcp_connections_per_ip")
+        );
+        assert!(lim("max_reassembly_bytes_per_peer = 100")
+            .contains("limits.max_reassembly_bytes_per_peer"));
+        assert!(
+            err("mihf_id = \"a\"\n[timers]\nlog_summary_interval_ms = 0")
+                .contains("timers.log_summary_interval_ms")
+        );
+        // A bad range never widens learning when validation is skipped.
+        let mut c = Config::with_id("a");
+        c.security.learn_peers = true;
+        c.security.learn_from = vec!["nonsense".into()];
+        assert!(!c.node_config().learn_peers);
     }
 
     #[test]

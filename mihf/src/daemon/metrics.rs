@@ -152,6 +152,11 @@ pub(crate) fn render(shared: &Shared) -> String {
         e.table_full,
     );
     counter(
+        "peer_transactions_full_total",
+        "Requests dropped because their peer had limits.max_transactions_per_peer open.",
+        e.peer_table_full,
+    );
+    counter(
         "transactions_failed_no_ack_total",
         "Transactions failed without ACK.",
         e.failed_no_ack,
@@ -180,6 +185,51 @@ pub(crate) fn render(shared: &Shared) -> String {
         "address_mismatch_dropped_total",
         "Frames from an address that is not the peer's.",
         stats.address_mismatch,
+    );
+    counter(
+        "unknown_source_dropped_total",
+        "Frames refused before decoding: from an address of no peer.",
+        stats.unknown_source,
+    );
+    counter(
+        "peers_learned_total",
+        "Unknown MIHFs added to the learned peer table.",
+        stats.peers_learned,
+    );
+    counter(
+        "learned_peers_evicted_total",
+        "Learned peers removed to make room (least recently heard first).",
+        stats.learned_evicted,
+    );
+    counter(
+        "learn_rate_limited_total",
+        "Unknown MIHFs not learned because of security.learn_rate.",
+        stats.learn_rate_limited,
+    );
+    counter(
+        "learn_outside_range_total",
+        "Unknown MIHFs not learned because of security.learn_from.",
+        stats.learn_outside_range,
+    );
+    counter(
+        "users_refused_total",
+        "User registrations refused at limits.max_users.",
+        stats.users_refused,
+    );
+    counter(
+        "users_replaced_total",
+        "Registrations of a registered user ID from a new address.",
+        stats.users_replaced,
+    );
+    counter(
+        "subscriptions_refused_total",
+        "Event subscriptions refused (table or per-subscriber cap, unregistered sender).",
+        stats.subscriptions_refused,
+    );
+    counter(
+        "events_dropped_total",
+        "Node events dropped on a full queue.",
+        stats.events_dropped,
     );
     counter(
         "sap_errors_total",
@@ -238,6 +288,21 @@ pub(crate) fn render(shared: &Shared) -> String {
         io.tcp_rejected.load(Ordering::Relaxed),
     );
     counter(
+        "tcp_refused_unknown_total",
+        "Incoming TCP connections refused unread: from an address of no peer.",
+        io.tcp_refused_unknown.load(Ordering::Relaxed),
+    );
+    counter(
+        "tcp_refused_per_ip_total",
+        "Incoming TCP connections refused at limits.max_tcp_connections_per_ip.",
+        io.tcp_refused_per_ip.load(Ordering::Relaxed),
+    );
+    counter(
+        "tcp_closed_unknown_total",
+        "TCP connections closed after a frame from an unknown MIHF.",
+        io.tcp_closed_unknown.load(Ordering::Relaxed),
+    );
+    counter(
         "frames_dropped_total",
         "Input frames dropped for any reason.",
         io.dropped_frames.load(Ordering::Relaxed),
@@ -262,8 +327,17 @@ pub(crate) fn render(shared: &Shared) -> String {
             "# HELP mihf_{name} {help}\n# TYPE mihf_{name} gauge\nmihf_{name} {v}"
         );
     };
-    gauge("users", "Attached MIH-Users.", tables.users);
-    gauge("peers", "Entries in the peer table.", tables.peers);
+    gauge("users", "Registered MIH-Users.", tables.users);
+    gauge(
+        "peers",
+        "Entries in the peer table (configured and learned).",
+        tables.peers,
+    );
+    gauge(
+        "learned_peers",
+        "Learned peers (at most limits.max_learned_peers).",
+        tables.learned_peers,
+    );
     gauge(
         "subscriptions",
         "Event subscriptions.",

@@ -49,15 +49,29 @@ pub struct IoStats {
     pub tcp_queue_drops: AtomicU64,
     pub tcp_connect_errors: AtomicU64,
     pub tcp_rejected: AtomicU64,
+    /// Incoming TCP connections refused at once: from an address of no
+    /// peer (and not one a peer may be learned from).
+    pub tcp_refused_unknown: AtomicU64,
+    /// Incoming TCP connections refused at `max_tcp_connections_per_ip`.
+    pub tcp_refused_per_ip: AtomicU64,
+    /// TCP connections closed because a frame on them came from an unknown
+    /// MIHF or from an address that is not the peer's.
+    pub tcp_closed_unknown: AtomicU64,
     pub tcp_stream_errors: AtomicU64,
     pub dropped_frames: AtomicU64,
 }
+
+/// User lifecycle lines (registered, left) logged at INFO per summary
+/// interval; the rest go to DEBUG (the counters have them all).
+const USER_LOG_BUDGET: u32 = 32;
 
 struct State {
     node: Node,
     armed: Option<Instant>,
     latency: Histogram,
     tcp: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// Start of the current user log budget and the INFO lines used.
+    user_log: (Instant, u32),
 }
 
 pub(crate) struct Shared {
@@ -67,7 +81,9 @@ pub(crate) struct Shared {
     sap: Arc<UdpSocket>,
     io: IoStats,
     max_tcp: usize,
+    max_tcp_per_ip: usize,
     tcp_queue: usize,
+    log_interval: Duration,
     started: Instant,
 }
 
@@ -185,13 +201,16 @@ impl Daemon {
                 armed: None,
                 latency: Histogram::default(),
                 tcp: HashMap::new(),
+                user_log: (now, 0),
             }),
             timer: Notify::new(),
             udp,
             sap,
             io: IoStats::default(),
             max_tcp: cfg.limits.max_tcp_connections,
+            max_tcp_per_ip: cfg.limits.max_tcp_connections_per_ip,
             tcp_queue: cfg.limits.tcp_queue,
+            log_interval: Duration::from_millis(cfg.timers.log_summary_interval_ms),
             started: now,
         });
         let mut tasks = Vec::new();
@@ -273,15 +292,100 @@ impl Daemon {
     }
 }
 
-/// Feed one frame to the node and send what it produced.
-fn input(shared: &Arc<Shared>, from: Endpoint, bytes: Bytes) {
+/// Feed one frame to the node and send what it produced. False when the
+/// frame was refused because its sender is not a peer.
+fn input(shared: &Arc<Shared>, from: Endpoint, bytes: Bytes) -> bool {
     let now = Instant::now();
     let mut st = shared.lock();
+    let mut from_peer = true;
     if let Err(e) = st.node.handle_frame(now, from, bytes) {
         shared.io.dropped_frames.fetch_add(1, Ordering::Relaxed);
+        from_peer = !e.is_unknown_sender();
         debug!(%from, error = %e, "frame dropped");
     }
     pump(shared, &mut st);
+    from_peer
+}
+
+/// Whether a user lifecycle line may still be logged at INFO.
+fn user_log_allowed(shared: &Shared, st: &mut State, now: Instant) -> bool {
+    let (start, used) = &mut st.user_log;
+    if now.saturating_duration_since(*start) >= shared.log_interval {
+        *start = now;
+        *used = 0;
+    }
+    *used += 1;
+    *used <= USER_LOG_BUDGET
+}
+
+fn log_event(shared: &Shared, st: &mut State, e: NodeEvent) {
+    match e {
+        NodeEvent::Completed { mid, rtt, status } => {
+            st.latency.observe(rtt);
+            debug!(
+                mid = format_args!("{:#06x}", mid.0),
+                ?rtt,
+                ?status,
+                "transaction completed"
+            );
+        }
+        NodeEvent::Failed { mid, reason } => {
+            info!(
+                mid = format_args!("{:#06x}", mid.0),
+                ?reason,
+                "transaction failed"
+            )
+        }
+        NodeEvent::PeerLearned { id, from, evicted } => match evicted {
+            Some(old) => debug!(peer = %id, %from, evicted = %old, "peer learned"),
+            None => debug!(peer = %id, %from, "peer learned"),
+        },
+        NodeEvent::UserRegistered { id, addr, previous } => {
+            let loud = user_log_allowed(shared, st, Instant::now());
+            match (previous, loud) {
+                (Some(old), true) => {
+                    info!(user = %id, %addr, previous = %old, "user registered again from a new address")
+                }
+                (None, true) => info!(user = %id, %addr, "user registered"),
+                (Some(old), false) => {
+                    debug!(user = %id, %addr, previous = %old, "user registered again from a new address")
+                }
+                (None, false) => debug!(user = %id, %addr, "user registered"),
+            }
+        }
+        NodeEvent::UserDeregistered { id, addr } => {
+            if user_log_allowed(shared, st, Instant::now()) {
+                info!(user = %id, %addr, "user left");
+            } else {
+                debug!(user = %id, %addr, "user left");
+            }
+        }
+        NodeEvent::UserRefused { id, addr, max } => warn!(
+            user = %id,
+            %addr,
+            max_users = max,
+            "user registration refused: {max} users are registered (limits.max_users); \
+             further refusals in this interval are counted in mihf_users_refused_total"
+        ),
+        NodeEvent::Summary(s) => {
+            let secs = s.interval.as_secs_f64().round();
+            info!(
+                learned = s.learned,
+                evicted = s.evicted,
+                rate_limited = s.rate_limited,
+                outside_learn_from = s.outside_learn_from,
+                users_refused = s.users_refused,
+                interval_s = secs,
+                "learned {} peers in the last {secs} s, {} evicted, {} rate-limited, \
+                 {} outside learn_from; {} user registrations refused",
+                s.learned,
+                s.evicted,
+                s.rate_limited,
+                s.outside_learn_from,
+                s.users_refused
+            )
+        }
+    }
 }
 
 /// Send everything queued, record events, re-arm the timer.
@@ -290,27 +394,7 @@ fn pump(shared: &Arc<Shared>, st: &mut State) {
         transmit(shared, st, t);
     }
     while let Some(e) = st.node.poll_event() {
-        match e {
-            NodeEvent::Completed { mid, rtt, status } => {
-                st.latency.observe(rtt);
-                debug!(
-                    mid = format_args!("{:#06x}", mid.0),
-                    ?rtt,
-                    ?status,
-                    "transaction completed"
-                );
-            }
-            NodeEvent::Failed { mid, reason } => {
-                info!(
-                    mid = format_args!("{:#06x}", mid.0),
-                    ?reason,
-                    "transaction failed"
-                )
-            }
-            NodeEvent::PeerLearned { id, from } => info!(peer = %id, %from, "peer learned"),
-            NodeEvent::UserRegistered { id, addr } => info!(user = %id, %addr, "user registered"),
-            NodeEvent::UserDeregistered { id, addr } => info!(user = %id, %addr, "user left"),
-        }
+        log_event(shared, st, e);
     }
     let next = st.node.poll_timeout();
     if let Some(n) = next {
@@ -487,8 +571,22 @@ async fn tcp_acceptor(shared: Arc<Shared>, l: TcpListener) {
         let (tx, rx) = mpsc::channel(shared.tcp_queue);
         {
             let mut st = shared.lock();
+            // Dropping the stream closes it, before anything is read.
+            if !st.node.accepts_source(from.ip()) {
+                shared
+                    .io
+                    .tcp_refused_unknown
+                    .fetch_add(1, Ordering::Relaxed);
+                debug!(%from, "TCP connection refused: not a peer's address");
+                continue;
+            }
             if st.tcp.len() >= shared.max_tcp {
                 shared.io.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if st.tcp.keys().filter(|a| a.ip() == from.ip()).count() >= shared.max_tcp_per_ip {
+                shared.io.tcp_refused_per_ip.fetch_add(1, Ordering::Relaxed);
+                debug!(%from, "TCP connection refused: limits.max_tcp_connections_per_ip");
                 continue;
             }
             st.tcp.insert(from, tx.clone());
@@ -534,7 +632,11 @@ async fn tcp_conn(
                     break;
                 }
                 let frame = buf.split_to(len).freeze();
-                input(&shared, Endpoint::Tcp(remote), frame);
+                if !input(&shared, Endpoint::Tcp(remote), frame) {
+                    shared.io.tcp_closed_unknown.fetch_add(1, Ordering::Relaxed);
+                    debug!(%remote, "TCP connection closed: a frame from an unknown MIHF");
+                    return;
+                }
             }
         }
     };

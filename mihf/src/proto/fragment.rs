@@ -14,12 +14,13 @@
 //! dropped. A fragment that would exceed a limit is refused with a typed error.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
-use super::Endpoint;
+use super::{canon, Endpoint};
 use crate::wire::{Frame, Header, Mid, HEADER_LEN};
 
 /// Highest fragment number (FN is 7 bits).
@@ -77,6 +78,12 @@ pub enum FragmentError {
     TableFull { max: usize },
     #[error("reassembly memory full ({max} octets buffered)")]
     MemoryFull { max: usize },
+    #[error("reassembly share of {ip} used up ({max_messages} messages or {max_bytes} octets)")]
+    SourceFull {
+        ip: IpAddr,
+        max_messages: usize,
+        max_bytes: usize,
+    },
 }
 
 /// Limits of a [`Reassembler`].
@@ -86,6 +93,11 @@ pub struct ReassemblyLimits {
     pub max_messages: usize,
     /// Octets buffered across all messages.
     pub max_bytes: usize,
+    /// Messages being reassembled at once from one source IP address (a
+    /// sender's ports share it), so that one sender cannot take the table.
+    pub max_messages_per_source: usize,
+    /// Octets buffered for one source IP address.
+    pub max_bytes_per_source: usize,
     /// Time allowed from the first fragment to the last.
     pub timeout: Duration,
 }
@@ -95,6 +107,8 @@ impl Default for ReassemblyLimits {
         ReassemblyLimits {
             max_messages: 64,
             max_bytes: 1 << 20,
+            max_messages_per_source: 16,
+            max_bytes_per_source: 1 << 18,
             timeout: Duration::from_secs(5),
         }
     }
@@ -165,11 +179,25 @@ impl Reassembler {
         let data = fragment.payload_bytes();
         // The largest message a frame header can describe.
         let max_payload = usize::from(u16::MAX);
+        let ip = canon(from.addr().ip());
+        let (source_messages, source_bytes) = self
+            .partials
+            .iter()
+            .filter(|(k, _)| canon(k.from.addr().ip()) == ip)
+            .fold((0, 0), |(m, b), (_, p)| (m + 1, b + p.bytes));
+        let source_full = || FragmentError::SourceFull {
+            ip,
+            max_messages: self.limits.max_messages_per_source,
+            max_bytes: self.limits.max_bytes_per_source,
+        };
         if !self.partials.contains_key(&key) {
             if self.partials.len() >= self.limits.max_messages {
                 return Err(FragmentError::TableFull {
                     max: self.limits.max_messages,
                 });
+            }
+            if source_messages >= self.limits.max_messages_per_source {
+                return Err(source_full());
             }
             self.partials.insert(
                 key,
@@ -223,6 +251,11 @@ impl Reassembler {
             return Err(FragmentError::MemoryFull {
                 max: self.limits.max_bytes,
             });
+        }
+        if source_bytes + data.len() > self.limits.max_bytes_per_source {
+            let e = source_full();
+            self.remove(&key);
+            return Err(e);
         }
         if p.parts.len() <= idx {
             p.parts.resize(idx + 1, None);
@@ -287,6 +320,7 @@ mod tests {
     use super::*;
     use crate::wire::header::build_frame;
     use crate::wire::{Opcode, ServiceId};
+    use std::net::SocketAddr;
 
     fn big_frame(payload_len: usize) -> Bytes {
         // A vendor-specific TLV (type 100) filling the payload, after the IDs.
@@ -375,6 +409,8 @@ mod tests {
         let limits = ReassemblyLimits {
             max_messages: 2,
             max_bytes: 2500,
+            max_messages_per_source: 2,
+            max_bytes_per_source: 2500,
             timeout: Duration::from_secs(5),
         };
         let now = Instant::now();
@@ -401,6 +437,53 @@ mod tests {
         // The offending message was dropped and its memory freed.
         assert_eq!(r.in_progress(), 1);
         assert_eq!(r.buffered_bytes(), 1000);
+    }
+
+    #[test]
+    fn one_source_gets_only_its_share() {
+        let limits = ReassemblyLimits {
+            max_messages: 8,
+            max_bytes: 8000,
+            max_messages_per_source: 2,
+            max_bytes_per_source: 2500,
+            timeout: Duration::from_secs(5),
+        };
+        let now = Instant::now();
+        let mut r = Reassembler::new(limits);
+        let first = |tid: u16, len: usize| {
+            let mut h = Header::new(Mid(0x3409), tid);
+            h.more_frag = true;
+            Frame::parse(build_frame(h, &vec![0u8; len]).unwrap()).unwrap()
+        };
+        let port = |p: u16| Endpoint::Udp(SocketAddr::from(([192, 0, 2, 1], p)));
+        r.push(now, port(1), &first(1, 1000)).unwrap();
+        // Another port of the same address shares the share.
+        r.push(now, port(2), &first(2, 1000)).unwrap();
+        assert!(matches!(
+            r.push(now, port(3), &first(3, 10)),
+            Err(FragmentError::SourceFull {
+                max_messages: 2,
+                ..
+            })
+        ));
+        // Octets: a second fragment that would pass 2500 drops its message.
+        let mut h = Header::new(Mid(0x3409), 1);
+        h.more_frag = true;
+        h.frag_no = 1;
+        let more = Frame::parse(build_frame(h, &[0u8; 1000]).unwrap()).unwrap();
+        assert!(matches!(
+            r.push(now, port(1), &more),
+            Err(FragmentError::SourceFull {
+                max_bytes: 2500,
+                ..
+            })
+        ));
+        assert_eq!((r.in_progress(), r.buffered_bytes()), (1, 1000));
+        // Other sources are not affected.
+        let other = Endpoint::Udp("198.51.100.1:4551".parse().unwrap());
+        r.push(now, other, &first(1, 1000)).unwrap();
+        r.push(now, other, &first(2, 1000)).unwrap();
+        assert_eq!(r.in_progress(), 3);
     }
 
     #[test]

@@ -12,18 +12,22 @@
 //!   (peer MIHF ID, TID) and transaction lifetime.
 //! * [`node`]: the MIHF itself: MIH_SAP users, the peer table, routing of
 //!   requests, responses and events, management services.
+//! * [`peers`]: the peer table: configured peers, and learned peers in a
+//!   bounded table of their own (least recently heard evicted first), with
+//!   the rate limit and source ranges of learning.
 //! * [`sap`]: the local MIH_SAP registration messages.
 //! * [`status`]: failure responses (a `.response`/`.confirm` with a STATUS
 //!   for any request).
 
 pub mod fragment;
 pub mod node;
+pub mod peers;
 pub mod sap;
 pub mod status;
 pub mod transaction;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 
@@ -80,3 +84,12 @@ pub struct Transmit {
 /// Identifies a source transaction started by [`transaction::Engine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token(pub u64);
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it maps, so that a
+/// dual-stack socket's view of an IPv4 sender compares equal to it.
+pub fn canon(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}

@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use thiserror::Error;
 
+use super::peers::{IpRange, PeerTable, RateLimit};
 use super::sap::{self, Registration, SapError, SapMessage};
 use super::status::{failure_message, status_of};
 use super::transaction::{Engine, EngineConfig, EngineStats, Event, Inbound, RxError, SendError};
-use super::{Endpoint, Token, Transmit};
+use super::{canon, Endpoint, Token, Transmit};
 use crate::wire::message::*;
 use crate::wire::{
     Body, CommandList, EventList, Header, IsQueryTypeList, LinkId, Message, Mid, MihfId, Opcode,
@@ -46,16 +47,32 @@ pub struct PeerConfig {
 pub struct NodeConfig {
     pub engine: EngineConfig,
     pub peers: Vec<PeerConfig>,
-    /// Accept frames from MIHF IDs that are not in the peer table.
+    /// Accept frames from MIHF IDs that are not in the peer table (their
+    /// senders enter the learned table, as with `learn_peers`).
     pub allow_unknown_peers: bool,
-    /// Add the sender of an MIH_Capability_Discover.request to the peer table
-    /// (as ODTONE does).
+    /// Add the sender of an MIH_Capability_Discover.request from an unknown
+    /// MIHF to the learned peer table (as ODTONE does), for peers that are
+    /// not configured.
     pub learn_peers: bool,
     /// Drop frames whose source IP is not an address of the peer.
     pub check_peer_address: bool,
+    /// Configured peers.
     pub max_peers: usize,
+    /// Learned peers, in their own table: the least recently heard one
+    /// makes room for a new one; configured peers are never evicted.
+    pub max_learned_peers: usize,
+    /// New learned peers per second (a token bucket with a burst of as
+    /// many); the discoveries beyond it are dropped and counted.
+    pub learn_rate: u32,
+    /// Source addresses a peer may be learned from; empty = any.
+    pub learn_from: Vec<IpRange>,
+    /// Registered MIH-Users; a registration beyond it is refused.
     pub max_users: usize,
     pub max_subscriptions: usize,
+    /// Event subscriptions of one subscriber (a peer MIHF or a local user).
+    pub max_subscriptions_per_subscriber: usize,
+    /// Shortest time between two [`NodeEvent::Summary`] reports.
+    pub summary_interval: Duration,
     /// Requests waiting for a confirm plus indications waiting for a user's
     /// response.
     pub max_pending: usize,
@@ -78,11 +95,16 @@ impl NodeConfig {
             engine: EngineConfig::new(own_id),
             peers: Vec::new(),
             allow_unknown_peers: false,
-            learn_peers: true,
+            learn_peers: false,
             check_peer_address: true,
             max_peers: 1024,
+            max_learned_peers: 64,
+            learn_rate: 10,
+            learn_from: Vec::new(),
             max_users: 64,
             max_subscriptions: 4096,
+            max_subscriptions_per_subscriber: 64,
+            summary_interval: Duration::from_secs(10),
             max_pending: 16_384,
             user_response_timeout: Duration::from_secs(10),
             transports: TransportList::UDP | TransportList::TCP,
@@ -112,7 +134,13 @@ impl NodeConfig {
         for (name, v) in [
             ("max_users", self.max_users),
             ("max_peers", self.max_peers),
+            ("max_learned_peers", self.max_learned_peers),
+            ("learn_rate", self.learn_rate as usize),
             ("max_subscriptions", self.max_subscriptions),
+            (
+                "max_subscriptions_per_subscriber",
+                self.max_subscriptions_per_subscriber,
+            ),
             ("max_pending", self.max_pending),
         ] {
             if v == 0 {
@@ -121,6 +149,9 @@ impl NodeConfig {
         }
         if self.user_response_timeout.is_zero() {
             return Err("user_response_timeout: must be > 0".into());
+        }
+        if self.summary_interval.is_zero() {
+            return Err("summary_interval: must be > 0".into());
         }
         Ok(())
     }
@@ -229,14 +260,20 @@ impl Peer {
     }
 }
 
-fn canon(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+fn configured_peer(p: PeerConfig) -> Peer {
+    Peer {
+        id: p.id,
+        udp: p.udp,
+        tcp: p.tcp,
+        prefer_tcp: p.prefer_tcp,
+        configured: true,
+        last_from: None,
+        capabilities: None,
+        registered_until: None,
     }
 }
 
-/// A local MIH-User attached through the SAP.
+/// A local MIH-User registered through the SAP (User_Register.indication).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub addr: SocketAddr,
@@ -323,16 +360,36 @@ pub enum NodeError {
     Sap(#[from] SapError),
     #[error("frame from unknown MIHF {0}")]
     UnknownPeer(MihfId),
+    #[error("frame from {0}, an address of no peer")]
+    UnknownSource(SocketAddr),
+    #[error("unknown MIHF {id} at {from} not learned: address outside learn_from")]
+    OutsideLearnFrom { id: MihfId, from: SocketAddr },
+    #[error("unknown MIHF {0} not learned: learning rate limit")]
+    LearnRateLimited(MihfId),
     #[error("frame from {id} at {from}, which is not one of its addresses")]
     AddressMismatch { id: MihfId, from: SocketAddr },
-    #[error("peer table full")]
-    PeerTableFull,
     #[error("{0} from a peer is not served")]
     Unsupported(String),
     #[error("no pending request for user {user} TID {tid}")]
     NoPending { user: SocketAddr, tid: u16 },
-    #[error("user table full")]
-    UserTableFull,
+    #[error("user table full ({0} registered users)")]
+    UserTableFull(usize),
+}
+
+impl NodeError {
+    /// The frame was refused because its sender is not (or may not become)
+    /// a peer: unknown source address or MIHF ID, an address that is not
+    /// the peer's, or learning refused.
+    pub fn is_unknown_sender(&self) -> bool {
+        matches!(
+            self,
+            NodeError::UnknownPeer(_)
+                | NodeError::UnknownSource(_)
+                | NodeError::AddressMismatch { .. }
+                | NodeError::OutsideLearnFrom { .. }
+                | NodeError::LearnRateLimited(_)
+        )
+    }
 }
 
 /// Counters of the node, next to [`EngineStats`].
@@ -347,8 +404,32 @@ pub struct NodeStats {
     pub no_route: u64,
     pub user_timeouts: u64,
     pub pending_full: u64,
+    /// Frames refused before decoding: their source IP is no peer's.
+    pub unknown_source: u64,
+    /// Peers added to the learned table.
+    pub peers_learned: u64,
+    /// Learned peers removed to make room (least recently heard first).
+    pub learned_evicted: u64,
+    /// Unknown MIHFs not learned because of `learn_rate`.
+    pub learn_rate_limited: u64,
+    /// Unknown MIHFs not learned because of `learn_from`.
+    pub learn_outside_range: u64,
+    /// User registrations refused at `max_users`.
+    pub users_refused: u64,
+    /// Registrations of a user ID already registered from another address
+    /// (the user restarted): the old address is forgotten.
+    pub users_replaced: u64,
+    /// Subscriptions refused: at `max_subscriptions`, at
+    /// `max_subscriptions_per_subscriber`, or from a SAP sender that did not
+    /// register.
+    pub subscriptions_refused: u64,
+    /// Events the driver did not poll before the queue filled.
+    pub events_dropped: u64,
+    /// Registered users.
     pub users: usize,
+    /// Configured and learned peers.
     pub peers: usize,
+    pub learned_peers: usize,
     pub subscriptions: usize,
     pub pending: usize,
     /// Frames per (direction, MID, pure ACK).
@@ -369,18 +450,53 @@ pub enum NodeEvent {
         mid: Mid,
         reason: super::transaction::FailReason,
     },
+    /// An unknown MIHF entered the learned table (`evicted`: the least
+    /// recently heard learned peer that made room).
     PeerLearned {
         id: MihfId,
         from: Endpoint,
+        evicted: Option<MihfId>,
     },
+    /// A user registered from a new address (`previous`: the address the
+    /// same user ID was registered from until now). A registration that
+    /// only refreshes a user is not reported.
     UserRegistered {
         id: MihfId,
         addr: SocketAddr,
+        previous: Option<SocketAddr>,
     },
     UserDeregistered {
         id: MihfId,
         addr: SocketAddr,
     },
+    /// The first registration refused in a summary interval because the
+    /// user table is full; later ones are only counted in the summary.
+    UserRefused {
+        id: MihfId,
+        addr: SocketAddr,
+        max: usize,
+    },
+    /// What happened to learned peers and refused users since the first
+    /// of these was counted, at most once per `summary_interval`.
+    Summary(Summary),
+}
+
+/// Counts of one summary interval (see [`NodeEvent::Summary`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// From the first counted item to the report.
+    pub interval: Duration,
+    /// Peers added to the learned table.
+    pub learned: u64,
+    /// Learned peers removed to make room for newer ones.
+    pub evicted: u64,
+    /// Unknown MIHFs not learned because of the learning rate limit.
+    pub rate_limited: u64,
+    /// Unknown MIHFs not learned because their address is outside
+    /// `learn_from`.
+    pub outside_learn_from: u64,
+    /// User registrations refused because the user table was full.
+    pub users_refused: u64,
 }
 
 const MAX_COUNTER_KEYS: usize = 1024;
@@ -390,7 +506,12 @@ const MAX_COUNTER_KEYS: usize = 1024;
 pub struct Node {
     cfg: NodeConfig,
     engine: Engine,
-    peers: HashMap<MihfId, Peer>,
+    peers: PeerTable,
+    learn_limit: RateLimit,
+    /// The current summary interval: its start and counts.
+    summary: Option<(Instant, Summary)>,
+    /// Registered users only: a sender that did not register is served
+    /// (its confirm goes to the address it sent from) but not remembered.
     users: HashMap<SocketAddr, User>,
     subscriptions: Vec<Subscription>,
     remote_subs: Vec<RemoteSubscription>,
@@ -407,30 +528,19 @@ pub struct Node {
 impl Node {
     pub fn new(cfg: NodeConfig, now: Instant) -> Node {
         let engine = Engine::new(cfg.engine.clone());
-        let peers = cfg
-            .peers
-            .iter()
-            .map(|p| {
-                (
-                    p.id.clone(),
-                    Peer {
-                        id: p.id.clone(),
-                        udp: p.udp,
-                        tcp: p.tcp,
-                        prefer_tcp: p.prefer_tcp,
-                        configured: true,
-                        last_from: None,
-                        capabilities: None,
-                        registered_until: None,
-                    },
-                )
-            })
-            .collect();
+        let mut peers = PeerTable::new(cfg.max_peers, cfg.max_learned_peers);
+        for p in &cfg.peers {
+            // Validated configurations fit (NodeConfig::validate).
+            let _ = peers.configure(configured_peer(p.clone()));
+        }
         let next_discovery = cfg.discovery_interval.map(|_| now);
+        let learn_limit = RateLimit::new(cfg.learn_rate);
         Node {
             cfg,
             engine,
             peers,
+            learn_limit,
+            summary: None,
             users: HashMap::new(),
             subscriptions: Vec::new(),
             remote_subs: Vec::new(),
@@ -457,30 +567,35 @@ impl Node {
         if p.udp.is_none() && p.tcp.is_none() {
             return Err("peer needs a udp or a tcp address".into());
         }
-        if !self.peers.contains_key(&p.id) && self.peers.len() >= self.cfg.max_peers {
-            return Err("peer table full".into());
-        }
-        let old = self.peers.remove(&p.id);
-        self.peers.insert(
-            p.id.clone(),
-            Peer {
-                id: p.id,
-                udp: p.udp,
-                tcp: p.tcp,
-                prefer_tcp: p.prefer_tcp,
-                configured: true,
-                last_from: None,
-                capabilities: old.and_then(|o| o.capabilities),
-                registered_until: None,
-            },
-        );
-        Ok(())
+        self.peers
+            .configure(configured_peer(p))
+            .map_err(String::from)
     }
     pub fn config(&self) -> &NodeConfig {
         &self.cfg
     }
+    /// Every peer, configured ones first.
     pub fn peers(&self) -> impl Iterator<Item = &Peer> {
-        self.peers.values()
+        self.peers.iter()
+    }
+    /// Learned peers, least recently heard first (the next to be evicted
+    /// first).
+    pub fn learned_peers(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.learned_by_age()
+    }
+    /// True when a frame or TCP connection from `ip` could be admitted:
+    /// it is an address of a peer, or the address checks are off, or an
+    /// unknown MIHF may be learned from it (`learn_peers` or
+    /// `allow_unknown_peers`, within `learn_from`). The daemon refuses TCP
+    /// connections from other addresses before reading from them.
+    pub fn accepts_source(&self, ip: IpAddr) -> bool {
+        !self.cfg.check_peer_address
+            || self.peers.knows_ip(ip)
+            || ((self.cfg.learn_peers || self.cfg.allow_unknown_peers)
+                && self.learn_from_allows(ip))
+    }
+    fn learn_from_allows(&self, ip: IpAddr) -> bool {
+        self.cfg.learn_from.is_empty() || self.cfg.learn_from.iter().any(|r| r.contains(ip))
     }
     pub fn peer(&self, id: &MihfId) -> Option<&Peer> {
         self.peers.get(id)
@@ -493,6 +608,7 @@ impl Node {
         s.engine = self.engine.stats();
         s.users = self.users.len();
         s.peers = self.peers.len();
+        s.learned_peers = self.peers.learned_len();
         s.subscriptions = self.subscriptions.len() + self.remote_subs.len();
         s.pending = self.user_requests.len() + self.handling.len();
         s
@@ -508,6 +624,7 @@ impl Node {
             reassembly_bytes: rb,
             users: self.users.len(),
             peers: self.peers.len(),
+            learned_peers: self.peers.learned_len(),
             subscriptions: self.subscriptions.len() + self.remote_subs.len(),
             pending: self.user_requests.len() + self.handling.len(),
         }
@@ -538,6 +655,7 @@ impl Node {
             self.engine.poll_timeout(),
             self.handling_timers.keys().next().map(|k| k.0),
             self.next_discovery,
+            self.summary.map(|(t, _)| t + self.cfg.summary_interval),
         ]
         .into_iter()
         .flatten()
@@ -571,7 +689,18 @@ impl Node {
     fn event(&mut self, e: NodeEvent) {
         if self.events.len() < self.cfg.engine.max_queue {
             self.events.push_back(e);
+        } else {
+            self.stats.events_dropped += 1;
         }
+    }
+
+    /// Count into the current summary interval (which starts now if none
+    /// is open). Returns the counts before this one.
+    fn summarize(&mut self, now: Instant, f: impl FnOnce(&mut Summary)) -> Summary {
+        let (_, sum) = self.summary.get_or_insert((now, Summary::default()));
+        let before = *sum;
+        f(sum);
+        before
     }
 
     // ------------------------------------------------------------------- input
@@ -630,6 +759,13 @@ impl Node {
                 self.answer_origin_failure(now, h.origin, Status::UNSPECIFIED_FAILURE);
             }
         }
+        if let Some((start, mut sum)) = self.summary {
+            if now >= start + self.cfg.summary_interval {
+                self.summary = None;
+                sum.interval = now.saturating_duration_since(start);
+                self.event(NodeEvent::Summary(sum));
+            }
+        }
         if let (Some(t), Some(iv)) = (self.next_discovery, self.cfg.discovery_interval) {
             if t <= now {
                 self.next_discovery = Some(now + iv);
@@ -642,7 +778,7 @@ impl Node {
     fn discover_configured(&mut self, now: Instant) {
         let targets: Vec<(MihfId, Endpoint)> = self
             .peers
-            .values()
+            .iter()
             .filter(|p| p.configured)
             .filter_map(|p| Some((p.id.clone(), p.endpoint()?)))
             .collect();
@@ -685,6 +821,11 @@ impl Node {
     // ------------------------------------------------------------- peer input
 
     fn handle_peer(&mut self, now: Instant, from: Endpoint, bytes: Bytes) -> Result<(), NodeError> {
+        // Before anything is decoded or buffered for reassembly.
+        if !self.accepts_source(from.addr().ip()) {
+            self.stats.unknown_source += 1;
+            return Err(NodeError::UnknownSource(from.addr()));
+        }
         let Some((raw, msg)) = self.engine.decode(now, from, bytes)? else {
             return Ok(());
         };
@@ -695,73 +836,85 @@ impl Node {
         Ok(())
     }
 
-    /// The security check: known MIHF ID, from one of its addresses.
-    fn admit(&mut self, _now: Instant, from: Endpoint, msg: &Message) -> Result<(), NodeError> {
+    /// The security check: known MIHF ID, from one of its addresses; or an
+    /// unknown MIHF that may be learned.
+    fn admit(&mut self, now: Instant, from: Endpoint, msg: &Message) -> Result<(), NodeError> {
         let is_discovery = msg.header.mid == Mid(0x1401) && !msg.header.ack_rsp;
         let id = &msg.source;
-        match self.peers.get_mut(id) {
-            Some(p) => {
-                if self.cfg.check_peer_address
-                    && !p.matches_ip(from.addr().ip())
-                    && p.last_from
-                        .is_none_or(|l| canon(l.addr().ip()) != canon(from.addr().ip()))
-                    && !(is_discovery && !p.configured && self.cfg.learn_peers)
-                {
-                    self.stats.address_mismatch += 1;
-                    return Err(NodeError::AddressMismatch {
-                        id: id.clone(),
-                        from: from.addr(),
-                    });
-                }
-                p.last_from = Some(from);
-                Ok(())
-            }
-            None if self.cfg.allow_unknown_peers || (is_discovery && self.cfg.learn_peers) => {
-                if self.peers.len() >= self.cfg.max_peers {
-                    // Forget the oldest learned peer nobody configured.
-                    let victim = self
-                        .peers
-                        .values()
-                        .find(|p| !p.configured && p.registered_until.is_none())
-                        .map(|p| p.id.clone());
-                    match victim {
-                        Some(v) => {
-                            self.peers.remove(&v);
-                        }
-                        None => {
-                            self.stats.unknown_peer += 1;
-                            return Err(NodeError::PeerTableFull);
-                        }
-                    }
-                }
-                let (udp, tcp) = match from {
-                    Endpoint::Udp(a) => (Some(a), None),
-                    _ => (None, None),
-                };
-                self.peers.insert(
-                    id.clone(),
-                    Peer {
-                        id: id.clone(),
-                        udp,
-                        tcp,
-                        prefer_tcp: false,
-                        configured: false,
-                        last_from: Some(from),
-                        capabilities: None,
-                        registered_until: None,
-                    },
-                );
-                self.event(NodeEvent::PeerLearned {
+        let ip = from.addr().ip();
+        if let Some(p) = self.peers.get(id) {
+            let address_ok = !self.cfg.check_peer_address
+                || p.matches_ip(ip)
+                || p.last_from.is_some_and(|l| canon(l.addr().ip()) == canon(ip))
+                // A learned peer announcing itself from a new address.
+                || (is_discovery && !p.configured && self.cfg.learn_peers && self.learn_from_allows(ip));
+            if !address_ok {
+                self.stats.address_mismatch += 1;
+                return Err(NodeError::AddressMismatch {
                     id: id.clone(),
-                    from,
+                    from: from.addr(),
                 });
-                Ok(())
             }
-            None => {
-                self.stats.unknown_peer += 1;
-                Err(NodeError::UnknownPeer(id.clone()))
-            }
+            self.peers.heard(id, from);
+            return Ok(());
         }
+        let for_us = msg.destination == *self.own_id() || msg.destination.is_broadcast();
+        if !(self.cfg.allow_unknown_peers || (is_discovery && self.cfg.learn_peers)) || !for_us {
+            self.stats.unknown_peer += 1;
+            return Err(NodeError::UnknownPeer(id.clone()));
+        }
+        if !self.learn_from_allows(ip) {
+            self.stats.learn_outside_range += 1;
+            self.summarize(now, |s| s.outside_learn_from += 1);
+            return Err(NodeError::OutsideLearnFrom {
+                id: id.clone(),
+                from: from.addr(),
+            });
+        }
+        if !self.learn_limit.allow(now) {
+            self.stats.learn_rate_limited += 1;
+            self.summarize(now, |s| s.rate_limited += 1);
+            return Err(NodeError::LearnRateLimited(id.clone()));
+        }
+        let udp = match from {
+            Endpoint::Udp(a) => Some(a),
+            _ => None,
+        };
+        let evicted = self.peers.learn(Peer {
+            id: id.clone(),
+            udp,
+            tcp: None,
+            prefer_tcp: false,
+            configured: false,
+            last_from: Some(from),
+            capabilities: None,
+            registered_until: None,
+        });
+        let evicted = evicted.map(|v| {
+            self.forget_peer(&v.id);
+            v.id
+        });
+        self.stats.peers_learned += 1;
+        let gone = u64::from(evicted.is_some());
+        self.stats.learned_evicted += gone;
+        self.summarize(now, |s| {
+            s.learned += 1;
+            s.evicted += gone;
+        });
+        self.event(NodeEvent::PeerLearned {
+            id: id.clone(),
+            from,
+            evicted,
+        });
+        Ok(())
+    }
+
+    /// A learned peer left the table: drop what it subscribed to and what
+    /// our users subscribed to at it.
+    fn forget_peer(&mut self, id: &MihfId) {
+        self.subscriptions
+            .retain(|s| !matches!(&s.subscriber, Subscriber::Peer(p) if p == id));
+        self.remote_subs.retain(|s| &s.peer != id);
     }
 
     fn drain_engine(&mut self, now: Instant) {
@@ -796,7 +949,7 @@ impl Node {
         let own = self.own_id().clone();
         let reply_body: Option<(Body, Vec<crate::wire::RawTlvs>)> = match &msg.body {
             Body::CapabilityDiscoverRequest(req) => {
-                if let Some(p) = self.peers.get_mut(&msg.source) {
+                self.peers.modify(&msg.source, |p| {
                     p.capabilities = Some(Capabilities::lenient(
                         req.event_list,
                         req.command_list,
@@ -808,7 +961,7 @@ impl Node {
                             p.udp = Some(a);
                         }
                     }
-                }
+                });
                 Some((
                     Body::CapabilityDiscoverResponse(self.capability_response()),
                     vec![],
@@ -816,9 +969,9 @@ impl Node {
             }
             Body::RegisterRequest(_) => {
                 let secs = self.cfg.registration_lifetime;
-                if let Some(p) = self.peers.get_mut(&msg.source) {
-                    p.registered_until = Some(now + Duration::from_secs(u64::from(secs)));
-                }
+                let until = now + Duration::from_secs(u64::from(secs));
+                self.peers
+                    .modify(&msg.source, |p| p.registered_until = Some(until));
                 Some((
                     Body::RegisterResponse(RegisterResponse {
                         status: Status::SUCCESS,
@@ -829,9 +982,8 @@ impl Node {
                 ))
             }
             Body::DeRegisterRequest(_) => {
-                if let Some(p) = self.peers.get_mut(&msg.source) {
-                    p.registered_until = None;
-                }
+                self.peers
+                    .modify(&msg.source, |p| p.registered_until = None);
                 Some((
                     Body::DeRegisterResponse(DeRegisterResponse {
                         status: Status::SUCCESS,
@@ -985,14 +1137,10 @@ impl Node {
             status,
         });
         if let Body::CapabilityDiscoverResponse(r) = &msg.body {
-            if let Some(p) = self.peers.get_mut(&msg.source) {
-                p.capabilities = Some(Capabilities::lenient(
-                    r.event_list,
-                    r.command_list,
-                    r.is_query_types,
-                    r.transports,
-                ));
-            }
+            let caps =
+                Capabilities::lenient(r.event_list, r.command_list, r.is_query_types, r.transports);
+            self.peers
+                .modify(&msg.source, |p| p.capabilities = Some(caps));
         }
         let Some(u) = self.user_requests.remove(&token) else {
             return;
@@ -1043,25 +1191,39 @@ impl Node {
     fn subscribe(&mut self, who: Subscriber, req: &EventSubscribeRequest) -> Body {
         let (supported, _, _) = self.local_capabilities();
         let granted = EventList(lenient_events(req.events).0 & supported.0);
-        let status = if granted.0 == 0 {
-            Status::REJECTED
-        } else if self.subscriptions.len() >= self.cfg.max_subscriptions {
-            Status::UNSPECIFIED_FAILURE
-        } else {
-            let link = Some(req.link.link.clone());
-            match self
+        let link = Some(req.link.link.clone());
+        let existing = self
+            .subscriptions
+            .iter()
+            .position(|s| s.subscriber == who && s.link == link);
+        let status = match existing {
+            _ if granted.0 == 0 => Status::REJECTED,
+            Some(i) => {
+                self.subscriptions[i].events = self.subscriptions[i].events | granted;
+                Status::SUCCESS
+            }
+            None if self.subscriptions.len() >= self.cfg.max_subscriptions => {
+                self.stats.subscriptions_refused += 1;
+                Status::UNSPECIFIED_FAILURE
+            }
+            None if self
                 .subscriptions
-                .iter_mut()
-                .find(|s| s.subscriber == who && s.link == link)
+                .iter()
+                .filter(|s| s.subscriber == who)
+                .count()
+                >= self.cfg.max_subscriptions_per_subscriber =>
             {
-                Some(s) => s.events = s.events | granted,
-                None => self.subscriptions.push(Subscription {
+                self.stats.subscriptions_refused += 1;
+                Status::UNSPECIFIED_FAILURE
+            }
+            None => {
+                self.subscriptions.push(Subscription {
                     subscriber: who,
                     link,
                     events: granted,
-                }),
+                });
+                Status::SUCCESS
             }
-            Status::SUCCESS
         };
         Body::EventSubscribeResponse(EventSubscribeResponse {
             status,
@@ -1167,10 +1329,15 @@ impl Node {
         }
     }
 
-    /// Attach (or refresh) a user. The User_Register.confirm goes out only
+    /// Register (or refresh) a user. The User_Register.confirm goes out only
     /// when the user asked for it (`confirm_tid`, from ACK-Req): ODTONE's
     /// MIHF sends nothing back, and ODTONE's users take an unasked confirm
     /// for a bad message.
+    ///
+    /// Registered users are never evicted: a registration from a new
+    /// address beyond `max_users` is refused (Rejected in the confirm). A
+    /// user ID already registered from another address is the same user
+    /// restarted (ODTONE keys its users by ID): it moves to the new address.
     fn register_user(
         &mut self,
         now: Instant,
@@ -1178,23 +1345,37 @@ impl Node {
         reg: Registration,
         confirm_tid: Option<u16>,
     ) -> Result<(), NodeError> {
-        if !self.users.contains_key(&from) && self.users.len() >= self.cfg.max_users {
-            // Make room by dropping the user silent for the longest time.
-            let victim = self
-                .users
-                .values()
-                .min_by_key(|u| u.last_active)
-                .map(|u| u.addr);
-            if let Some(v) = victim {
-                self.users.remove(&v);
-                self.forget_user(v);
-            }
-        }
-        if self.users.len() >= self.cfg.max_users && !self.users.contains_key(&from) {
-            return Err(NodeError::UserTableFull);
-        }
         let own = self.own_id().clone();
         let id = reg.user_id.clone();
+        let known = self.users.contains_key(&from);
+        let mut previous = None;
+        if !known {
+            previous = self
+                .users
+                .values()
+                .find(|u| u.id == reg.user_id)
+                .map(|u| u.addr);
+            if let Some(old) = previous {
+                self.users.remove(&old);
+                self.forget_user(old);
+                self.stats.users_replaced += 1;
+            } else if self.users.len() >= self.cfg.max_users {
+                self.stats.users_refused += 1;
+                let before = self.summarize(now, |s| s.users_refused += 1);
+                if before.users_refused == 0 {
+                    self.event(NodeEvent::UserRefused {
+                        id: id.clone(),
+                        addr: from,
+                        max: self.cfg.max_users,
+                    });
+                }
+                if let Some(tid) = confirm_tid {
+                    let c = sap::register_confirm(&own, &id, tid, Status::REJECTED);
+                    self.send_to_user(from, &c);
+                }
+                return Err(NodeError::UserTableFull(self.cfg.max_users));
+            }
+        }
         self.users.insert(
             from,
             User {
@@ -1206,10 +1387,13 @@ impl Node {
                 last_active: now,
             },
         );
-        self.event(NodeEvent::UserRegistered {
-            id: id.clone(),
-            addr: from,
-        });
+        if !known {
+            self.event(NodeEvent::UserRegistered {
+                id: id.clone(),
+                addr: from,
+                previous,
+            });
+        }
         if let Some(tid) = confirm_tid {
             let c = sap::register_confirm(&own, &id, tid, Status::SUCCESS);
             self.send_to_user(from, &c);
@@ -1234,18 +1418,8 @@ impl Node {
         from: SocketAddr,
         msg: Message,
     ) -> Result<(), NodeError> {
-        if !self.users.contains_key(&from) {
-            // Attach implicitly, declaring nothing.
-            self.register_user(
-                now,
-                from,
-                Registration {
-                    user_id: msg.source.clone(),
-                    ..Registration::default()
-                },
-                None,
-            )?;
-        }
+        // A sender that did not register is served without being
+        // remembered: confirms go to the address it sent from.
         if let Some(u) = self.users.get_mut(&from) {
             u.last_active = now;
         }
@@ -1278,6 +1452,13 @@ impl Node {
             c.source = node.own_id().clone();
             node.send_to_user(from, &c);
         };
+        if matches!(msg.body, Body::EventSubscribeRequest(_)) && !self.users.contains_key(&from) {
+            // Events go to registered users only; an unregistered sender
+            // would never get them.
+            self.stats.subscriptions_refused += 1;
+            confirm(self, Status::REJECTED);
+            return;
+        }
         if self.is_local(&msg.destination) {
             let own = self.own_id().clone();
             let body = match &msg.body {
@@ -1407,8 +1588,12 @@ pub struct TableSizes {
     pub destination_transactions: usize,
     pub reassembly_messages: usize,
     pub reassembly_bytes: usize,
+    /// Registered users.
     pub users: usize,
+    /// Configured and learned peers.
     pub peers: usize,
+    /// Learned peers (at most `max_learned_peers`).
+    pub learned_peers: usize,
     pub subscriptions: usize,
     pub pending: usize,
 }

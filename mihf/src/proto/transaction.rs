@@ -55,6 +55,10 @@ pub struct EngineConfig {
     pub mtu: usize,
     /// Open transactions per direction (source / destination).
     pub max_transactions: usize,
+    /// Destination transactions (records of requests and indications
+    /// received) of one peer MIHF ID, so that one peer cannot take the
+    /// table from the others.
+    pub max_transactions_per_peer: usize,
     /// Reassembly limits.
     pub reassembly: ReassemblyLimits,
     /// Cap of the transmit and event queues (drained by the driver).
@@ -74,6 +78,7 @@ impl EngineConfig {
             ack_requests: true,
             mtu: 1400,
             max_transactions: 16_384,
+            max_transactions_per_peer: 1024,
             reassembly: ReassemblyLimits::default(),
             max_queue: 65_536,
         }
@@ -101,6 +106,9 @@ impl EngineConfig {
         }
         if self.max_transactions == 0 {
             return Err("max_transactions: must be > 0".into());
+        }
+        if self.max_transactions_per_peer == 0 {
+            return Err("max_transactions_per_peer: must be > 0".into());
         }
         if self.reassembly.max_messages == 0 || self.reassembly.max_bytes < self.mtu {
             return Err("reassembly: max_messages must be > 0 and max_bytes >= mtu".into());
@@ -183,6 +191,8 @@ pub enum RxError {
     },
     #[error("destination transaction table full ({0})")]
     TableFull(usize),
+    #[error("{peer} already has {max} open destination transactions")]
+    PeerTableFull { peer: MihfId, max: usize },
 }
 
 /// Why a send was refused.
@@ -222,6 +232,9 @@ pub struct EngineStats {
     pub wrong_destination: u64,
     pub bad_opcode: u64,
     pub table_full: u64,
+    /// Requests refused because their peer had `max_transactions_per_peer`
+    /// open destination transactions.
+    pub peer_table_full: u64,
     pub failed_no_ack: u64,
     pub failed_timeout: u64,
     pub expired_unanswered: u64,
@@ -297,6 +310,8 @@ pub struct Engine {
     next_serial: u64,
     outgoing: HashMap<Key, Outgoing>,
     incoming: HashMap<Key, Incoming>,
+    /// Destination transactions per peer (the keys of `incoming`, counted).
+    incoming_per_peer: HashMap<MihfId, usize>,
     timers: BTreeMap<TimerKey, (Side, Key)>,
     reasm: Reassembler,
     transmits: VecDeque<Transmit>,
@@ -314,6 +329,7 @@ impl Engine {
             next_serial: 1,
             outgoing: HashMap::new(),
             incoming: HashMap::new(),
+            incoming_per_peer: HashMap::new(),
             timers: BTreeMap::new(),
             reasm,
             transmits: VecDeque::new(),
@@ -412,6 +428,12 @@ impl Engine {
 
     fn remove_in(&mut self, key: &Key) -> Option<Incoming> {
         let rec = self.incoming.remove(key)?;
+        if let Some(n) = self.incoming_per_peer.get_mut(&key.0) {
+            *n -= 1;
+            if *n == 0 {
+                self.incoming_per_peer.remove(&key.0);
+            }
+        }
         if let Some(w) = rec.wake {
             self.timers.remove(&w);
         }
@@ -837,6 +859,32 @@ impl Engine {
             // The peer reused the TID: a new transaction replaces the old one.
             self.remove_in(&key);
         }
+        if self.incoming_per_peer.get(&key.0).copied().unwrap_or(0)
+            >= self.cfg.max_transactions_per_peer
+        {
+            // Make room among this peer's own records: the answered one
+            // closest to its end.
+            let victim = self
+                .incoming
+                .iter()
+                .filter(|(k, r)| {
+                    k.0 == key.0 && (r.response.is_some() || r.mid.opcode() == Opcode::Indication)
+                })
+                .min_by_key(|(_, r)| r.expires)
+                .map(|(k, _)| k.clone());
+            match victim {
+                Some(k) => {
+                    self.remove_in(&k);
+                }
+                None => {
+                    self.stats.peer_table_full += 1;
+                    return Err(RxError::PeerTableFull {
+                        peer: key.0,
+                        max: self.cfg.max_transactions_per_peer,
+                    });
+                }
+            }
+        }
         if self.incoming.len() >= self.cfg.max_transactions {
             // Forget the record closest to its end to make room.
             let victim = self
@@ -887,6 +935,7 @@ impl Engine {
         };
         let when = next_in_wake(&rec);
         self.incoming.insert(key.clone(), rec);
+        *self.incoming_per_peer.entry(key.0.clone()).or_insert(0) += 1;
         self.arm(Side::In, &key, Some(when));
         if is_request {
             self.event(Event::Request {

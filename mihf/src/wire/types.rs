@@ -402,10 +402,60 @@ impl MihfId {
     }
 }
 
+/// Text safe for a terminal or a log line: printable characters as they
+/// are, a backslash as `\\`, control and other non-printable characters
+/// as Rust's `escape_debug` writes them (`\n`, `\t`, `\u{1b}`, ...), and
+/// octets that are not UTF-8 as `\xNN`. Distinct inputs render distinctly.
 impl std::fmt::Display for MihfId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", String::from_utf8_lossy(&self.0))
+        Escaped(&self.0).fmt(f)
     }
+}
+
+/// Peer-supplied octets (an ID, a reason string, a name) for a log line or
+/// a terminal: see the [`Display`](std::fmt::Display) of [`MihfId`].
+/// `Escaped(text.as_bytes())` or `Escaped::new(&text)`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Escaped<'a>(pub &'a [u8]);
+
+impl<'a> Escaped<'a> {
+    pub fn new(text: &'a (impl AsRef<[u8]> + ?Sized)) -> Escaped<'a> {
+        Escaped(text.as_ref())
+    }
+}
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_escaped(f, self.0, false)
+    }
+}
+
+/// In double quotes, with the quotes inside escaped too.
+impl std::fmt::Debug for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"")?;
+        write_escaped(f, self.0, true)?;
+        f.write_str("\"")
+    }
+}
+
+fn write_escaped(f: &mut std::fmt::Formatter<'_>, text: &[u8], quotes: bool) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    for chunk in text.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' if quotes => f.write_str("\\\"")?,
+                // Printable, although escape_debug would escape them.
+                '"' | '\'' => f.write_char(c)?,
+                c => write!(f, "{}", c.escape_debug())?,
+            }
+        }
+        for b in chunk.invalid() {
+            write!(f, "\\x{b:02x}")?;
+        }
+    }
+    Ok(())
 }
 
 impl Value for MihfId {
