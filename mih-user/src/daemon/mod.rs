@@ -434,7 +434,7 @@ fn on_event(st: &mut State, e: Event) {
                 trigger = r.trigger.label(),
                 outcome = r.outcome_label(),
                 cause_label = r.cause.as_ref().map_or("none", |c| c.label()),
-                cause = %cause,
+                cause = %mihf::wire::Escaped::new(&cause),
                 mih_commit_us = us(p.mih_commit),
                 app_data_us = us(p.app_data),
                 socket_data_us = us(p.socket_data),
@@ -624,6 +624,13 @@ async fn sap_reader(shared: Arc<Shared>) {
         shared.io.sap_in.fetch_add(1, Ordering::Relaxed);
         if msg.header.mid == sap::USER_REGISTER_CONFIRM {
             let id = msg.source.to_string();
+            if mihf::proto::status::status_of(&msg).is_some_and(|s| !s.is_success()) {
+                // mihfd's user table is full: not registered; retried.
+                if shared.io.registered.swap(false, Ordering::Relaxed) {
+                    warn!(mihf_id = %id, sap = %shared.mihf_sap, "mihfd refused the registration");
+                }
+                continue;
+            }
             if !shared.io.registered.swap(true, Ordering::Relaxed) {
                 info!(mihf_id = %id, sap = %shared.mihf_sap, "registered with mihfd");
             }
