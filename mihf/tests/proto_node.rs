@@ -922,7 +922,7 @@ fn registrations_beyond_max_users_are_refused_counted_and_summarized() {
         assert_eq!(confirm_status(&mut n, user(i)), Some(Status::REJECTED));
     }
     let s = n.stats();
-    assert_eq!((s.users, s.users_refused), (4, 11));
+    assert_eq!((s.users, s.users_refused, s.users_replaced), (4, 11, 0));
     // One WARN-worthy event for the interval, not one per registration.
     let ev = events(&mut n);
     let refused: Vec<_> = ev
@@ -930,8 +930,8 @@ fn registrations_beyond_max_users_are_refused_counted_and_summarized() {
         .filter(|e| matches!(e, NodeEvent::UserRefused { .. }))
         .collect();
     assert_eq!(refused.len(), 1, "{ev:?}");
-    // A registered user refreshes (same address) and a restarted user (same
-    // ID, new address) moves, even when the table is full.
+    // With the table full, a registered user refreshes (same address) and
+    // a restarted user (same ID, new address) takes its entry over.
     n.handle_frame(t0, user(0), reg("u0", 20)).unwrap();
     assert_eq!(confirm_status(&mut n, user(0)), Some(Status::SUCCESS));
     n.handle_frame(t0, user(99), reg("u1", 21)).unwrap();
@@ -963,6 +963,14 @@ fn registrations_beyond_max_users_are_refused_counted_and_summarized() {
     n.handle_frame(later, user(50), reg("u50", 50)).unwrap();
     assert_eq!(confirm_status(&mut n, user(50)), Some(Status::SUCCESS));
     assert_eq!(n.stats().users, 4);
+    // Below the cap one ID may be registered from two addresses (two
+    // mihctl with the default --user-id): neither replaces the other.
+    let mut n = Node::new(node_cfg("mihf2", &[]), t0);
+    for i in [60, 61] {
+        n.handle_frame(t0, user(i), reg("mihctl", i)).unwrap();
+        assert_eq!(confirm_status(&mut n, user(i)), Some(Status::SUCCESS));
+    }
+    assert_eq!((n.stats().users, n.stats().users_replaced), (2, 0));
 }
 
 fn attacker(i: u32) -> Endpoint {

@@ -218,7 +218,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     );
     counter(
         "users_replaced_total",
-        "Registrations of a registered user ID from a new address.",
+        "Registrations at limits.max_users that took over the entry of their user ID.",
         stats.users_replaced,
     );
     counter(

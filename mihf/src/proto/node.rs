@@ -416,8 +416,8 @@ pub struct NodeStats {
     pub learn_outside_range: u64,
     /// User registrations refused at `max_users`.
     pub users_refused: u64,
-    /// Registrations of a user ID already registered from another address
-    /// (the user restarted): the old address is forgotten.
+    /// Registrations at `max_users` of a user ID already registered from
+    /// another address (the user restarted): the old address is forgotten.
     pub users_replaced: u64,
     /// Subscriptions refused: at `max_subscriptions`, at
     /// `max_subscriptions_per_subscriber`, or from a SAP sender that did not
@@ -457,9 +457,9 @@ pub enum NodeEvent {
         from: Endpoint,
         evicted: Option<MihfId>,
     },
-    /// A user registered from a new address (`previous`: the address the
-    /// same user ID was registered from until now). A registration that
-    /// only refreshes a user is not reported.
+    /// A user registered from a new address (`previous`: the address of
+    /// the entry of the same user ID it took over, at `max_users`). A
+    /// registration that only refreshes a user is not reported.
     UserRegistered {
         id: MihfId,
         addr: SocketAddr,
@@ -1334,10 +1334,13 @@ impl Node {
     /// MIHF sends nothing back, and ODTONE's users take an unasked confirm
     /// for a bad message.
     ///
-    /// Registered users are never evicted: a registration from a new
-    /// address beyond `max_users` is refused (Rejected in the confirm). A
-    /// user ID already registered from another address is the same user
-    /// restarted (ODTONE keys its users by ID): it moves to the new address.
+    /// Registered users are never evicted by other users: a registration
+    /// from a new address when `max_users` users are registered is refused
+    /// (Rejected in the confirm), unless its user ID is registered from
+    /// another address, which is then the same user restarted (ODTONE keys
+    /// its users by ID): the least recently active entry of that ID moves
+    /// to the new address. Below the cap, one ID may be registered from
+    /// several addresses (e.g. two `mihctl` with the default ID).
     fn register_user(
         &mut self,
         now: Instant,
@@ -1349,17 +1352,18 @@ impl Node {
         let id = reg.user_id.clone();
         let known = self.users.contains_key(&from);
         let mut previous = None;
-        if !known {
+        if !known && self.users.len() >= self.cfg.max_users {
             previous = self
                 .users
                 .values()
-                .find(|u| u.id == reg.user_id)
+                .filter(|u| u.id == reg.user_id)
+                .min_by_key(|u| u.last_active)
                 .map(|u| u.addr);
             if let Some(old) = previous {
                 self.users.remove(&old);
                 self.forget_user(old);
                 self.stats.users_replaced += 1;
-            } else if self.users.len() >= self.cfg.max_users {
+            } else {
                 self.stats.users_refused += 1;
                 let before = self.summarize(now, |s| s.users_refused += 1);
                 if before.users_refused == 0 {
