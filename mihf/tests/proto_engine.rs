@@ -681,6 +681,51 @@ fn request_flood_is_capped() {
         .is_err());
 }
 
+#[test]
+fn a_full_destination_table_forgets_answered_records_not_waiting_ones() {
+    let mut c = cfg("mihf2");
+    c.max_transactions = 3;
+    let mut b = Engine::new(c);
+    let t0 = Instant::now();
+    let request = |tid: u16| {
+        let mut m = n2n_request("mihf1", "mihf2");
+        m.header.tid = tid;
+        m.to_bytes().unwrap()
+    };
+    // TID 1 waits for its user (the oldest record); 2 and 3 are answered.
+    b.handle_frame(t0, udp(A_ADDR), request(1)).unwrap();
+    let (waiting, _) = only_request(events(&mut b));
+    for tid in [2, 3] {
+        let later = t0 + Duration::from_millis(u64::from(tid));
+        b.handle_frame(later, udp(A_ADDR), request(tid)).unwrap();
+        let (inbound, msg) = only_request(events(&mut b));
+        b.send_response(later, &inbound, n2n_response(&msg, Status::SUCCESS))
+            .unwrap();
+    }
+    drain(&mut b);
+    // A fourth request makes room by forgetting TID 2, not TID 1.
+    let t4 = t0 + Duration::from_millis(10);
+    b.handle_frame(t4, udp(A_ADDR), request(4)).unwrap();
+    let (_, msg) = only_request(events(&mut b));
+    assert_eq!(msg.header.tid, 4);
+    assert_eq!(b.open_transactions().1, 3);
+    let first = n2n_request("mihf1", "mihf2");
+    b.send_response(t4, &waiting, n2n_response(&first, Status::SUCCESS))
+        .unwrap();
+    // With every record waiting, a new request is refused.
+    let mut full = Engine::new({
+        let mut c = cfg("mihf2");
+        c.max_transactions = 2;
+        c
+    });
+    full.handle_frame(t0, udp(A_ADDR), request(1)).unwrap();
+    full.handle_frame(t0, udp(A_ADDR), request(2)).unwrap();
+    assert_eq!(
+        full.handle_frame(t0, udp(A_ADDR), request(3)),
+        Err(RxError::TableFull(2))
+    );
+}
+
 /// xorshift64*: a tiny deterministic generator for the lossy-network run.
 struct Rng(u64);
 impl Rng {

@@ -867,9 +867,7 @@ impl Engine {
             let victim = self
                 .incoming
                 .iter()
-                .filter(|(k, r)| {
-                    k.0 == key.0 && (r.response.is_some() || r.mid.opcode() == Opcode::Indication)
-                })
+                .filter(|(k, r)| k.0 == key.0 && answered(r))
                 .min_by_key(|(_, r)| r.expires)
                 .map(|(k, _)| k.clone());
             match victim {
@@ -886,21 +884,20 @@ impl Engine {
             }
         }
         if self.incoming.len() >= self.cfg.max_transactions {
-            // Forget the record closest to its end to make room.
+            // Make room: forget the answered record (a request with its
+            // response, or an acknowledged indication) closest to its end.
+            // A request still waiting for its response is never forgotten.
             let victim = self
                 .incoming
                 .iter()
+                .filter(|(_, r)| answered(r))
                 .min_by_key(|(_, r)| r.expires)
                 .map(|(k, _)| k.clone());
-            let answered = victim
-                .as_ref()
-                .and_then(|k| self.incoming.get(k))
-                .is_some_and(|r| r.response.is_some() || mid.opcode() == Opcode::Indication);
             match victim {
-                Some(k) if answered => {
+                Some(k) => {
                     self.remove_in(&k);
                 }
-                _ => {
+                None => {
                     self.stats.table_full += 1;
                     return Err(RxError::TableFull(self.cfg.max_transactions));
                 }
@@ -1127,6 +1124,11 @@ impl Engine {
 fn rto(cfg: &EngineConfig, count: u8) -> Duration {
     let factor = cfg.retransmission_backoff.saturating_pow(u32::from(count));
     cfg.retransmission_timeout.saturating_mul(factor)
+}
+
+/// A destination record that only serves duplicate detection now.
+fn answered(r: &Incoming) -> bool {
+    r.response.is_some() || r.mid.opcode() == Opcode::Indication
 }
 
 fn next_in_wake(r: &Incoming) -> Instant {
