@@ -10,52 +10,195 @@
 //! [`TcpTransport`] keeps one connection per peer router and reuses it for
 //! every transfer in both directions (an accepted connection also carries
 //! our replies); any number of messages can be in flight on it. Queues are
-//! bounded (sending waits when a peer's queue is full), frames are at most
-//! 65,535 octets by construction, and a connection that fails is dropped
-//! and re-established on the next send.
+//! bounded (sending waits when a peer's queue is full), and a connection
+//! that fails is dropped and re-established on the next send.
+//!
+//! Bounds on what the other side can make us hold (all in
+//! [`TransportConfig`], counted in [`TransportStats`]):
+//!
+//! * **Who may connect**: an accepted connection whose address is not in
+//!   [`TransportConfig::accept_from`] is closed at once (with a reset),
+//!   before any of its octets is read. The default lets nobody in;
+//!   [`PeerFilter::any`] is the open behaviour and must be asked for.
+//! * **How many**: at most [`TransportConfig::max_connections`] accepted
+//!   connections at once, and [`TransportConfig::max_connections_per_peer`]
+//!   from one address; one more is closed at once. Our own outgoing
+//!   connections (one per peer we send to) do not count.
+//! * **For how long**: a connection on which no complete message travelled
+//!   either way for [`TransportConfig::idle_timeout`] is closed. The close
+//!   is graceful so that nothing in flight is lost: it stops carrying our
+//!   sends (the next one connects afresh), writes what was already queued,
+//!   sends FIN and still delivers what the peer had sent, for at most
+//!   [`CLOSE_GRACE`].
+//! * **How much**: a frame is at most [`TransportConfig::max_frame`] octets
+//!   (65,535 by the 16-bit Length, the default); a header announcing more,
+//!   or anything that is not a CXTP header, closes the connection. A
+//!   connection buffers at most one frame plus one read, in a buffer that
+//!   starts at 4 KiB and is sized to the frame being read; it is freed with
+//!   the connection, which leaves nothing behind.
+//! * **Accept errors** (EMFILE and the like) are counted, logged (rate
+//!   limited) and retried after a backoff ([`accept`]); accepting stops only
+//!   when the transport is dropped.
 
-use std::collections::HashMap;
+pub mod accept;
+
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::wire::{Header, HEADER_LEN};
+use crate::wire::{DecodeError, Header, MessageType, HEADER_LEN};
+use accept::{Acceptor, LogLimit, LOG_EVERY};
 
 /// IANA port of CXTP (registered for SCTP; used here for TCP too).
 pub const DEFAULT_PORT: u16 = 5091;
 
-/// Splits a byte stream into CXTP messages using the header Length.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CxtpCodec;
+/// Largest CXTP message: the header's 16-bit Length counts octets.
+pub const MAX_FRAME: usize = u16::MAX as usize;
 
-fn invalid(e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+/// Read buffer a connection starts with.
+const READ_BUF: usize = 4096;
+
+/// After an idle close, how long the peer's last messages are still read.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Why octets are not a CXTP frame.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The first octets are not a CXTP header.
+    #[error("not a CXTP header: {0}")]
+    Header(#[from] DecodeError),
+    /// The header's Length is below the header's own size.
+    #[error("{msg_type}: Length {length} is shorter than the header")]
+    TooShort {
+        /// Message type.
+        msg_type: MessageType,
+        /// Announced length.
+        length: usize,
+    },
+    /// The header's Length is above the frame limit.
+    #[error("{msg_type}: Length {length} exceeds the {max}-octet frame limit")]
+    TooLong {
+        /// Message type.
+        msg_type: MessageType,
+        /// Announced length.
+        length: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A message to send whose header Length is not its size.
+    #[error(
+        "{msg_type}: header Length {header} disagrees with the {actual} octets of the message"
+    )]
+    LengthMismatch {
+        /// Message type.
+        msg_type: MessageType,
+        /// Header Length.
+        header: usize,
+        /// Message size.
+        actual: usize,
+    },
+}
+
+impl From<FrameError> for io::Error {
+    fn from(e: FrameError) -> io::Error {
+        match e {
+            FrameError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
+/// Splits a byte stream into CXTP messages using the header Length, up to
+/// a frame limit ([`MAX_FRAME`] by default).
+#[derive(Clone, Copy, Debug)]
+pub struct CxtpCodec {
+    max_frame: usize,
+}
+
+impl Default for CxtpCodec {
+    fn default() -> Self {
+        CxtpCodec {
+            max_frame: MAX_FRAME,
+        }
+    }
+}
+
+impl CxtpCodec {
+    /// Frames of at most `max_frame` octets (clamped to the header size
+    /// and [`MAX_FRAME`]).
+    pub fn new(max_frame: usize) -> Self {
+        CxtpCodec {
+            max_frame: max_frame.clamp(HEADER_LEN, MAX_FRAME),
+        }
+    }
+
+    /// The frame limit.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Whether `msg` is one frame this codec would send: a CXTP header
+    /// whose Length is the message's size, within the limit.
+    pub fn check(&self, msg: &[u8]) -> Result<(), FrameError> {
+        let h = Header::parse(msg)?;
+        let header = h.length as usize;
+        if header != msg.len() {
+            return Err(FrameError::LengthMismatch {
+                msg_type: h.msg_type,
+                header,
+                actual: msg.len(),
+            });
+        }
+        if header > self.max_frame {
+            return Err(FrameError::TooLong {
+                msg_type: h.msg_type,
+                length: header,
+                max: self.max_frame,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Decoder for CxtpCodec {
     type Item = Bytes;
-    type Error = io::Error;
+    type Error = FrameError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<Bytes>> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         if src.len() < HEADER_LEN {
             src.reserve(HEADER_LEN - src.len());
             return Ok(None);
         }
-        let h = Header::parse(&src[..HEADER_LEN]).map_err(invalid)?;
+        let h = Header::parse(&src[..HEADER_LEN])?;
         let len = h.length as usize;
         if len < HEADER_LEN {
-            return Err(invalid(format!(
-                "{}: Length {len} is shorter than the header",
-                h.msg_type
-            )));
+            return Err(FrameError::TooShort {
+                msg_type: h.msg_type,
+                length: len,
+            });
+        }
+        if len > self.max_frame {
+            return Err(FrameError::TooLong {
+                msg_type: h.msg_type,
+                length: len,
+                max: self.max_frame,
+            });
         }
         if src.len() < len {
             src.reserve(len - src.len());
@@ -66,13 +209,10 @@ impl Decoder for CxtpCodec {
 }
 
 impl Encoder<Bytes> for CxtpCodec {
-    type Error = io::Error;
+    type Error = FrameError;
 
-    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> io::Result<()> {
-        let h = Header::parse(&item).map_err(invalid)?;
-        if h.length as usize != item.len() {
-            return Err(invalid("header Length disagrees with the message size"));
-        }
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.check(&item)?;
         dst.extend_from_slice(&item);
         Ok(())
     }
@@ -90,6 +230,40 @@ pub trait Transport: Send {
     fn recv(&mut self) -> impl std::future::Future<Output = Option<(IpAddr, Bytes)>> + Send;
 }
 
+/// The addresses a [`TcpTransport`] accepts connections from. IPv4-mapped
+/// IPv6 addresses (a dual-stack listener) match their IPv4 form.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerFilter {
+    /// `None`: anyone.
+    only: Option<HashSet<IpAddr>>,
+}
+
+impl PeerFilter {
+    /// Anyone may connect (the open behaviour; ask for it explicitly).
+    pub fn any() -> Self {
+        PeerFilter { only: None }
+    }
+
+    /// Only these addresses.
+    pub fn only(addrs: impl IntoIterator<Item = IpAddr>) -> Self {
+        PeerFilter {
+            only: Some(addrs.into_iter().map(|a| a.to_canonical()).collect()),
+        }
+    }
+
+    /// Nobody (the default).
+    pub fn nobody() -> Self {
+        PeerFilter::only([])
+    }
+
+    /// Whether `addr` may connect.
+    pub fn allows(&self, addr: IpAddr) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|s| s.contains(&addr.to_canonical()))
+    }
+}
+
 /// Settings of [`TcpTransport`].
 #[derive(Clone, Debug)]
 pub struct TransportConfig {
@@ -103,6 +277,18 @@ pub struct TransportConfig {
     pub send_queue: usize,
     /// Received messages queued before readers pause.
     pub recv_queue: usize,
+    /// Who may connect (default: nobody, [`PeerFilter::nobody`]; list the
+    /// peer routers' addresses, or [`PeerFilter::any`]).
+    pub accept_from: PeerFilter,
+    /// Most accepted connections open at once (default 64).
+    pub max_connections: usize,
+    /// Most accepted connections open at once from one address (default 4).
+    pub max_connections_per_peer: usize,
+    /// Close a connection on which no complete message was received or
+    /// sent for this long (default 120 s; `None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// Largest frame accepted, in octets (default and most [`MAX_FRAME`]).
+    pub max_frame: usize,
 }
 
 impl Default for TransportConfig {
@@ -113,109 +299,386 @@ impl Default for TransportConfig {
             peer_ports: HashMap::new(),
             send_queue: 256,
             recv_queue: 1024,
+            accept_from: PeerFilter::nobody(),
+            max_connections: 64,
+            max_connections_per_peer: 4,
+            idle_timeout: Some(Duration::from_secs(120)),
+            max_frame: MAX_FRAME,
         }
     }
 }
 
+/// Counters and gauges of a [`TcpTransport`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Outgoing connections made.
+    pub connects: u64,
+    /// Incoming connections accepted (past the filter and the caps).
+    pub accepted: u64,
+    /// Incoming connections closed at once: address not in `accept_from`.
+    pub refused_unknown_peer: u64,
+    /// Incoming connections closed at once: `max_connections` reached.
+    pub refused_limit: u64,
+    /// Incoming connections closed at once: `max_connections_per_peer`
+    /// reached for that address.
+    pub refused_peer_limit: u64,
+    /// Connections closed by the idle timeout.
+    pub closed_idle: u64,
+    /// Connections closed for octets that are not CXTP frames (or too long).
+    pub closed_invalid: u64,
+    /// `accept()` errors (each retried after a backoff).
+    pub accept_errors: u64,
+    /// Accepted connections open now.
+    pub open_incoming: u64,
+    /// Outgoing connections open now.
+    pub open_outgoing: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    connects: AtomicU64,
+    accepted: AtomicU64,
+    refused_unknown_peer: AtomicU64,
+    refused_limit: AtomicU64,
+    refused_peer_limit: AtomicU64,
+    closed_idle: AtomicU64,
+    closed_invalid: AtomicU64,
+    accept_errors: Arc<AtomicU64>,
+}
+
+/// The connection our sends to one address go over.
 struct Peer {
     id: u64,
     tx: mpsc::Sender<Bytes>,
-    tasks: [JoinHandle<()>; 2],
+}
+
+struct ConnEntry {
+    ip: IpAddr,
+    incoming: bool,
+    task: Option<AbortHandle>,
+}
+
+/// Every open connection. An entry lives exactly as long as its task
+/// (removed by the task's [`ConnGuard`]), so nothing outlives a connection.
+#[derive(Default)]
+struct Conns {
+    open: HashMap<u64, ConnEntry>,
+    /// Accepted connections per address (no zero entries).
+    per_ip: HashMap<IpAddr, usize>,
+    incoming: usize,
+    outgoing: usize,
+    peers: HashMap<IpAddr, Peer>,
 }
 
 struct Inner {
     cfg: TransportConfig,
-    peers: Mutex<HashMap<IpAddr, Peer>>,
+    conns: Mutex<Conns>,
     ports: Mutex<HashMap<IpAddr, u16>>,
     /// Serialises connection set-up so concurrent senders share one.
     connecting: tokio::sync::Mutex<()>,
-    /// Tasks of extra connections from a peer we already have one with.
-    orphans: Mutex<Vec<JoinHandle<()>>>,
     in_tx: mpsc::Sender<(IpAddr, Bytes)>,
     next_id: AtomicU64,
-    connects: AtomicU64,
-    accepts: AtomicU64,
+    counters: Counters,
+}
+
+/// Removes its connection's entry when the connection's task ends or is
+/// aborted.
+struct ConnGuard {
+    inner: Weak<Inner>,
+    id: u64,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.forget(self.id);
+        }
+    }
+}
+
+/// How a connection's reading or writing ended.
+enum End {
+    /// End of stream, an I/O error, or the transport is gone.
+    Closed,
+    /// No complete message for the idle timeout.
+    Idle,
+    /// Octets that are not CXTP frames.
+    Invalid(FrameError),
+}
+
+/// What a connection's task needs besides its socket.
+struct ConnCtx {
+    ip: IpAddr,
+    codec: CxtpCodec,
+    idle: Option<Duration>,
+    in_tx: mpsc::Sender<(IpAddr, Bytes)>,
+    start: Instant,
+    /// Milliseconds from `start` to the last complete message either way.
+    last: AtomicU64,
+}
+
+impl ConnCtx {
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Returns once no message travelled for the idle timeout.
+    async fn idle_expired(&self, idle: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let deadline = self.start + last + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+
+    /// Deliver every complete message; returns when reading ends.
+    async fn read_messages(
+        &self,
+        rd: &mut OwnedReadHalf,
+        buf: &mut BytesMut,
+        idle: Option<Duration>,
+    ) -> End {
+        let mut codec = self.codec;
+        loop {
+            loop {
+                match codec.decode(buf) {
+                    Ok(Some(m)) => {
+                        self.touch();
+                        if self.in_tx.send((self.ip, m)).await.is_err() {
+                            return End::Closed;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return End::Invalid(e),
+                }
+            }
+            let r = match idle {
+                None => rd.read_buf(buf).await,
+                Some(idle) => tokio::select! {
+                    r = rd.read_buf(buf) => r,
+                    _ = self.idle_expired(idle) => return End::Idle,
+                },
+            };
+            match r {
+                Ok(0) | Err(_) => return End::Closed,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Write what is queued; once the queue is closed (these sends go
+    /// over another connection now) only reading goes on.
+    async fn write_messages(
+        &self,
+        wr: &mut OwnedWriteHalf,
+        rx: &mut Option<mpsc::Receiver<Bytes>>,
+    ) -> End {
+        if let Some(rx) = rx {
+            while let Some(m) = rx.recv().await {
+                if wr.write_all(&m).await.is_err() {
+                    return End::Closed;
+                }
+                self.touch();
+            }
+        }
+        std::future::pending().await
+    }
+}
+
+async fn run_conn(
+    me: Weak<Inner>,
+    id: u64,
+    stream: TcpStream,
+    mut rx: Option<mpsc::Receiver<Bytes>>,
+    ctx: ConnCtx,
+    _guard: ConnGuard,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let end = tokio::select! {
+        e = ctx.read_messages(&mut rd, &mut buf, ctx.idle) => e,
+        e = ctx.write_messages(&mut wr, &mut rx) => e,
+    };
+    let counters = |f: fn(&Counters) -> &AtomicU64| {
+        if let Some(me) = me.upgrade() {
+            f(&me.counters).fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    match end {
+        End::Closed => {}
+        End::Invalid(e) => {
+            counters(|c| &c.closed_invalid);
+            tracing::debug!(peer = %ctx.ip, error = %e, "CXTP connection closed: not CXTP");
+        }
+        End::Idle => {
+            counters(|c| &c.closed_idle);
+            tracing::debug!(peer = %ctx.ip, "CXTP connection closed: idle");
+            if let Some(me) = me.upgrade() {
+                me.stop_sending(ctx.ip, id);
+            }
+            let close = async {
+                if let Some(rx) = &mut rx {
+                    rx.close();
+                    while let Ok(m) = rx.try_recv() {
+                        if wr.write_all(&m).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let _ = wr.shutdown().await;
+                ctx.read_messages(&mut rd, &mut buf, None).await;
+            };
+            let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
+        }
+    }
 }
 
 impl Inner {
-    /// Register a connection for `ip` (unless one exists and `replace` is
-    /// false); spawns its reader and writer.
+    fn lock(&self) -> MutexGuard<'_, Conns> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An accepted connection: filter, caps, then [`Inner::attach`].
+    fn admit(self: &Arc<Self>, stream: TcpStream, from: SocketAddr, log: &mut LogLimit) {
+        let ip = from.ip().to_canonical();
+        let refused = if !self.cfg.accept_from.allows(ip) {
+            Some((&self.counters.refused_unknown_peer, "unknown_peer"))
+        } else {
+            let mut c = self.lock();
+            if c.incoming >= self.cfg.max_connections {
+                Some((&self.counters.refused_limit, "limit"))
+            } else if c.per_ip.get(&ip).copied().unwrap_or(0) >= self.cfg.max_connections_per_peer {
+                Some((&self.counters.refused_peer_limit, "peer_limit"))
+            } else {
+                self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                self.attach(&mut c, ip, stream, true);
+                return;
+            }
+        };
+        if let Some((counter, reason)) = refused {
+            counter.fetch_add(1, Ordering::Relaxed);
+            // Reset rather than FIN: nothing of it was read, and no
+            // TIME_WAIT is left here.
+            let _ = stream.set_zero_linger();
+            drop(stream);
+            if let Some(left_out) = log.check(Instant::now()) {
+                tracing::warn!(
+                    peer = %from,
+                    reason,
+                    not_logged = left_out,
+                    "CXTP connection refused"
+                );
+            }
+        }
+    }
+
+    /// Register a connection for `ip` and spawn its task. An outgoing one
+    /// carries our sends to `ip` from now on; an incoming one only if no
+    /// live connection does. Returns the sender when it carries them.
     fn attach(
         self: &Arc<Self>,
+        c: &mut Conns,
         ip: IpAddr,
         stream: TcpStream,
-        replace: bool,
+        incoming: bool,
     ) -> Option<mpsc::Sender<Bytes>> {
         let _ = stream.set_nodelay(true);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (mut rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Bytes>(self.cfg.send_queue.max(1));
-        let in_tx = self.in_tx.clone();
-        let me = Arc::downgrade(self);
-        let reader = tokio::spawn(async move {
-            let mut codec = CxtpCodec;
-            let mut buf = BytesMut::with_capacity(64 * 1024);
-            loop {
-                match codec.decode(&mut buf) {
-                    Ok(Some(m)) => {
-                        if in_tx.send((ip, m)).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(_) => break, // not CXTP: drop the connection
-                }
-                match rd.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-            if let Some(me) = me.upgrade() {
-                me.detach(ip, id);
-            }
-        });
-        let me = Arc::downgrade(self);
-        let writer = tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                if wr.write_all(&m).await.is_err() {
-                    break;
-                }
-            }
-            if let Some(me) = me.upgrade() {
-                me.detach(ip, id);
-            }
-        });
-        let mut peers = self.peers.lock().expect("peers lock");
-        if !replace && peers.contains_key(&ip) {
-            // Keep the existing connection for our sends; this one still
-            // delivers what the peer sends on it.
-            drop(tx);
-            let mut o = self.orphans.lock().expect("orphans lock");
-            o.retain(|h| !h.is_finished());
-            o.push(reader);
-            o.push(writer);
-            return None;
-        }
-        if let Some(old) = peers.insert(
-            ip,
-            Peer {
-                id,
-                tx: tx.clone(),
-                tasks: [reader, writer],
+        let carries = !incoming || c.peers.get(&ip).is_none_or(|p| p.tx.is_closed());
+        let (tx, rx) = if carries {
+            let (tx, rx) = mpsc::channel::<Bytes>(self.cfg.send_queue.max(1));
+            c.peers.insert(ip, Peer { id, tx: tx.clone() });
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        c.open.insert(
+            id,
+            ConnEntry {
+                ip,
+                incoming,
+                task: None,
             },
-        ) {
-            old.tasks.iter().for_each(JoinHandle::abort);
+        );
+        if incoming {
+            c.incoming += 1;
+            *c.per_ip.entry(ip).or_default() += 1;
+        } else {
+            c.outgoing += 1;
         }
-        Some(tx)
+        let ctx = ConnCtx {
+            ip,
+            codec: CxtpCodec::new(self.cfg.max_frame),
+            idle: self.cfg.idle_timeout,
+            in_tx: self.in_tx.clone(),
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        };
+        let guard = ConnGuard {
+            inner: Arc::downgrade(self),
+            id,
+        };
+        // Spawned while `c` is locked: the guard cannot remove the entry
+        // before it exists.
+        let task = tokio::spawn(run_conn(Arc::downgrade(self), id, stream, rx, ctx, guard));
+        if let Some(e) = c.open.get_mut(&id) {
+            e.task = Some(task.abort_handle());
+        }
+        tx
     }
 
-    fn detach(&self, ip: IpAddr, id: u64) {
-        let mut peers = self.peers.lock().expect("peers lock");
-        if peers.get(&ip).is_some_and(|p| p.id == id) {
-            if let Some(p) = peers.remove(&ip) {
-                p.tasks.iter().for_each(JoinHandle::abort);
+    /// The connection `id` no longer carries our sends to `ip`.
+    fn stop_sending(&self, ip: IpAddr, id: u64) {
+        let mut c = self.lock();
+        if c.peers.get(&ip).is_some_and(|p| p.id == id) {
+            c.peers.remove(&ip);
+        }
+    }
+
+    /// The connection `id` is gone.
+    fn forget(&self, id: u64) {
+        let mut c = self.lock();
+        let Some(e) = c.open.remove(&id) else {
+            return;
+        };
+        if e.incoming {
+            c.incoming -= 1;
+            if let Some(n) = c.per_ip.get_mut(&e.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    c.per_ip.remove(&e.ip);
+                }
             }
+        } else {
+            c.outgoing -= 1;
+        }
+        if c.peers.get(&e.ip).is_some_and(|p| p.id == id) {
+            c.peers.remove(&e.ip);
+        }
+    }
+
+    fn stats(&self) -> TransportStats {
+        let (open_incoming, open_outgoing) = {
+            let c = self.lock();
+            (c.incoming as u64, c.outgoing as u64)
+        };
+        let n = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TransportStats {
+            connects: get(&n.connects),
+            accepted: get(&n.accepted),
+            refused_unknown_peer: get(&n.refused_unknown_peer),
+            refused_limit: get(&n.refused_limit),
+            refused_peer_limit: get(&n.refused_peer_limit),
+            closed_idle: get(&n.closed_idle),
+            closed_invalid: get(&n.closed_invalid),
+            accept_errors: get(&n.accept_errors),
+            open_incoming,
+            open_outgoing,
         }
     }
 }
@@ -237,21 +700,21 @@ impl TcpTransport {
         let ports = Mutex::new(cfg.peer_ports.clone());
         let inner = Arc::new(Inner {
             cfg,
-            peers: Mutex::new(HashMap::new()),
+            conns: Mutex::new(Conns::default()),
             ports,
             connecting: tokio::sync::Mutex::new(()),
-            orphans: Mutex::new(Vec::new()),
             in_tx,
             next_id: AtomicU64::new(0),
-            connects: AtomicU64::new(0),
-            accepts: AtomicU64::new(0),
+            counters: Counters::default(),
         });
         let weak = Arc::downgrade(&inner);
+        let mut acceptor = Acceptor::new("cxtp", inner.counters.accept_errors.clone());
         let accept = tokio::spawn(async move {
-            while let Ok((stream, addr)) = listener.accept().await {
+            let mut refusals = LogLimit::new(LOG_EVERY);
+            loop {
+                let (stream, from) = acceptor.accept(&listener).await;
                 let Some(inner) = weak.upgrade() else { break };
-                inner.accepts.fetch_add(1, Ordering::Relaxed);
-                inner.attach(addr.ip(), stream, false);
+                inner.admit(stream, from, &mut refusals);
             }
         });
         Ok(TcpTransport {
@@ -278,12 +741,17 @@ impl TcpTransport {
 
     /// Outgoing connections made so far.
     pub fn connects(&self) -> u64 {
-        self.inner.connects.load(Ordering::Relaxed)
+        self.inner.counters.connects.load(Ordering::Relaxed)
     }
 
-    /// Incoming connections accepted so far.
+    /// Incoming connections accepted so far (past the filter and the caps).
     pub fn accepts(&self) -> u64 {
-        self.inner.accepts.load(Ordering::Relaxed)
+        self.inner.counters.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Counters and open connections.
+    pub fn stats(&self) -> TransportStats {
+        self.inner.stats()
     }
 
     /// A cloneable handle that sends through this transport (receiving
@@ -301,8 +769,8 @@ pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 impl Inner {
     fn live(&self, peer: &IpAddr) -> Option<mpsc::Sender<Bytes>> {
-        let peers = self.peers.lock().expect("peers lock");
-        peers
+        self.lock()
+            .peers
             .get(peer)
             .filter(|p| !p.tx.is_closed())
             .map(|p| p.tx.clone())
@@ -339,14 +807,15 @@ impl Inner {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(to))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {to}")))??;
-        self.connects.fetch_add(1, Ordering::Relaxed);
-        Ok(self.attach(peer, stream, true).expect("replace registers"))
+        self.counters.connects.fetch_add(1, Ordering::Relaxed);
+        let mut c = self.lock();
+        Ok(self
+            .attach(&mut c, peer, stream, false)
+            .expect("an outgoing connection carries our sends"))
     }
 
     async fn send(self: &Arc<Self>, peer: IpAddr, msg: Bytes) -> io::Result<()> {
-        CxtpCodec
-            .encode(msg.clone(), &mut BytesMut::new())
-            .map(drop)?;
+        CxtpCodec::new(self.cfg.max_frame).check(&msg)?;
         for _ in 0..2 {
             let tx = self.connect(peer).await?;
             match tx.send(msg.clone()).await {
@@ -388,6 +857,11 @@ impl TcpSender {
             .expect("ports lock")
             .insert(peer, port);
     }
+
+    /// The transport's counters and open connections.
+    pub fn stats(&self) -> TransportStats {
+        self.inner.stats()
+    }
 }
 
 impl Transport for TcpTransport {
@@ -403,14 +877,12 @@ impl Transport for TcpTransport {
 impl Drop for TcpTransport {
     fn drop(&mut self) {
         self.accept.abort();
-        if let Ok(mut peers) = self.inner.peers.lock() {
-            for (_, p) in peers.drain() {
-                p.tasks.iter().for_each(JoinHandle::abort);
-            }
-        }
-        if let Ok(mut o) = self.inner.orphans.lock() {
-            o.drain(..).for_each(|h| h.abort());
-        }
+        let tasks: Vec<AbortHandle> = {
+            let mut c = self.inner.lock();
+            c.peers.clear();
+            c.open.values_mut().filter_map(|e| e.task.take()).collect()
+        };
+        tasks.iter().for_each(AbortHandle::abort);
     }
 }
 

@@ -580,9 +580,11 @@ fn handshake_timeout_client_limit_and_slow_consumer() {
         assert_eq!(error_code(&f[0]), Some(ErrorCode::HandshakeRequired));
         assert_eq!(api.stats().handshake_timeouts, 1);
 
-        // Third client over the limit of two.
+        // Third client over the limit of two, both with a service.
         let (_a, _ea) = ServiceClient::connect(api.socket_path()).await.unwrap();
+        _a.register_service("a", FPT).await.unwrap();
         let (_b, _eb) = ServiceClient::connect(api.socket_path()).await.unwrap();
+        _b.register_service("b", FPT).await.unwrap();
         let mut third = raw_connect(&api).await;
         let f = read_until_close(&mut third).await;
         assert_eq!(error_code(&f[0]), Some(ErrorCode::LimitReached));
@@ -618,6 +620,80 @@ fn handshake_timeout_client_limit_and_slow_consumer() {
         // The server still serves.
         let (c, _e) = ServiceClient::connect(api.socket_path()).await.unwrap();
         c.register_service("ok", FPT).await.unwrap();
+        api.shutdown().await;
+    });
+}
+
+#[test]
+fn clients_without_a_service_make_room_and_time_out() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let api = server(&dir, "api.sock", |c| {
+            c.max_clients = 4;
+            c.handshake_timeout = Duration::from_secs(20);
+            c.registration_timeout = Duration::from_millis(300);
+        })
+        .await;
+        let (svc, _ev) = ServiceClient::connect(api.socket_path()).await.unwrap();
+        svc.register_service("svc", FPT).await.unwrap();
+        // Three silent connections take the other slots.
+        let mut idle = vec![];
+        for _ in 0..3 {
+            idle.push(raw_connect(&api).await);
+        }
+        eventually("all open", || api.stats().connections_open == 4).await;
+        // New services still get in, each closing the oldest connection
+        // without a service.
+        let mut late = vec![];
+        for (i, s) in idle.iter_mut().enumerate() {
+            let (c, e) = ServiceClient::connect(api.socket_path()).await.unwrap();
+            c.register_service(&format!("late{i}"), FPT).await.unwrap();
+            late.push((c, e));
+            let f = read_until_close(s).await;
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(
+                (f[0].request_id, error_code(&f[0])),
+                (0, Some(ErrorCode::LimitReached))
+            );
+            assert_eq!(api.stats().connections_evicted, i as u64 + 1);
+        }
+        // Every connection has a service now: a fifth is refused.
+        let mut fifth = raw_connect(&api).await;
+        let f = read_until_close(&mut fifth).await;
+        assert_eq!(error_code(&f[0]), Some(ErrorCode::LimitReached));
+        let st = api.stats();
+        assert_eq!(
+            (
+                st.connections_refused,
+                st.connections_evicted,
+                st.connections_open
+            ),
+            (1, 3, 4)
+        );
+        // Room again; a client that says Hello and registers nothing is
+        // closed after the registration timeout.
+        drop((svc, _ev));
+        eventually("svc gone", || api.stats().connections_open == 3).await;
+        let mut lazy = raw_connect(&api).await;
+        lazy.write_all(&hello(1, 1)).await.unwrap();
+        let f = read_until_close(&mut lazy).await;
+        assert!(matches!(f[0].message, Message::HelloAck(_)), "{f:?}");
+        assert_eq!(
+            (f[1].request_id, error_code(&f[1])),
+            (0, Some(ErrorCode::LimitReached))
+        );
+        assert_eq!(api.stats().registration_timeouts, 1);
+        // A service that deregisters its only service starts the clock again.
+        let (c, _e) = &late[0];
+        c.deregister_service("late0").await.unwrap();
+        eventually("closed without a service", || {
+            api.stats().registration_timeouts == 2
+        })
+        .await;
+        // The others, quiet all along but registered, are still served.
+        assert!(api.has_service("late1") && api.has_service("late2"));
+        late[1].0.register_user("late1", ue(1), &[]).await.unwrap();
+        assert_eq!(api.stats().connections_open, 2);
         api.shutdown().await;
     });
 }

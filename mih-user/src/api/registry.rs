@@ -395,6 +395,11 @@ impl Registry {
         self.conns.len()
     }
 
+    /// Services registered over `conn` (0 for an unknown connection).
+    pub fn service_count(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, |c| c.services.len())
+    }
+
     /// The client connection is gone: its services, their users and their
     /// pending events are removed (pending exports fail, pending import
     /// contexts report `ServiceGone`). Idempotent.

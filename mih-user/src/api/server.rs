@@ -35,8 +35,18 @@
 //! ([`ApiStats::malformed_frames`]); a client whose queue of outgoing
 //! frames is full (it does not read) is closed with `SLOW_CONSUMER`; a
 //! connection that sends no `Hello` within [`ApiConfig::handshake_timeout`]
-//! is closed. Closing a connection removes its services and users and
-//! fails their pending events.
+//! is closed (`HANDSHAKE_REQUIRED`), and so is one that stays without a
+//! registered service for [`ApiConfig::registration_timeout`] after its
+//! `Hello` or its last deregistration (`LIMIT_REACHED`, request ID 0).
+//! Connections are long-lived by design, so there is no idle timeout once
+//! a service is registered; instead, when [`ApiConfig::max_clients`]
+//! connections are open, a new one closes the oldest connection that has
+//! no registered service (`LIMIT_REACHED`, request ID 0), and is itself
+//! refused only when every connection has one. Idle or half-open
+//! connections therefore never lock services out. Accept errors are
+//! counted and retried after a backoff (`cxtp::transport::accept`).
+//! Closing a connection removes its services and users and fails their
+//! pending events.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -47,6 +57,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use cxtp::transport::accept::{Acceptor, LogLimit, LOG_EVERY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
@@ -76,13 +87,18 @@ pub struct ApiConfig {
     pub export_timeout: Duration,
     /// How long [`ApiServer::deliver_import`] waits for all services.
     pub import_timeout: Duration,
-    /// Most simultaneous client connections (more are closed at once with
-    /// `LIMIT_REACHED`).
+    /// Most simultaneous client connections. When they are all open, a new
+    /// one closes the oldest connection without a registered service; when
+    /// every connection has one, the new one is closed at once. Both get
+    /// `LIMIT_REACHED` with request ID 0.
     pub max_clients: usize,
     /// Frames queued for one client before it is closed as a slow consumer.
     pub queue_capacity: usize,
     /// Time a new connection has to send `Hello`.
     pub handshake_timeout: Duration,
+    /// Time a connection may stay without a registered service after its
+    /// `Hello` or its last deregistration.
+    pub registration_timeout: Duration,
     /// Time one frame may take to be written to a client.
     pub write_timeout: Duration,
 }
@@ -90,7 +106,7 @@ pub struct ApiConfig {
 impl ApiConfig {
     /// Defaults: limits of [`Limits::default`], 2 s export/import
     /// timeouts, 64 clients, 256 queued frames, 5 s handshake and write
-    /// timeouts.
+    /// timeouts, 30 s registration timeout.
     pub fn new(socket_path: impl Into<PathBuf>) -> Self {
         ApiConfig {
             socket_path: socket_path.into(),
@@ -101,6 +117,7 @@ impl ApiConfig {
             max_clients: 64,
             queue_capacity: 256,
             handshake_timeout: Duration::from_secs(5),
+            registration_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(5),
         }
     }
@@ -111,8 +128,11 @@ impl ApiConfig {
 pub struct ApiStats {
     /// Connections accepted.
     pub connections_accepted: u64,
-    /// Connections refused (too many clients).
+    /// Connections refused (too many clients, each with a service).
     pub connections_refused: u64,
+    /// Connections without a registered service closed to make room for
+    /// a new one.
+    pub connections_evicted: u64,
     /// Connections open now.
     pub connections_open: u64,
     /// Frames that did not decode (each closed its connection).
@@ -121,6 +141,10 @@ pub struct ApiStats {
     pub slow_consumers: u64,
     /// Connections closed for sending no `Hello` in time.
     pub handshake_timeouts: u64,
+    /// Connections closed for registering no service in time.
+    pub registration_timeouts: u64,
+    /// `accept()` errors (each retried after a backoff).
+    pub accept_errors: u64,
     /// Registry counters.
     pub registry: RegistryStats,
 }
@@ -129,9 +153,12 @@ pub struct ApiStats {
 struct Counters {
     accepted: AtomicU64,
     refused: AtomicU64,
+    evicted: AtomicU64,
     malformed: AtomicU64,
     slow: AtomicU64,
     handshake: AtomicU64,
+    registration: AtomicU64,
+    accept_errors: Arc<AtomicU64>,
 }
 
 struct ConnHandle {
@@ -266,9 +293,17 @@ impl Inner {
         self.lock().conns.contains_key(&conn)
     }
 
+    fn service_count(&self, conn: ConnId) -> usize {
+        self.lock().registry.service_count(conn)
+    }
+
     /// Close `conn` at once with `frame` (queued frames are discarded).
     fn kill(&self, conn: ConnId, frame: Frame) {
         let mut st = self.lock();
+        self.kill_locked(&mut st, conn, frame);
+    }
+
+    fn kill_locked(&self, st: &mut State, conn: ConnId, frame: Frame) {
         if let Some(mut h) = st.conns.remove(&conn) {
             if let Some(k) = h.kill.take() {
                 let _ = k.send(frame);
@@ -276,7 +311,7 @@ impl Inner {
         }
         let mut out = Vec::new();
         st.registry.disconnect(conn, &mut out);
-        self.apply(&mut st, out);
+        self.apply(st, out);
     }
 
     fn disconnected(&self, conn: ConnId) {
@@ -392,6 +427,8 @@ async fn read_loop(
     let mut buf = BytesMut::with_capacity(8192);
     let deadline = tokio::time::Instant::now() + inner.config.handshake_timeout;
     let mut hello_done = false;
+    // Since when the connection has had no service (after its Hello).
+    let mut unregistered_since: Option<tokio::time::Instant> = None;
     loop {
         loop {
             match wire::decode_frame(&mut buf, max) {
@@ -401,6 +438,11 @@ async fn read_loop(
                         return "closed by the server".into();
                     }
                     hello_done = true;
+                    if inner.service_count(conn) > 0 {
+                        unregistered_since = None;
+                    } else if unregistered_since.is_none() {
+                        unregistered_since = Some(tokio::time::Instant::now());
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -424,21 +466,34 @@ async fn read_loop(
                 inner.kill(conn, close_frame(ErrorCode::HandshakeRequired, "no Hello in time"));
                 return "handshake timeout".into();
             }
+            _ = async {
+                if let Some(t) = unregistered_since {
+                    tokio::time::sleep_until(t + inner.config.registration_timeout).await
+                }
+            }, if unregistered_since.is_some() => {
+                inner.counters.registration.fetch_add(1, Ordering::Relaxed);
+                let limit = inner.config.registration_timeout;
+                warn!(conn, "API client registered no service within {limit:?}, closing");
+                inner.kill(
+                    conn,
+                    close_frame(
+                        ErrorCode::LimitReached,
+                        format!("no service registered within {} ms", limit.as_millis()),
+                    ),
+                );
+                return "registration timeout".into();
+            }
         }
     }
 }
 
 async fn accept_loop(inner: Arc<Inner>, listener: UnixListener, mut stop: watch::Receiver<bool>) {
     let mut tasks = JoinSet::new();
+    let mut acceptor = Acceptor::new("api", inner.counters.accept_errors.clone());
+    let mut log = LogLimit::new(LOG_EVERY);
     loop {
         tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, _)) => accept_one(&inner, stream, &mut tasks),
-                Err(e) => {
-                    warn!("API accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+            (stream, _) = acceptor.accept(&listener) => accept_one(&inner, stream, &mut tasks, &mut log),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = stop.changed() => break,
         }
@@ -455,17 +510,49 @@ async fn accept_loop(inner: Arc<Inner>, listener: UnixListener, mut stop: watch:
     }
 }
 
-fn accept_one(inner: &Arc<Inner>, stream: UnixStream, tasks: &mut JoinSet<()>) {
+fn accept_one(inner: &Arc<Inner>, stream: UnixStream, tasks: &mut JoinSet<()>, log: &mut LogLimit) {
     let mut st = inner.lock();
     if st.closed {
         return;
     }
     if st.conns.len() >= inner.config.max_clients {
+        // Make room by closing the oldest connection (IDs grow) that has
+        // no registered service.
+        let idle = st
+            .conns
+            .keys()
+            .copied()
+            .filter(|&c| st.registry.service_count(c) == 0)
+            .min();
+        if let Some(old) = idle {
+            inner.counters.evicted.fetch_add(1, Ordering::Relaxed);
+            if let Some(left_out) = log.check(tokio::time::Instant::now()) {
+                warn!(
+                    conn = old,
+                    max = inner.config.max_clients,
+                    not_logged = left_out,
+                    "too many API clients: closing the oldest one without a service"
+                );
+            }
+            inner.kill_locked(
+                &mut st,
+                old,
+                close_frame(
+                    ErrorCode::LimitReached,
+                    "too many clients: closed to make room (no service registered)",
+                ),
+            );
+        }
+    }
+    if st.conns.len() >= inner.config.max_clients {
         inner.counters.refused.fetch_add(1, Ordering::Relaxed);
-        warn!(
-            max = inner.config.max_clients,
-            "too many API clients, refusing one"
-        );
+        if let Some(left_out) = log.check(tokio::time::Instant::now()) {
+            warn!(
+                max = inner.config.max_clients,
+                not_logged = left_out,
+                "too many API clients, each with a service: refusing one"
+            );
+        }
         let timeout = inner.config.write_timeout;
         tasks.spawn(async move {
             let (_rd, mut wr) = stream.into_split();
@@ -676,10 +763,13 @@ impl ApiServer {
         ApiStats {
             connections_accepted: c.accepted.load(Ordering::Relaxed),
             connections_refused: c.refused.load(Ordering::Relaxed),
+            connections_evicted: c.evicted.load(Ordering::Relaxed),
             connections_open: st.conns.len() as u64,
             malformed_frames: c.malformed.load(Ordering::Relaxed),
             slow_consumers: c.slow.load(Ordering::Relaxed),
             handshake_timeouts: c.handshake.load(Ordering::Relaxed),
+            registration_timeouts: c.registration.load(Ordering::Relaxed),
+            accept_errors: c.accept_errors.load(Ordering::Relaxed),
             registry: st.registry.stats().clone(),
         }
     }

@@ -36,7 +36,11 @@
 //! ```
 //!
 //! `[timers]`, `[admission]` and `[sessions]` are optional; see the
-//! structs for keys and defaults.
+//! structs for keys and defaults. Every listener is bounded: `[cxtp]`
+//! accepts only the `[[peers]]` addresses (unless `accept_any`), caps its
+//! connections in total and per peer and closes idle ones; `[control]`,
+//! `[metrics]` and `[api]` cap their connections and close the ones that
+//! do not send a request (or a `Hello`, or register a service) in time.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -133,9 +137,18 @@ pub struct Api {
     /// User registrations.
     #[serde(default = "d_users")]
     pub max_users: usize,
-    /// Client connections.
+    /// Client connections. When they are all taken, a new one closes the
+    /// oldest connection without a registered service, or is refused when
+    /// every connection has one.
     #[serde(default = "d_clients")]
     pub max_clients: usize,
+    /// Time a new connection has to send `Hello` (ms).
+    #[serde(default = "five_s")]
+    pub handshake_timeout_ms: u64,
+    /// Time a connection may stay without a registered service, from its
+    /// `Hello` or its last deregistration (ms).
+    #[serde(default = "thirty_s")]
+    pub registration_timeout_ms: u64,
 }
 
 fn two_s() -> u64 {
@@ -149,6 +162,15 @@ fn d_users() -> usize {
 }
 fn d_clients() -> usize {
     64
+}
+fn five_s() -> u64 {
+    5000
+}
+fn thirty_s() -> u64 {
+    30_000
+}
+fn d_local_connections() -> usize {
+    16
 }
 
 /// `[cxtp]`.
@@ -166,6 +188,16 @@ pub struct Cxtp {
     pub max_context_len: usize,
     /// Largest total of contexts being reassembled (octets).
     pub max_buffered: usize,
+    /// Accept CXTP connections from any address. Off: only from the
+    /// `[[peers]]` addresses; any other is closed before it is read.
+    pub accept_any: bool,
+    /// Most accepted CXTP connections at once.
+    pub max_connections: usize,
+    /// Most accepted CXTP connections at once from one address.
+    pub max_connections_per_peer: usize,
+    /// Close a CXTP connection on which no complete message travelled for
+    /// this long (ms; must exceed `transfer_timeout_ms`).
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for Cxtp {
@@ -175,6 +207,10 @@ impl Default for Cxtp {
             transfer_timeout_ms: 4000,
             max_context_len: 16 << 20,
             max_buffered: 64 << 20,
+            accept_any: false,
+            max_connections: 64,
+            max_connections_per_peer: 4,
+            idle_timeout_ms: 120_000,
         }
     }
 }
@@ -377,19 +413,56 @@ pub struct Peer {
 }
 
 /// `[control]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
     /// Unix socket for `mih-user handover|status|abort`.
+    #[serde(default)]
     pub socket: Option<PathBuf>,
+    /// Most connections at once. When all are taken, a new one closes the
+    /// oldest connection that waits for a request, or is refused when
+    /// every connection has a request in progress.
+    #[serde(default = "d_local_connections")]
+    pub max_connections: usize,
+    /// A request line must be complete this long after the connection
+    /// opened or the previous answer was written (ms); else it is closed.
+    #[serde(default = "five_s")]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            socket: None,
+            max_connections: d_local_connections(),
+            request_timeout_ms: five_s(),
+        }
+    }
 }
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
     /// HTTP endpoint: GET /metrics (Prometheus text), GET /status (JSON).
+    #[serde(default)]
     pub listen: Option<SocketAddr>,
+    /// Most connections at once (the same rule as `control.max_connections`).
+    #[serde(default = "d_local_connections")]
+    pub max_connections: usize,
+    /// The request must be read and answered within this time (ms).
+    #[serde(default = "five_s")]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            listen: None,
+            max_connections: d_local_connections(),
+            request_timeout_ms: five_s(),
+        }
+    }
 }
 
 /// A configuration error naming the key.
@@ -575,10 +648,35 @@ impl Config {
                 self.timers.complete_timeout_ms,
             ),
             ("cxtp.transfer_timeout_ms", self.cxtp.transfer_timeout_ms),
+            ("api.handshake_timeout_ms", self.api.handshake_timeout_ms),
+            (
+                "api.registration_timeout_ms",
+                self.api.registration_timeout_ms,
+            ),
+            (
+                "control.request_timeout_ms",
+                self.control.request_timeout_ms,
+            ),
+            (
+                "metrics.request_timeout_ms",
+                self.metrics.request_timeout_ms,
+            ),
         ] {
             if v == 0 || v > 600_000 {
                 return Err(invalid(k, "must be 1 to 600000 ms"));
             }
+        }
+        if !(100..=86_400_000).contains(&self.cxtp.idle_timeout_ms) {
+            return Err(invalid(
+                "cxtp.idle_timeout_ms",
+                "must be 100 to 86400000 ms",
+            ));
+        }
+        if self.cxtp.idle_timeout_ms <= self.cxtp.transfer_timeout_ms {
+            return Err(invalid(
+                "cxtp.idle_timeout_ms",
+                "must be longer than cxtp.transfer_timeout_ms (a transfer may pause that long)",
+            ));
         }
         if self.cxtp.transfer_timeout_ms <= self.api.import_timeout_ms {
             return Err(invalid(
@@ -591,10 +689,23 @@ impl Config {
             ("api.max_users", self.api.max_users),
             ("api.max_clients", self.api.max_clients),
             ("admission.max_outgoing", self.admission.max_outgoing),
+            ("cxtp.max_connections", self.cxtp.max_connections),
+            (
+                "cxtp.max_connections_per_peer",
+                self.cxtp.max_connections_per_peer,
+            ),
+            ("control.max_connections", self.control.max_connections),
+            ("metrics.max_connections", self.metrics.max_connections),
         ] {
             if v == 0 {
                 return Err(invalid(k, "must be > 0"));
             }
+        }
+        if self.cxtp.max_connections_per_peer > self.cxtp.max_connections {
+            return Err(invalid(
+                "cxtp.max_connections_per_peer",
+                "must not exceed cxtp.max_connections",
+            ));
         }
         if self.admission.max_outgoing >= 4095 {
             return Err(invalid(
@@ -676,6 +787,8 @@ impl Config {
         a.export_timeout = Duration::from_millis(self.api.export_timeout_ms);
         a.import_timeout = Duration::from_millis(self.api.import_timeout_ms);
         a.max_clients = self.api.max_clients;
+        a.handshake_timeout = Duration::from_millis(self.api.handshake_timeout_ms);
+        a.registration_timeout = Duration::from_millis(self.api.registration_timeout_ms);
         a.limits = Limits {
             max_services: self.api.max_services,
             max_users: self.api.max_users,
@@ -708,6 +821,31 @@ impl Config {
             max_ues: self.admission.max_ues,
             max_peers: self.peers.len().max(1),
             segment,
+        }
+    }
+
+    /// The CXTP transport's settings: our listen address, the peers' ports,
+    /// and the bounds (only the peers' addresses may connect unless
+    /// `cxtp.accept_any`).
+    pub fn transport_config(&self) -> cxtp::transport::TransportConfig {
+        use cxtp::transport::{PeerFilter, TransportConfig};
+        TransportConfig {
+            listen: self.cxtp.listen,
+            peer_port: cxtp::transport::DEFAULT_PORT,
+            peer_ports: self
+                .peers
+                .iter()
+                .map(|p| (p.cxtp.ip(), p.cxtp.port()))
+                .collect(),
+            accept_from: if self.cxtp.accept_any {
+                PeerFilter::any()
+            } else {
+                PeerFilter::only(self.peers.iter().map(|p| p.cxtp.ip()))
+            },
+            max_connections: self.cxtp.max_connections,
+            max_connections_per_peer: self.cxtp.max_connections_per_peer,
+            idle_timeout: Some(Duration::from_millis(self.cxtp.idle_timeout_ms)),
+            ..TransportConfig::default()
         }
     }
 
@@ -756,6 +894,101 @@ mod tests {
         let o = c.orchestrator_config();
         assert_eq!(o.transfer_timeout, Duration::from_secs(4));
         assert_eq!(o.import_timeout, Duration::from_millis(2500));
+        // Listener bounds.
+        assert_eq!(
+            (c.control.max_connections, c.control.request_timeout_ms),
+            (16, 5000)
+        );
+        assert_eq!(
+            (c.metrics.max_connections, c.metrics.request_timeout_ms),
+            (16, 5000)
+        );
+        let a = c.api_config();
+        assert_eq!(a.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(a.registration_timeout, Duration::from_secs(30));
+        let t = c.transport_config();
+        assert_eq!((t.max_connections, t.max_connections_per_peer), (64, 4));
+        assert_eq!(t.idle_timeout, Some(Duration::from_secs(120)));
+        // Nobody may connect without [[peers]].
+        assert!(!t.accept_from.allows("192.0.2.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn cxtp_accepts_the_peers_only_unless_told_otherwise() {
+        let peers = "[[peers]]\nmihf_id = \"b\"\ncxtp = \"192.0.2.2:5092\"\n";
+        let c = Config::parse(&format!("{MIN}{peers}")).unwrap();
+        let t = c.transport_config();
+        assert!(t.accept_from.allows("192.0.2.2".parse().unwrap()));
+        assert!(t.accept_from.allows("::ffff:192.0.2.2".parse().unwrap()));
+        assert!(!t.accept_from.allows("192.0.2.3".parse().unwrap()));
+        assert_eq!(t.peer_ports.get(&"192.0.2.2".parse().unwrap()), Some(&5092));
+        let c = Config::parse(&format!("{MIN}[cxtp]\naccept_any = true\n{peers}")).unwrap();
+        assert!(c
+            .transport_config()
+            .accept_from
+            .allows("192.0.2.3".parse().unwrap()));
+        let c = Config::parse(&format!(
+            "{MIN}[cxtp]\nmax_connections = 8\nmax_connections_per_peer = 2\nidle_timeout_ms = 9000\n"
+        ))
+        .unwrap();
+        let t = c.transport_config();
+        assert_eq!((t.max_connections, t.max_connections_per_peer), (8, 2));
+        assert_eq!(t.idle_timeout, Some(Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn listener_bounds_are_checked() {
+        for (extra, key) in [
+            ("[cxtp]\nmax_connections = 0", "`cxtp.max_connections`"),
+            (
+                "[cxtp]\nmax_connections = 2\nmax_connections_per_peer = 3",
+                "`cxtp.max_connections_per_peer`",
+            ),
+            ("[cxtp]\nidle_timeout_ms = 50", "`cxtp.idle_timeout_ms`"),
+            ("[cxtp]\nidle_timeout_ms = 4000", "`cxtp.idle_timeout_ms`"),
+            (
+                "[control]\nmax_connections = 0",
+                "`control.max_connections`",
+            ),
+            (
+                "[control]\nrequest_timeout_ms = 0",
+                "`control.request_timeout_ms`",
+            ),
+            (
+                "[metrics]\nmax_connections = 0",
+                "`metrics.max_connections`",
+            ),
+            (
+                "[metrics]\nrequest_timeout_ms = 0",
+                "`metrics.request_timeout_ms`",
+            ),
+            (
+                "[api]\nhandshake_timeout_ms = 0",
+                "`api.handshake_timeout_ms`",
+            ),
+            (
+                "[api]\nregistration_timeout_ms = 700000",
+                "`api.registration_timeout_ms`",
+            ),
+            ("[control]\nmax_conections = 3", "max_conections"),
+        ] {
+            let text = if extra.starts_with("[api]") {
+                format!("{MIN}{}", &extra["[api]\n".len()..])
+            } else {
+                format!("{MIN}{extra}")
+            };
+            let e = Config::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+        let c = Config::parse(&format!(
+            "{MIN}registration_timeout_ms = 1000\n[control]\nmax_connections = 2\nrequest_timeout_ms = 300\n"
+        ))
+        .unwrap();
+        assert_eq!(c.api.registration_timeout_ms, 1000);
+        assert_eq!(
+            (c.control.max_connections, c.control.request_timeout_ms),
+            (2, 300)
+        );
     }
 
     #[test]

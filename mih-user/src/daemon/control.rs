@@ -11,6 +11,13 @@
 //! A line longer than 4096 octets, or one that is not such an object, gets
 //! `{"ok":false,"error":…}`; the connection stays open (except after an
 //! over-long line). Access control is the socket directory's permissions.
+//!
+//! Bounds ([`super::listener`]): at most `control.max_connections` (16)
+//! connections; when they are all open, a new one closes the oldest one
+//! that waits for a request (or is refused when every one has a request in
+//! progress). A request line must arrive within `control.request_timeout_ms`
+//! (5 s) of the connection opening or of the previous answer, and the
+//! answer must be taken as fast; otherwise the connection is closed.
 
 use std::io;
 use std::net::IpAddr;
@@ -23,12 +30,11 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use super::listener::{self, Conn, LocalLimits, LocalStats};
 use super::{HandoverError, MihUserHandle};
 
 /// Longest request line.
 pub const MAX_LINE: usize = 4096;
-/// Most control connections at once.
-pub const MAX_CONNECTIONS: usize = 16;
 
 /// Listen on `path` (a stale socket file is replaced).
 pub fn bind(path: &Path) -> io::Result<(UnixListener, PathBuf)> {
@@ -53,34 +59,31 @@ pub fn bind(path: &Path) -> io::Result<(UnixListener, PathBuf)> {
     Ok((UnixListener::bind(path)?, path.to_path_buf()))
 }
 
-pub(super) async fn serve(h: MihUserHandle, l: UnixListener) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok((s, _)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            continue;
-        };
+pub(super) async fn serve(
+    h: MihUserHandle,
+    l: UnixListener,
+    limits: LocalLimits,
+    stats: Arc<LocalStats>,
+) {
+    listener::serve("control", l, limits, stats, move |s, conn| {
         let h = h.clone();
-        tokio::spawn(async move {
-            let _ = connection(h, s).await;
-            drop(permit);
-        });
-    }
+        async move {
+            let _ = connection(h, s, conn).await;
+        }
+    })
+    .await
 }
 
-async fn connection(h: MihUserHandle, s: UnixStream) -> io::Result<()> {
+async fn connection(h: MihUserHandle, s: UnixStream, conn: Conn) -> io::Result<()> {
     let (rd, mut wr) = s.into_split();
-    let mut rd = BufReader::new(rd.take(u64::MAX));
+    let mut rd = BufReader::new(rd);
     loop {
         let mut line = Vec::new();
-        let n = (&mut rd)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if n == 0 {
+        let mut limited = (&mut rd).take(MAX_LINE as u64 + 1);
+        let Some(n) = conn.request(limited.read_until(b'\n', &mut line)).await else {
+            return Ok(()); // no complete request in time
+        };
+        if n? == 0 {
             return Ok(());
         }
         let too_long = line.len() > MAX_LINE && !line.ends_with(b"\n");
@@ -94,7 +97,10 @@ async fn connection(h: MihUserHandle, s: UnixStream) -> io::Result<()> {
         };
         let mut out = answer.to_string();
         out.push('\n');
-        wr.write_all(out.as_bytes()).await?;
+        match conn.answer(wr.write_all(out.as_bytes())).await {
+            Some(r) => r?,
+            None => return Ok(()), // the client does not read
+        }
         if too_long {
             return Ok(());
         }

@@ -1,6 +1,8 @@
 //! Prometheus text exposition (format 0.0.4) of the daemon, written by
 //! hand as mihfd does, and the minimal HTTP/1.0 endpoint that serves it
-//! (`GET /metrics`, `GET /status`).
+//! (`GET /metrics`, `GET /status`; one request per connection, bounded as
+//! the control socket is: [`super::listener`], `metrics.max_connections`,
+//! `metrics.request_timeout_ms`).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -19,6 +21,15 @@
 //! | `mih_user_x2_*_total` | counter | X2 trigger counters |
 //! | `mih_user_api_*` | counter/gauge | API server counters |
 //! | `mih_user_cxtp_messages_total` | counter | `direction` (`in`, `out`, `dropped`) |
+//! | `mih_user_cxtp_connections_open` | gauge | `direction` (`in`, `out`) |
+//! | `mih_user_cxtp_connections_accepted_total` | counter | |
+//! | `mih_user_cxtp_connections_refused_total` | counter | `reason` (`unknown_peer`, `limit`, `peer_limit`) |
+//! | `mih_user_cxtp_connections_closed_total` | counter | `reason` (`idle`, `invalid`) |
+//! | `mih_user_local_connections_open` | gauge | `listener` (`control`, `metrics`) |
+//! | `mih_user_local_connections_accepted_total` | counter | `listener` |
+//! | `mih_user_local_connections_refused_total` | counter | `listener`, `reason` (`busy`: every connection has a request in progress) |
+//! | `mih_user_local_connections_closed_total` | counter | `listener`, `reason` (`evicted_idle`, `timeout`) |
+//! | `mih_user_accept_errors_total` | counter | `listener` (`cxtp`, `api`, `control`, `metrics`) |
 //! | `mih_user_sap_frames_total` | counter | `direction` |
 //! | `mih_user_session_operations_total` | counter | `op` |
 
@@ -155,6 +166,25 @@ pub struct DriverCounters {
     pub x2_not_started: u64,
 }
 
+/// Counters of one local listener (control socket, metrics endpoint).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerCounters {
+    /// Connections open now.
+    pub open: u64,
+    /// Connections admitted.
+    pub accepted: u64,
+    /// Connections closed at once: every connection had a request in
+    /// progress.
+    pub refused_full: u64,
+    /// Idle connections closed to make room for a new one.
+    pub evicted_idle: u64,
+    /// Connections closed because a request did not arrive, or an answer
+    /// was not taken, in time.
+    pub timeouts: u64,
+    /// `accept()` errors (each retried after a backoff).
+    pub accept_errors: u64,
+}
+
 /// Everything the render needs, snapshotted under the daemon's lock.
 pub struct Snapshot<'a> {
     /// Migration histograms.
@@ -173,6 +203,10 @@ pub struct Snapshot<'a> {
     pub x2: Option<crate::x2ap::X2Counters>,
     /// API server counters.
     pub api: crate::api::server::ApiStats,
+    /// CXTP transport counters.
+    pub cxtp: cxtp::transport::TransportStats,
+    /// The local listeners that run (`control`, `metrics`).
+    pub listeners: Vec<(&'static str, ListenerCounters)>,
     /// Uptime.
     pub uptime: Duration,
 }
@@ -316,6 +350,50 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "CXTP messages that could not be sent.",
         s.driver.cxtp_send_errors,
     );
+    let cx = &s.cxtp;
+    head(
+        &mut o,
+        "cxtp_connections_open",
+        "gauge",
+        "CXTP connections open.",
+    );
+    for (d, v) in [("in", cx.open_incoming), ("out", cx.open_outgoing)] {
+        let _ = writeln!(o, "mih_user_cxtp_connections_open{{direction=\"{d}\"}} {v}");
+    }
+    counter(
+        &mut o,
+        "cxtp_connections_accepted_total",
+        "CXTP connections accepted (past the peer filter and the caps).",
+        cx.accepted,
+    );
+    head(
+        &mut o,
+        "cxtp_connections_refused_total",
+        "counter",
+        "CXTP connections closed before anything was read, by reason.",
+    );
+    for (r, v) in [
+        ("unknown_peer", cx.refused_unknown_peer),
+        ("limit", cx.refused_limit),
+        ("peer_limit", cx.refused_peer_limit),
+    ] {
+        let _ = writeln!(
+            o,
+            "mih_user_cxtp_connections_refused_total{{reason=\"{r}\"}} {v}"
+        );
+    }
+    head(
+        &mut o,
+        "cxtp_connections_closed_total",
+        "counter",
+        "CXTP connections closed by us, by reason.",
+    );
+    for (r, v) in [("idle", cx.closed_idle), ("invalid", cx.closed_invalid)] {
+        let _ = writeln!(
+            o,
+            "mih_user_cxtp_connections_closed_total{{reason=\"{r}\"}} {v}"
+        );
+    }
     head(&mut o, "sap_frames_total", "counter", "MIH_SAP frames.");
     for (i, d) in ["out", "in", "undecodable", "send_error"]
         .iter()
@@ -408,8 +486,95 @@ pub fn render(s: &Snapshot<'_>) -> String {
             "API clients without Hello.",
             a.handshake_timeouts,
         ),
+        (
+            "api_registration_timeouts_total",
+            "API clients closed for registering no service in time.",
+            a.registration_timeouts,
+        ),
+        (
+            "api_connections_evicted_total",
+            "API clients without a service closed to make room.",
+            a.connections_evicted,
+        ),
     ] {
         counter(&mut o, name, help, v);
+    }
+    let local = &s.listeners;
+    head(
+        &mut o,
+        "local_connections_open",
+        "gauge",
+        "Control and metrics connections open.",
+    );
+    for (l, c) in local {
+        let _ = writeln!(
+            o,
+            "mih_user_local_connections_open{{listener=\"{l}\"}} {}",
+            c.open
+        );
+    }
+    head(
+        &mut o,
+        "local_connections_accepted_total",
+        "counter",
+        "Control and metrics connections admitted.",
+    );
+    for (l, c) in local {
+        let _ = writeln!(
+            o,
+            "mih_user_local_connections_accepted_total{{listener=\"{l}\"}} {}",
+            c.accepted
+        );
+    }
+    head(
+        &mut o,
+        "local_connections_refused_total",
+        "counter",
+        "Control and metrics connections closed at once, by reason.",
+    );
+    for (l, c) in local {
+        let _ = writeln!(
+            o,
+            "mih_user_local_connections_refused_total{{listener=\"{l}\",reason=\"busy\"}} {}",
+            c.refused_full
+        );
+    }
+    head(
+        &mut o,
+        "local_connections_closed_total",
+        "counter",
+        "Control and metrics connections closed by us, by reason.",
+    );
+    for (l, c) in local {
+        for (r, v) in [("evicted_idle", c.evicted_idle), ("timeout", c.timeouts)] {
+            let _ = writeln!(
+                o,
+                "mih_user_local_connections_closed_total{{listener=\"{l}\",reason=\"{r}\"}} {v}"
+            );
+        }
+    }
+    head(
+        &mut o,
+        "accept_errors_total",
+        "counter",
+        "accept() errors, each retried after a backoff, by listener.",
+    );
+    let _ = writeln!(
+        o,
+        "mih_user_accept_errors_total{{listener=\"cxtp\"}} {}",
+        cx.accept_errors
+    );
+    let _ = writeln!(
+        o,
+        "mih_user_accept_errors_total{{listener=\"api\"}} {}",
+        a.accept_errors
+    );
+    for (l, c) in local {
+        let _ = writeln!(
+            o,
+            "mih_user_accept_errors_total{{listener=\"{l}\"}} {}",
+            c.accept_errors
+        );
     }
     gauge(
         &mut o,
@@ -516,4 +681,69 @@ pub fn record_json(r: &MigrationRecord) -> serde_json::Value {
             "cxtp_octets": r.sizes.cxtp_octets,
         },
     })
+}
+
+/// Serve `GET /metrics` and `GET /status` on `l`, one request per
+/// connection (see [`super::listener`] for the bounds).
+pub(super) async fn serve(
+    h: super::MihUserHandle,
+    l: tokio::net::TcpListener,
+    limits: super::listener::LocalLimits,
+    stats: std::sync::Arc<super::listener::LocalStats>,
+) {
+    super::listener::serve("metrics", l, limits, stats, move |s, conn| {
+        let h = h.clone();
+        async move {
+            let _ = http(h, s, conn).await;
+        }
+    })
+    .await
+}
+
+/// Longest request head read.
+const MAX_HEAD: usize = 8192;
+
+async fn http(
+    h: super::MihUserHandle,
+    mut s: tokio::net::TcpStream,
+    conn: super::listener::Conn,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let read = async {
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() <= MAX_HEAD {
+            let n = s.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<_, std::io::Error>(buf)
+    };
+    let Some(buf) = conn.request(read).await else {
+        return Ok(()); // no request in time
+    };
+    let buf = buf?;
+    let line = String::from_utf8_lossy(&buf);
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let (status, ctype, body) = match path {
+        "/metrics" => ("200 OK", "text/plain; version=0.0.4", h.metrics_text()),
+        "/status" => ("200 OK", "application/json", h.status_json().to_string()),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /status\n".into(),
+        ),
+    };
+    let head = format!(
+        "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let write = async {
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body.as_bytes()).await?;
+        s.shutdown().await
+    };
+    conn.answer(write).await.unwrap_or(Ok(()))
 }

@@ -8,7 +8,9 @@
 //! * **Service Mobility API**: the [`ApiServer`] on its Unix socket; the
 //!   orchestrator's export/import/outcome actions become calls on it.
 //! * **CXTP**: the `cxtp` TCP transport (listen address = this eNBC's CXTP
-//!   address); one sending task per peer.
+//!   address); one sending task per peer. Only the `[[peers]]` addresses
+//!   may connect (unless `cxtp.accept_any`), with caps per peer and in
+//!   total and an idle timeout ([`Config::transport_config`]).
 //! * **X2AP**: the [`Tap`] (UDP/TCP taps, pcap replay, timeouts); a
 //!   HandoverRequestAcknowledge starts a handover, a HandoverCancel after
 //!   it aborts one.
@@ -16,6 +18,11 @@
 //!   ([`control`]): `handover`, `abort`, `status`.
 //! * **Metrics**: `GET /metrics` (Prometheus text) and `GET /status`
 //!   (JSON) on a small HTTP endpoint ([`metrics`]).
+//!
+//! The control socket and the metrics endpoint share [`listener`]: a cap
+//! on connections that idle ones cannot exhaust and a request timeout.
+//! Every listener (these two, the API, CXTP) survives accept errors
+//! (`cxtp::transport::accept`).
 //!
 //! Concurrency: the orchestrator sits behind one `std::sync::Mutex`, never
 //! held across an `.await`. Every input (a frame, a message, an answer, a
@@ -29,6 +36,7 @@ pub mod config;
 pub mod control;
 #[cfg(target_os = "linux")]
 pub mod hooks;
+pub mod listener;
 pub mod metrics;
 
 use std::collections::{HashMap, VecDeque};
@@ -40,7 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cxtp::transport::{TcpSender, TcpTransport, TransportConfig};
+use cxtp::transport::{TcpSender, TcpTransport};
 use mihf::proto::sap::{self, Registration};
 use mihf::wire::{CommandList, Message, MihfId};
 use tokio::net::UdpSocket;
@@ -57,6 +65,7 @@ use crate::orchestrator::{
 use crate::tap::{Pace, Tap};
 use crate::x2ap::{X2Event, X2Trigger};
 use config::{Config, SessionMode};
+use listener::{LocalLimits, LocalStats};
 use metrics::{DriverCounters, MigrationMetrics, Snapshot};
 
 /// Most migration records kept for `status`.
@@ -191,6 +200,9 @@ struct Shared {
     backends: Backends,
     tap: Option<Tap>,
     io: Io,
+    /// Control socket and metrics endpoint counters (when they run).
+    control_stats: Option<Arc<LocalStats>>,
+    metrics_stats: Option<Arc<LocalStats>>,
     started: Instant,
 }
 
@@ -804,17 +816,10 @@ impl MihUser {
         cfg.validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let api = with_key("api.socket", ApiServer::bind(cfg.api_config()).await)?;
-        let mut peer_ports = HashMap::new();
-        for p in &cfg.peers {
-            peer_ports.insert(p.cxtp.ip(), p.cxtp.port());
+        if cfg.peers.is_empty() && !cfg.cxtp.accept_any {
+            warn!("no [[peers]]: every incoming CXTP connection will be refused");
         }
-        let transport = TcpTransport::bind(TransportConfig {
-            listen: cfg.cxtp.listen,
-            peer_port: cxtp::transport::DEFAULT_PORT,
-            peer_ports,
-            ..TransportConfig::default()
-        })
-        .await;
+        let transport = TcpTransport::bind(cfg.transport_config()).await;
         let transport = match with_key("cxtp.listen", transport) {
             Ok(t) => t,
             Err(e) => {
@@ -896,6 +901,8 @@ impl MihUser {
             backends,
             tap: x2_parts.as_ref().map(|p| p.0.clone()),
             io: Io::default(),
+            control_stats: control.as_ref().map(|_| Arc::default()),
+            metrics_stats: metrics_listener.as_ref().map(|_| Arc::default()),
             started: Instant::now(),
         });
         let mut tasks = vec![
@@ -945,20 +952,30 @@ impl MihUser {
             }
         }
         let control_path = control.as_ref().map(|(_, p)| p.clone());
-        if let Some((listener, _)) = control {
+        if let (Some((listener, _)), Some(stats)) = (control, &shared.control_stats) {
             tasks.push(tokio::spawn(control::serve(
                 MihUserHandle {
                     shared: shared.clone(),
                 },
                 listener,
+                LocalLimits {
+                    max_connections: cfg.control.max_connections,
+                    request_timeout: Duration::from_millis(cfg.control.request_timeout_ms),
+                },
+                stats.clone(),
             )));
         }
-        if let Some(l) = metrics_listener {
-            tasks.push(tokio::spawn(serve_metrics(
+        if let (Some(l), Some(stats)) = (metrics_listener, &shared.metrics_stats) {
+            tasks.push(tokio::spawn(metrics::serve(
                 MihUserHandle {
                     shared: shared.clone(),
                 },
                 l,
+                LocalLimits {
+                    max_connections: cfg.metrics.max_connections,
+                    request_timeout: Duration::from_millis(cfg.metrics.request_timeout_ms),
+                },
+                stats.clone(),
             )));
         }
         let addrs = Addrs {
@@ -1221,6 +1238,15 @@ impl MihUserHandle {
             sessions: st.sessions.clone(),
             x2_not_started: io.x2_not_started.load(Ordering::Relaxed),
         };
+        let mut listeners = Vec::new();
+        for (name, stats) in [
+            ("control", &self.shared.control_stats),
+            ("metrics", &self.shared.metrics_stats),
+        ] {
+            if let Some(s) = stats {
+                listeners.push((name, s.counters()));
+            }
+        }
         metrics::render(&Snapshot {
             migrations: &st.metrics,
             orchestrator: st.orch.stats(),
@@ -1230,55 +1256,9 @@ impl MihUserHandle {
             driver: &driver,
             x2,
             api,
+            cxtp: self.shared.cxtp.stats(),
+            listeners,
             uptime: self.shared.started.elapsed(),
         })
-    }
-}
-
-async fn serve_metrics(h: MihUserHandle, l: tokio::net::TcpListener) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let limit = Arc::new(tokio::sync::Semaphore::new(16));
-    loop {
-        let Ok((mut s, _)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            continue;
-        };
-        let h = h.clone();
-        tokio::spawn(async move {
-            let work = async {
-                let mut buf = Vec::with_capacity(1024);
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() <= 8192 {
-                    let n = s.read(&mut chunk).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let line = String::from_utf8_lossy(&buf);
-                let path = line.split_whitespace().nth(1).unwrap_or("/");
-                let (status, ctype, body) = match path {
-                    "/metrics" => ("200 OK", "text/plain; version=0.0.4", h.metrics_text()),
-                    "/status" => ("200 OK", "application/json", h.status_json().to_string()),
-                    _ => (
-                        "404 Not Found",
-                        "text/plain",
-                        "try /metrics or /status\n".into(),
-                    ),
-                };
-                let head = format!(
-                    "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                s.write_all(head.as_bytes()).await?;
-                s.write_all(body.as_bytes()).await?;
-                s.shutdown().await
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(5), work).await;
-            drop(permit);
-        });
     }
 }
