@@ -20,6 +20,8 @@ fn run(data: &[u8]) -> Result<()> {
     let mut c = NodeConfig::new(MihfId::from_static("mihf1"));
     c.max_users = 4;
     c.max_peers = 4;
+    c.max_learned_peers = 4;
+    c.learn_peers = u.arbitrary()?;
     c.max_subscriptions = 8;
     c.max_pending = 8;
     c.engine.max_transactions = 8;
@@ -53,7 +55,7 @@ fn run(data: &[u8]) -> Result<()> {
         while node.poll_event().is_some() {}
         let t = node.table_sizes();
         assert!(
-            t.users <= 4 && t.peers <= 4 && t.subscriptions <= 16,
+            t.users <= 4 && t.peers <= 8 && t.learned_peers <= 4 && t.subscriptions <= 16,
             "{t:?}"
         );
         assert!(
