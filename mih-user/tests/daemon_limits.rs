@@ -237,9 +237,12 @@ fn cxtp_accepts_only_configured_peers() {
         })
         .to_bytes()
         .unwrap();
-        // 127.0.0.3 is not a peer: closed, its CTD never read.
+        // Not CXTP: whoever reads it closes the connection and counts it.
+        let garbage = [0xffu8; 8];
+        // 127.0.0.3 is not a peer: closed, nothing of it read.
         if let Ok(mut stranger) = connect_from([127, 0, 0, 3], at).await {
             let _ = stranger.write_all(&ctd).await;
+            let _ = stranger.write_all(&garbage).await;
             assert!(closed(&mut stranger).await);
         }
         eventually("refusal counted", || {
@@ -249,32 +252,38 @@ fn cxtp_accepts_only_configured_peers() {
             ) == Some(1)
         })
         .await;
-        // Nothing reached the orchestrator (it would have dropped a CTD
-        // from an address that is not a peer, and counted it).
-        for dir in ["in", "dropped"] {
-            let k = format!("mih_user_cxtp_messages_total{{direction=\"{dir}\"}}");
-            assert_eq!(metric(&d, &k), Some(0), "{k}");
+        // Neither the orchestrator (it would have dropped a CTD from an
+        // address that is not a peer, and counted it) nor the framing saw
+        // any of it.
+        for k in [
+            "mih_user_cxtp_messages_total{direction=\"in\"}",
+            "mih_user_cxtp_messages_total{direction=\"dropped\"}",
+            "mih_user_cxtp_connections_closed_total{reason=\"invalid\"}",
+            "mih_user_cxtp_connections_accepted_total",
+        ] {
+            assert_eq!(metric(&d, k), Some(0), "{k}");
         }
-        // 127.0.0.2 is the configured peer enbc-b: its CTD is read.
+        // 127.0.0.2 is the configured peer enbc-b: accepted and read (its
+        // garbage closes the connection).
         let mut peer = connect_from([127, 0, 0, 2], at).await.unwrap();
-        peer.write_all(&ctd).await.unwrap();
-        eventually("the peer's message read", || {
-            metric(&d, "mih_user_cxtp_messages_total{direction=\"in\"}") == Some(1)
+        eventually("accepted", || {
+            metric(&d, "mih_user_cxtp_connections_open{direction=\"in\"}") == Some(1)
+        })
+        .await;
+        peer.write_all(&garbage).await.unwrap();
+        assert!(closed(&mut peer).await);
+        eventually("read and closed", || {
+            metric(
+                &d,
+                "mih_user_cxtp_connections_closed_total{reason=\"invalid\"}",
+            ) == Some(1)
+                && metric(&d, "mih_user_cxtp_connections_open{direction=\"in\"}") == Some(0)
         })
         .await;
         assert_eq!(
             metric(&d, "mih_user_cxtp_connections_accepted_total"),
             Some(1)
         );
-        assert_eq!(
-            metric(&d, "mih_user_cxtp_connections_open{direction=\"in\"}"),
-            Some(1)
-        );
-        drop(peer);
-        eventually("closed", || {
-            metric(&d, "mih_user_cxtp_connections_open{direction=\"in\"}") == Some(0)
-        })
-        .await;
         d.shutdown().await;
     });
 }
