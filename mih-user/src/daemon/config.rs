@@ -716,10 +716,12 @@ impl Config {
         if !(4096..=1 << 30).contains(&self.cxtp.max_context_len) {
             return Err(invalid("cxtp.max_context_len", "must be 4096 to 2^30"));
         }
-        if self.cxtp.max_buffered < self.cxtp.max_context_len {
+        // Reassembly counts its bookkeeping (received indices and ranges)
+        // against max_buffered too: leave room for it beside one context.
+        if self.cxtp.max_buffered < self.cxtp.max_context_len + (64 << 10) {
             return Err(invalid(
                 "cxtp.max_buffered",
-                "must be at least cxtp.max_context_len",
+                "must be at least cxtp.max_context_len + 64 KiB",
             ));
         }
         self.validate_sessions()?;
