@@ -33,13 +33,19 @@
 //!   spread over several CTD (or PCTD, each with the key block) messages.
 //!   Each then starts with a TRANSFER block giving its index (0, 1, …) and
 //!   marking the last one; a single-message transfer has no TRANSFER block
-//!   and is plain RFC 4067.
+//!   and is plain RFC 4067. An *identified* transfer
+//!   ([`encode_identified_transfer`]) has the TRANSFER block in every
+//!   message, also when it is the only one (index 0, LAST), so that its
+//!   transfer id names it: the engines use that id for one attempt of a
+//!   migration (`crate::engine`, "Identified transfers").
 //! * Every message has the sender's `A` flag; the receiver answers each with
 //!   a CTDR. Intermediate messages get `S = 1` (segments accepted) unless a
 //!   block was bad; the CTDR to the last message carries the per-FPT result
 //!   of the whole transfer ([`crate::profile::ProfileRegistry::receive`]).
 //!   Since one operation per MN is in progress at a time and CTDRs come back
-//!   in order on the connection, the sender matches them first-in first-out.
+//!   in order on the connection, the sender matches them first-in first-out
+//!   (the CTDRs of an identified transfer say which message they answer:
+//!   [`crate::profile::echo`]).
 //!
 //! # Reassembly
 //!
@@ -394,6 +400,28 @@ pub fn encode_transfer(
     contexts: &[Context],
     transfer_id: u32,
 ) -> Result<Vec<Bytes>, EmitError> {
+    encode(cfg, header, contexts, transfer_id, false)
+}
+
+/// [`encode_transfer`] for an identified transfer: every message starts
+/// with a TRANSFER block carrying `transfer_id`, also when the contexts fit
+/// one message (it is then index 0 and LAST).
+pub fn encode_identified_transfer(
+    cfg: &SegmentConfig,
+    header: &CtdHeader,
+    contexts: &[Context],
+    transfer_id: u32,
+) -> Result<Vec<Bytes>, EmitError> {
+    encode(cfg, header, contexts, transfer_id, true)
+}
+
+fn encode(
+    cfg: &SegmentConfig,
+    header: &CtdHeader,
+    contexts: &[Context],
+    transfer_id: u32,
+    identified: bool,
+) -> Result<Vec<Bytes>, EmitError> {
     let family = AddressFamily::of(&header.mn_addr);
     let msg_type = if header.key_block.is_some() {
         MessageType::Pctd
@@ -418,7 +446,7 @@ pub fn encode_transfer(
     };
     let cap = max.checked_sub(fixed).ok_or_else(too_long)?;
     let mut msgs = pack(contexts, cap, cfg.fpt);
-    let multi = msgs.len() > 1;
+    let multi = identified || msgs.len() > 1;
     if multi {
         let cap = cap
             .checked_sub(16)

@@ -45,10 +45,10 @@ fn push_with_deferred_ctdr_large_context() {
     let (mn, pa, na) = (ip("10.0.0.7"), ip("192.0.2.1"), ip("192.0.2.2"));
     let mut par = PreviousRouter::new(Config::default());
     let mut nar = NewRouter::new(Config::default(), ProfileRegistry::with_builtins());
-    nar.expect_transfer(mn, pa, t0 + Duration::from_secs(2), true)
+    nar.expect_transfer(mn, pa, t0 + Duration::from_secs(2), true, None)
         .unwrap();
     assert_eq!(
-        nar.expect_transfer(mn, pa, t0 + Duration::from_secs(2), true),
+        nar.expect_transfer(mn, pa, t0 + Duration::from_secs(2), true, None),
         Err(EngineError::Busy(mn))
     );
     let big = Bytes::from(vec![7u8; 200_000]);
@@ -143,8 +143,14 @@ fn unexpected_push_is_refused_and_no_ctdr_times_out() {
         Some(NarEvent::AuthFailed { .. })
     ));
     // An expected transfer that never comes: nAR gives up with a CTC.
-    nar.expect_transfer(mn, ip("192.0.2.1"), t0 + Duration::from_millis(50), true)
-        .unwrap();
+    nar.expect_transfer(
+        mn,
+        ip("192.0.2.1"),
+        t0 + Duration::from_millis(50),
+        true,
+        None,
+    )
+    .unwrap();
     nar.handle_timeout(t0 + Duration::from_millis(50));
     assert!(matches!(
         nar.poll_event(),

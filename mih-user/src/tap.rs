@@ -32,6 +32,7 @@
 //! ```
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
+
+use cxtp::transport::accept::Acceptor;
 
 use crate::x2ap::framing::LengthPrefixed;
 use crate::x2ap::sctp::{CaptureError, CaptureStats, PcapReplay};
@@ -56,6 +59,7 @@ pub struct Tap {
     trigger: Arc<Mutex<X2Trigger>>,
     events: mpsc::Sender<X2Event>,
     connections: Arc<Semaphore>,
+    accept_errors: Arc<AtomicU64>,
 }
 
 /// How fast [`Tap::replay_pcap`] replays.
@@ -80,9 +84,15 @@ impl Tap {
                 trigger: Arc::new(Mutex::new(trigger)),
                 events: tx,
                 connections: Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS)),
+                accept_errors: Arc::new(AtomicU64::new(0)),
             },
             rx,
         )
+    }
+
+    /// Accept errors of [`Tap::run_tcp`] so far (each is retried after a backoff).
+    pub fn accept_errors(&self) -> u64 {
+        self.accept_errors.load(Ordering::Relaxed)
     }
 
     /// Lock the trigger, e.g. to change its tables or read its counters. Do not
@@ -123,13 +133,16 @@ impl Tap {
 
     /// Accept tap connections (at most [`MAX_TCP_CONNECTIONS`] at once), each a
     /// stream of length-prefixed PDUs, until the event receiver is dropped.
+    /// Accept errors (e.g. EMFILE) are counted, logged and retried after a
+    /// backoff; they never end the tap.
     pub async fn run_tcp(&self, listener: TcpListener) -> io::Result<()> {
+        let mut acceptor = Acceptor::new("x2", self.accept_errors.clone());
         loop {
             let permit = match self.connections.clone().acquire_owned().await {
                 Ok(p) => p,
                 Err(_) => return Ok(()),
             };
-            let (stream, peer) = listener.accept().await?;
+            let (stream, peer) = acceptor.accept(&listener).await;
             if self.events.is_closed() {
                 return Ok(());
             }

@@ -18,6 +18,21 @@
 //! cancellation, one operation per MN, duplicate (sequence number, MN)
 //! suppression, CTAR rate limiting and the MN's retransmission schedule.
 //!
+//! **Identified transfers.** [`PreviousRouter::start_identified_push`] and
+//! [`NewRouter::expect_transfer`] with a transfer id give every message of
+//! a push the TRANSFER block of [`crate::segment`] carrying that id (also
+//! when the transfer fits one message), and every CTDR the echo of
+//! [`crate::profile::echo`] (the id, the message answered, whether it is
+//! the verdict). A router that uses ids for its attempts thereby keeps
+//! every message of an earlier attempt for the same MN from acting on a
+//! later one: the nAR drops CTDs with another id (or none) before any
+//! reassembly memory is used, the pAR drops CTDRs whose echo does not
+//! match, and since a CTC (RFC 4067 §2.5.5) names only the MN, an
+//! identified push ignores CTCs and the nAR gives up on an identified
+//! transfer with a failure CTDR carrying the echo instead. Without an id
+//! the engines are plain RFC 4067: CTDRs matched first-in first-out, CTC
+//! cancels.
+//!
 //! Interpretations: the nAR answers every CTD/PCTD with `A = 1` as soon as
 //! the transfer is received (the CTDR reports whether the contexts could be
 //! decoded); installation waits for a verified token. A keyless CTD is only
@@ -31,8 +46,8 @@ mod par;
 mod tests;
 
 pub use mn::{MnEvent, MobileNode};
-pub use nar::{NarEvent, NewRouter};
-pub use par::{ParEvent, PreviousRouter};
+pub use nar::{NarEvent, NarStats, NewRouter};
+pub use par::{ParEvent, ParStats, PreviousRouter};
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -73,6 +88,9 @@ pub struct Config {
     pub ack: bool,
     /// Segmentation and reassembly limits.
     pub segment: SegmentConfig,
+    /// FPT of the transfer id echo in the CTDRs of identified transfers
+    /// ([`crate::profile::echo`]).
+    pub transfer_id_fpt: u16,
 }
 
 impl Default for Config {
@@ -86,6 +104,7 @@ impl Default for Config {
             window: 4,
             ack: true,
             segment: SegmentConfig::default(),
+            transfer_id_fpt: crate::profile::fpt::TRANSFER_ID,
         }
     }
 }
@@ -106,6 +125,10 @@ pub enum EngineError {
     /// The contexts could not be encoded.
     #[error(transparent)]
     Emit(#[from] crate::wire::EmitError),
+    /// An identified transfer would need more messages than its echo can
+    /// number ([`crate::profile::echo::MAX_MESSAGES`]).
+    #[error("an identified transfer takes {0} messages (at most {max})", max = crate::profile::echo::MAX_MESSAGES)]
+    TooManyMessages(usize),
 }
 
 /// Why a transfer failed.

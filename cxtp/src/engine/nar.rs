@@ -2,13 +2,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::{Config, Dedup, EngineError, FailReason, RateLimiter};
+use crate::profile::echo::Echo;
 use crate::profile::{status, verdict, Context, ProfileRegistry};
-use crate::segment::{Reassembler, Received};
+use crate::segment::{parse_block_ref, Reassembler, Received, SegmentBlockRef, TransferBlock};
 use crate::token::{self, Algorithm, AuthKey};
 use crate::wire::{
     CtReqRepr, CtaaRepr, Ctar, Ctc, CtdrRepr, Message, MessageRepr, RequestBlock, StatusEntry,
@@ -55,6 +57,18 @@ pub enum NarEvent {
     },
 }
 
+/// Counters of the nAR engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NarStats {
+    /// CTD/PCTDs for an MN that expects an identified transfer, carrying
+    /// another transfer id or none, or from another router: dropped before
+    /// reassembly.
+    pub ctd_stale: u64,
+    /// Repeated messages of an identified transfer: dropped without a
+    /// CTDR (the first copy was answered).
+    pub ctd_duplicate: u64,
+}
+
 #[derive(Clone)]
 struct CtarInfo {
     seq: u32,
@@ -84,6 +98,9 @@ struct MnState {
     /// [`NewRouter::expect_transfer`] with `defer_ack`: the final CTDR
     /// waits for [`NewRouter::acknowledge`].
     defer_ack: bool,
+    /// [`NewRouter::expect_transfer`] with a transfer id: only messages
+    /// carrying it are taken, and every CTDR echoes it.
+    transfer_id: Option<NonZeroU32>,
     held: Option<(Vec<Context>, Vec<StatusEntry>, AuthKey)>,
     deadline: Instant,
 }
@@ -98,10 +115,17 @@ pub struct NewRouter {
     rate: RateLimiter,
     answered: VecDeque<(u32, IpAddr, IpAddr, Bytes, Instant)>,
     /// Complete transfers whose final CTDR the application sends
-    /// ([`NewRouter::acknowledge`]): MN → pAR.
-    deferred: HashMap<IpAddr, IpAddr>,
+    /// ([`NewRouter::acknowledge`]).
+    deferred: HashMap<IpAddr, Deferred>,
     transmit: VecDeque<(IpAddr, Bytes)>,
     events: VecDeque<NarEvent>,
+    stats: NarStats,
+}
+
+struct Deferred {
+    par: IpAddr,
+    /// Identified transfer: the echo of its verdict.
+    echo: Option<Echo>,
 }
 
 const ANSWERED_CAP: usize = 1024;
@@ -126,7 +150,13 @@ impl NewRouter {
             deferred: HashMap::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            stats: NarStats::default(),
         }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NarStats {
+        self.stats
     }
 
     /// Whether an operation for `mn` is in progress.
@@ -162,6 +192,7 @@ impl NewRouter {
                 ctar: None,
                 token_forwarded: false,
                 defer_ack: false,
+                transfer_id: None,
                 held: None,
                 deadline: now + self.cfg.max_transfer_time,
             },
@@ -178,12 +209,20 @@ impl NewRouter {
     /// the message that completes the transfer is not sent at once: the
     /// application installs the contexts and then sends it with
     /// [`NewRouter::acknowledge`] (intermediate CTDRs go out as usual).
+    ///
+    /// With `transfer_id` the transfer is identified (see the
+    /// [module docs](super)): a CTD/PCTD for `mn` counts only if it comes
+    /// from `par` and its TRANSFER block carries `transfer_id`; any other
+    /// is dropped (counted in [`NarStats::ctd_stale`]) before reassembly,
+    /// repeated messages get no CTDR, every CTDR carries the echo, and
+    /// giving up sends a failure CTDR with the echo instead of a CTC.
     pub fn expect_transfer(
         &mut self,
         mn: IpAddr,
         par: IpAddr,
         deadline: Instant,
         defer_ack: bool,
+        transfer_id: Option<NonZeroU32>,
     ) -> Result<(), EngineError> {
         if self.is_busy(&mn) || self.deferred.contains_key(&mn) {
             return Err(EngineError::Busy(mn));
@@ -195,11 +234,23 @@ impl NewRouter {
                 ctar: None,
                 token_forwarded: true,
                 defer_ack,
+                transfer_id,
                 held: None,
                 deadline,
             },
         );
         Ok(())
+    }
+
+    /// Forget everything about `mn` without a message or an event (the
+    /// application's attempt ended): its expectation, a reassembly in
+    /// progress, a deferred CTDR. Nothing of it fires any more. Returns
+    /// whether there was anything.
+    pub fn abort(&mut self, mn: IpAddr) -> bool {
+        let reasm = self.reasm.cancel(&mn);
+        let deferred = self.deferred.remove(&mn).is_some();
+        let state = self.states.remove(&mn).is_some();
+        reasm || deferred || state
     }
 
     /// Send the deferred final CTDR of `mn`'s transfer (see
@@ -211,22 +262,29 @@ impl NewRouter {
         success: bool,
         entries: Vec<StatusEntry>,
     ) -> Result<(), EngineError> {
-        let par = self
+        let d = self
             .deferred
             .remove(&mn)
             .ok_or(EngineError::NotPending(mn))?;
-        self.ctdr(par, mn, success, entries);
+        self.ctdr(d.par, mn, success, entries, d.echo);
         Ok(())
     }
 
-    /// Cancel the operation for `mn`, sending a CTC to its pAR.
+    /// Cancel the operation for `mn`, telling its pAR: a CTC, or for an
+    /// identified transfer a failure CTDR with the echo (a give-up, or the
+    /// failed verdict when the transfer was complete and its CTDR
+    /// deferred).
     pub fn cancel(&mut self, _now: Instant, mn: IpAddr) -> bool {
         self.reasm.cancel(&mn);
-        self.deferred.remove(&mn);
+        if let Some(d) = self.deferred.remove(&mn) {
+            if d.echo.is_some() {
+                self.ctdr(d.par, mn, false, vec![timeout_entry()], d.echo);
+            }
+        }
         match self.states.remove(&mn) {
             Some(st) => {
                 if let Some(par) = st.par {
-                    self.send(par, MessageRepr::Ctc(Ctc { mn_addr: mn }));
+                    self.give_up(par, mn, st.transfer_id);
                 }
                 self.events.push_back(NarEvent::TransferFailed {
                     mn,
@@ -236,6 +294,18 @@ impl NewRouter {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Tell `par` we give up on `mn`'s transfer: CTC, or the failure CTDR
+    /// with the echo of identified transfer `id`.
+    fn give_up(&mut self, par: IpAddr, mn: IpAddr, id: Option<NonZeroU32>) {
+        match id {
+            Some(id) => {
+                let echo = Some(Echo::give_up(id.get()));
+                self.ctdr(par, mn, false, vec![timeout_entry()], echo);
+            }
+            None => self.send(par, MessageRepr::Ctc(Ctc { mn_addr: mn })),
         }
     }
 
@@ -383,6 +453,7 @@ impl NewRouter {
                         par: Some(par),
                         token_forwarded: !c.token.is_zero(),
                         defer_ack: false,
+                        transfer_id: None,
                         ctar: Some(info),
                         held: None,
                         deadline: now + self.cfg.max_transfer_time,
@@ -401,14 +472,41 @@ impl NewRouter {
     ) {
         let mn = d.mn_addr;
         let ack = d.ack;
+        let tb = transfer_block(&d, self.cfg.segment.fpt);
+        // An identified transfer takes only its own messages, before any
+        // reassembly memory is used.
+        let id = match (self.states.get(&mn), self.deferred.get(&mn)) {
+            (Some(st), _) => st.transfer_id.map(|id| (id, st.par)),
+            (None, Some(dfr)) => dfr
+                .echo
+                .and_then(|e| NonZeroU32::new(e.transfer_id))
+                .map(|id| (id, Some(dfr.par))),
+            (None, None) => None,
+        };
+        if let Some((id, par)) = id {
+            let ours = tb.is_some_and(|t| t.transfer_id == id.get());
+            if !ours || par.is_some_and(|p| p != from) {
+                self.stats.ctd_stale += 1;
+                return;
+            }
+            if !self.states.contains_key(&mn) {
+                // Complete already; its verdict is deferred.
+                self.stats.ctd_duplicate += 1;
+                return;
+            }
+        }
+        let id = id.map(|(id, _)| id.get());
+        let index = tb.map_or(0, |t| t.index);
         // The key itself comes from `scrub_key`; the view's copy is zeroed.
         let key_block = d.key_block.as_ref().and(key);
         let received = self.reasm.receive(now, &d);
         drop(d);
         let t = match received {
             Received::Duplicate => {
-                if ack {
-                    self.ctdr(from, mn, true, vec![]);
+                if id.is_some() {
+                    self.stats.ctd_duplicate += 1;
+                } else if ack {
+                    self.ctdr(from, mn, true, vec![], None);
                 }
                 return;
             }
@@ -418,6 +516,7 @@ impl NewRouter {
                     ctar: None,
                     token_forwarded: false,
                     defer_ack: false,
+                    transfer_id: None,
                     held: None,
                     deadline: now,
                 });
@@ -428,12 +527,14 @@ impl NewRouter {
                         .iter()
                         .map(|&(fpt, status)| StatusEntry { fpt, status })
                         .collect();
-                    self.ctdr(from, mn, entries.is_empty(), entries);
+                    let echo = id.map(|id| Echo::message(id, index));
+                    self.ctdr(from, mn, entries.is_empty(), entries, echo);
                 }
                 return;
             }
             Received::Complete(t) => t,
         };
+        let echo = id.map(|id| Echo::verdict(id, index));
         let mut st = self.states.remove(&mn);
         let ctar = st.as_mut().and_then(|s| s.ctar.take());
         let forwarded = st.as_ref().is_some_and(|s| s.token_forwarded);
@@ -480,21 +581,21 @@ impl NewRouter {
                             status: status::UNAUTHORIZED,
                         })
                         .collect();
-                    self.ctdr(from, mn, false, e);
+                    self.ctdr(from, mn, false, e, echo);
                 }
                 self.reject(now, mn, from, ctar, fpts);
             }
             Auth::Install => {
                 if ack && defer {
-                    self.deferred.insert(mn, from);
+                    self.deferred.insert(mn, Deferred { par: from, echo });
                 } else if ack {
-                    self.ctdr(from, mn, decoded_ok, entries.clone());
+                    self.ctdr(from, mn, decoded_ok, entries.clone(), echo);
                 }
                 self.install(now, mn, from, t.contexts, entries, ctar);
             }
             Auth::Hold(key) => {
                 if ack {
-                    self.ctdr(from, mn, decoded_ok, entries.clone());
+                    self.ctdr(from, mn, decoded_ok, entries.clone(), echo);
                 }
                 self.states.insert(
                     mn,
@@ -503,6 +604,7 @@ impl NewRouter {
                         ctar: None,
                         token_forwarded: false,
                         defer_ack: false,
+                        transfer_id: None,
                         held: Some((t.contexts, entries, key)),
                         deadline: now + self.cfg.hold_time,
                     },
@@ -511,7 +613,23 @@ impl NewRouter {
         }
     }
 
-    fn ctdr(&mut self, to: IpAddr, mn: IpAddr, success: bool, entries: Vec<StatusEntry>) {
+    /// A CTDR; for an identified transfer the echo leads its entries.
+    fn ctdr(
+        &mut self,
+        to: IpAddr,
+        mn: IpAddr,
+        success: bool,
+        entries: Vec<StatusEntry>,
+        echo: Option<Echo>,
+    ) {
+        let entries = match echo {
+            Some(e) => {
+                let mut v = e.entries(self.cfg.transfer_id_fpt).to_vec();
+                v.extend(entries);
+                v
+            }
+            None => entries,
+        };
         self.send(
             to,
             MessageRepr::Ctdr(CtdrRepr {
@@ -564,7 +682,7 @@ impl NewRouter {
             if st.held.is_none() {
                 // The transfer cannot finish in time: cancel it at pAR.
                 if let Some(par) = st.par {
-                    self.send(par, MessageRepr::Ctc(Ctc { mn_addr: mn }));
+                    self.give_up(par, mn, st.transfer_id);
                 }
                 if let Some(c) = &st.ctar {
                     self.ctaa(
@@ -614,6 +732,25 @@ pub(crate) fn scrub_key(bytes: Bytes) -> (Bytes, Option<(u16, AuthKey)>) {
         .unwrap_or_else(|b| bytes::BytesMut::from(&b[..]));
     zeroize::Zeroize::zeroize(&mut m[range]);
     (m.freeze(), Some((algorithm, key)))
+}
+
+/// The TRANSFER block of a CTD/PCTD (its first CDB, when that is one).
+fn transfer_block(d: &crate::wire::Ctd, seg_fpt: u16) -> Option<TransferBlock> {
+    let b = d.block_refs().next()?;
+    if b.fpt != seg_fpt {
+        return None;
+    }
+    match parse_block_ref(b.data) {
+        Ok(SegmentBlockRef::Transfer(t)) => Some(t),
+        _ => None,
+    }
+}
+
+fn timeout_entry() -> StatusEntry {
+    StatusEntry {
+        fpt: 0,
+        status: status::TIMEOUT,
+    }
 }
 
 fn fpts_of(contexts: &[Context]) -> Vec<u16> {

@@ -2,13 +2,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::{Config, Dedup, EngineError, FailReason, RateLimiter};
+use crate::profile::echo::{self, Echo};
 use crate::profile::{status, Context};
-use crate::segment::{encode_transfer, with_elapsed, CtdHeader};
+use crate::segment::{encode_identified_transfer, encode_transfer, with_elapsed, CtdHeader};
 use crate::token::AuthKey;
 use crate::wire::{CtaaRepr, Message, MessageRepr, RequestBlock, StatusEntry, ALGORITHM_HMAC_SHA1};
 
@@ -63,9 +65,28 @@ pub enum ParEvent {
     },
 }
 
+/// Counters of the pAR engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParStats {
+    /// CTDRs for an identified push whose echo is missing or names another
+    /// transfer (of an earlier attempt): dropped.
+    pub ctdr_stale: u64,
+    /// CTDRs for an identified push answering a message already answered
+    /// (or never sent): dropped.
+    pub ctdr_duplicate: u64,
+    /// CTCs for an identified push (a CTC cannot say which transfer it
+    /// cancels): ignored.
+    pub ctc_ignored: u64,
+}
+
 struct Outgoing {
     nar: IpAddr,
     seq: Option<u32>,
+    /// Identified push: the id every message carries and every CTDR
+    /// must echo.
+    id: Option<NonZeroU32>,
+    /// Identified push: the messages a CTDR answered.
+    answered: Vec<bool>,
     messages: Vec<Bytes>,
     next: usize,
     acked: usize,
@@ -81,6 +102,7 @@ struct Outgoing {
 struct Pending {
     nar: IpAddr,
     seq: Option<u32>,
+    id: Option<NonZeroU32>,
     key: Option<AuthKey>,
     ctaa_to: Option<IpAddr>,
     deadline: Instant,
@@ -117,6 +139,7 @@ pub struct PreviousRouter {
     transmit: VecDeque<(IpAddr, Bytes)>,
     events: VecDeque<ParEvent>,
     next_transfer_id: u32,
+    stats: ParStats,
 }
 
 impl PreviousRouter {
@@ -132,7 +155,13 @@ impl PreviousRouter {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             next_transfer_id: 1,
+            stats: ParStats::default(),
         }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ParStats {
+        self.stats
     }
 
     /// Install the MN–AR CXTP key for `mn` (one use: it is discarded once a
@@ -171,6 +200,7 @@ impl PreviousRouter {
             Pending {
                 nar,
                 seq,
+                id: None,
                 key: Some(key),
                 ctaa_to: None,
                 deadline: now + self.cfg.max_transfer_time,
@@ -192,6 +222,36 @@ impl PreviousRouter {
         nar: IpAddr,
         contexts: Vec<Context>,
     ) -> Result<(), EngineError> {
+        self.push(now, mn, nar, None, contexts)
+    }
+
+    /// [`PreviousRouter::start_push`] as an identified transfer (see the
+    /// [module docs](super)): every CTD starts with a TRANSFER block
+    /// carrying `transfer_id`, also when the contexts fit one message; a
+    /// CTDR counts only if its echo names `transfer_id` and a message of
+    /// this push, the push ends on the verdict CTDR, a failure verdict
+    /// that gives up is [`FailReason::Cancelled`], and CTCs are ignored.
+    /// The nAR must expect `transfer_id`
+    /// ([`super::NewRouter::expect_transfer`]).
+    pub fn start_identified_push(
+        &mut self,
+        now: Instant,
+        mn: IpAddr,
+        nar: IpAddr,
+        transfer_id: NonZeroU32,
+        contexts: Vec<Context>,
+    ) -> Result<(), EngineError> {
+        self.push(now, mn, nar, Some(transfer_id), contexts)
+    }
+
+    fn push(
+        &mut self,
+        now: Instant,
+        mn: IpAddr,
+        nar: IpAddr,
+        id: Option<NonZeroU32>,
+        contexts: Vec<Context>,
+    ) -> Result<(), EngineError> {
         if self.is_busy(&mn) {
             return Err(EngineError::Busy(mn));
         }
@@ -200,16 +260,22 @@ impl PreviousRouter {
             Pending {
                 nar,
                 seq: None,
+                id,
                 key: None,
                 ctaa_to: None,
                 deadline: now + self.cfg.max_transfer_time,
             },
         );
-        self.provide_contexts(now, mn, contexts)
+        let r = self.provide_contexts(now, mn, contexts);
+        if r.is_err() {
+            self.pending.remove(&mn);
+        }
+        r
     }
 
     /// Forget any operation for `mn` without an event (the application
-    /// gave up on it). Returns whether there was one.
+    /// gave up on it): nothing of it is sent or fires any more. Returns
+    /// whether there was one.
     pub fn abort(&mut self, mn: IpAddr) -> bool {
         let out = self.out.remove(&mn).is_some();
         let pending = self.pending.remove(&mn).is_some();
@@ -236,15 +302,33 @@ impl PreviousRouter {
                 key,
             }),
         };
-        let id = self.next_transfer_id;
-        self.next_transfer_id = self.next_transfer_id.wrapping_add(1);
-        let messages = encode_transfer(&self.cfg.segment, &header, &contexts, id)?;
+        let messages = match p.id {
+            Some(id) => {
+                let m =
+                    encode_identified_transfer(&self.cfg.segment, &header, &contexts, id.get())?;
+                if m.len() > echo::MAX_MESSAGES {
+                    return Err(EngineError::TooManyMessages(m.len()));
+                }
+                m
+            }
+            None => {
+                let id = self.next_transfer_id;
+                self.next_transfer_id = self.next_transfer_id.wrapping_add(1);
+                encode_transfer(&self.cfg.segment, &header, &contexts, id)?
+            }
+        };
         // The key now lives only in the encoded messages; the AR must not
         // reuse it for another transfer.
         self.keys.remove(&mn);
         let mut o = Outgoing {
             nar: p.nar,
             seq: p.seq,
+            id: p.id,
+            answered: if p.id.is_some() {
+                vec![false; messages.len()]
+            } else {
+                Vec::new()
+            },
             messages,
             next: 0,
             acked: 0,
@@ -367,7 +451,15 @@ impl PreviousRouter {
                 let Some(mut o) = self.out.remove(&mn) else {
                     return;
                 };
-                if o.nar != from || o.acked >= o.next {
+                if o.nar != from {
+                    self.out.insert(mn, o);
+                    return;
+                }
+                if let Some(id) = o.id {
+                    let entries = d.entries().collect();
+                    return self.identified_ctdr(now, mn, o, id, d.success, entries);
+                }
+                if o.acked >= o.next {
                     self.out.insert(mn, o);
                     return;
                 }
@@ -386,6 +478,10 @@ impl PreviousRouter {
             }
             Message::Ctc(c) => {
                 let mn = c.mn_addr;
+                if self.out.get(&mn).is_some_and(|o| o.id.is_some()) {
+                    self.stats.ctc_ignored += 1;
+                    return;
+                }
                 let had = self
                     .out
                     .remove(&mn)
@@ -402,6 +498,56 @@ impl PreviousRouter {
             }
             Message::Ctaa(_) | Message::Ctd(_) => {}
         }
+    }
+
+    /// A CTDR from the nAR of identified push `o` (removed from `out`).
+    fn identified_ctdr(
+        &mut self,
+        now: Instant,
+        mn: IpAddr,
+        mut o: Outgoing,
+        id: NonZeroU32,
+        success: bool,
+        entries: Vec<crate::wire::StatusEntry>,
+    ) {
+        let (echo, entries) = Echo::split(self.cfg.transfer_id_fpt, entries);
+        let Some(e) = echo.filter(|e| e.transfer_id == id.get()) else {
+            self.stats.ctdr_stale += 1;
+            self.out.insert(mn, o);
+            return;
+        };
+        if e.is_give_up() && !success {
+            self.keys.remove(&mn);
+            self.events.push_back(ParEvent::TransferFailed {
+                mn,
+                nar: o.nar,
+                reason: FailReason::Cancelled,
+            });
+            return;
+        }
+        let i = usize::from(e.index);
+        if i >= o.next || (o.answered[i] && !e.verdict) {
+            self.stats.ctdr_duplicate += 1;
+            self.out.insert(mn, o);
+            return;
+        }
+        if !o.answered[i] {
+            o.answered[i] = true;
+            o.acked += 1;
+        }
+        o.deadline = now + self.cfg.max_transfer_time;
+        if e.verdict {
+            // The nAR has the whole transfer: its verdict covers every
+            // message, whatever intermediate CTDRs are still on the way.
+            o.success = success;
+            o.entries = entries;
+            return self.finish(mn, o, success);
+        }
+        if !success {
+            o.success = false;
+        }
+        self.pump(&mut o, now);
+        self.out.insert(mn, o);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -421,6 +567,7 @@ impl PreviousRouter {
             Pending {
                 nar,
                 seq,
+                id: None,
                 key,
                 ctaa_to,
                 deadline: now + self.cfg.max_transfer_time,

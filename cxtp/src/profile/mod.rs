@@ -72,7 +72,12 @@ pub mod fpt {
     pub const APP_SERVICE: u16 = 0xFF01;
     /// Ours: TCP session for TCP_REPAIR ([`super::TcpSessionContext`]).
     pub const TCP_SESSION: u16 = 0xFF02;
+    /// Ours: the transfer id echo in the CTDR of an identified transfer
+    /// (status entries only, never a context; [`super::echo`]).
+    pub const TRANSFER_ID: u16 = 0xFF03;
 }
+
+pub mod echo;
 
 /// Status codes for CTDR/CTAA entries. 0 and 1 are RFC 4067 §4; the rest are
 /// ours (the RFC leaves failure codes to each context type).

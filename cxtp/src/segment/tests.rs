@@ -895,3 +895,58 @@ fn received_ranges_merge_in_any_order() {
     p.insert(0, &chunk[..100]);
     assert!(p.complete());
 }
+
+#[test]
+fn identified_transfers_carry_the_transfer_block_in_every_message() {
+    let cfg = SegmentConfig::default();
+    let now = Instant::now();
+    // One message: TRANSFER block index 0, LAST, with the id, then the
+    // context; it reassembles as a one-message transfer of that id.
+    let small = vec![ctx(0xFF01, 100, 1)];
+    let one = encode_identified_transfer(&cfg, &hdr(), &small, 0x8000_0007).unwrap();
+    assert_eq!(one.len(), 1);
+    let v = view(&one[0]);
+    let first = v.block_refs().next().unwrap();
+    assert_eq!(first.fpt, cfg.fpt);
+    assert_eq!(
+        parse_block_ref(first.data).unwrap(),
+        SegmentBlockRef::Transfer(TransferBlock {
+            transfer_id: 0x8000_0007,
+            index: 0,
+            last: true,
+        })
+    );
+    assert_eq!(
+        one[0].len(),
+        encode_transfer(&cfg, &hdr(), &small, 1).unwrap()[0].len() + 16
+    );
+    let t = run(&mut Reassembler::new(cfg.clone()), now, &one).unwrap();
+    assert_eq!(t.transfer_id, 0x8000_0007);
+    assert_eq!(t.contexts, small.iter().map(padded).collect::<Vec<_>>());
+    // A transfer that fills a message exactly without the block takes two
+    // with it, each within the limit.
+    // (IPv6: 24 octets before the blocks; 32 blocks of 2,040 and one of
+    // 224 make 65,528 of 65,535.)
+    let mut fill: Vec<Context> = (0..32).map(|k| ctx(0xFF01, 2032, k)).collect();
+    fill.push(ctx(0xFF01, 220, 99));
+    assert_eq!(
+        HEADER_LEN + 4 + 16 + fill.iter().map(plain_len).sum::<usize>(),
+        65_528
+    );
+    let plain = encode_transfer(&cfg, &hdr(), &fill, 1).unwrap();
+    let ident = encode_identified_transfer(&cfg, &hdr(), &fill, 9).unwrap();
+    assert_eq!(plain.len(), 1);
+    assert_eq!(ident.len(), 2);
+    assert!(ident.iter().all(|m| m.len() <= MAX_MESSAGE_LEN));
+    let t = run(&mut Reassembler::new(cfg.clone()), now, &ident).unwrap();
+    assert_eq!(
+        sorted(t.contexts),
+        sorted(fill.iter().map(padded).collect())
+    );
+    // Several messages: the same octets as a plain transfer of that id.
+    let big = vec![ctx(0xFF02, 200_000, 3)];
+    assert_eq!(
+        encode_identified_transfer(&cfg, &hdr(), &big, 5).unwrap(),
+        encode_transfer(&cfg, &hdr(), &big, 5).unwrap()
+    );
+}

@@ -223,8 +223,15 @@ pub struct Timers {
     pub mih_timeout_ms: u64,
     /// Destination: wait for the first CTD after accepting.
     pub context_timeout_ms: u64,
-    /// Destination: wait for MIH_N2N_HO_Complete after the CTDR.
+    /// Destination: wait for MIH_N2N_HO_Complete after the CTDR (must be
+    /// longer than the source keeps trying: `cxtp.transfer_timeout_ms +
+    /// (complete_retries + 1) x complete_retry_interval_ms`).
     pub complete_timeout_ms: u64,
+    /// Source: repeats of MIH_N2N_HO_Complete until the destination
+    /// answers.
+    pub complete_retries: u32,
+    /// Source: interval between two MIH_N2N_HO_Complete of one attempt.
+    pub complete_retry_interval_ms: u64,
 }
 
 impl Default for Timers {
@@ -232,7 +239,9 @@ impl Default for Timers {
         Timers {
             mih_timeout_ms: 5000,
             context_timeout_ms: 5000,
-            complete_timeout_ms: 5000,
+            complete_timeout_ms: 10_000,
+            complete_retries: 4,
+            complete_retry_interval_ms: 1000,
         }
     }
 }
@@ -647,6 +656,10 @@ impl Config {
                 "timers.complete_timeout_ms",
                 self.timers.complete_timeout_ms,
             ),
+            (
+                "timers.complete_retry_interval_ms",
+                self.timers.complete_retry_interval_ms,
+            ),
             ("cxtp.transfer_timeout_ms", self.cxtp.transfer_timeout_ms),
             ("api.handshake_timeout_ms", self.api.handshake_timeout_ms),
             (
@@ -676,6 +689,21 @@ impl Config {
             return Err(invalid(
                 "cxtp.idle_timeout_ms",
                 "must be longer than cxtp.transfer_timeout_ms (a transfer may pause that long)",
+            ));
+        }
+        if self.timers.complete_retries > 100 {
+            return Err(invalid("timers.complete_retries", "must be at most 100"));
+        }
+        // The destination waits longer than the source keeps trying.
+        let horizon = self.cxtp.transfer_timeout_ms
+            + self.timers.complete_retry_interval_ms
+                * (u64::from(self.timers.complete_retries) + 1);
+        if self.timers.complete_timeout_ms <= horizon {
+            return Err(invalid(
+                "timers.complete_timeout_ms",
+                format!(
+                    "must be longer than cxtp.transfer_timeout_ms + (timers.complete_retries + 1) x timers.complete_retry_interval_ms = {horizon} (the destination waits longer than the source keeps trying)"
+                ),
             ));
         }
         if self.cxtp.transfer_timeout_ms <= self.api.import_timeout_ms {
@@ -818,6 +846,9 @@ impl Config {
             context_timeout: ms(self.timers.context_timeout_ms),
             transfer_timeout: ms(self.cxtp.transfer_timeout_ms),
             complete_timeout: ms(self.timers.complete_timeout_ms),
+            complete_retries: self.timers.complete_retries,
+            complete_retry_interval: ms(self.timers.complete_retry_interval_ms),
+            first_attempt: None,
             max_outgoing: self.admission.max_outgoing,
             max_incoming: self.admission.max_incoming,
             max_ues: self.admission.max_ues,

@@ -59,11 +59,11 @@ use tracing::{debug, info, warn};
 use crate::api::server::ApiServer;
 use crate::orchestrator::{
     flatten_connections, Action, Event, HandoverId, HandoverRequest, MemorySessions,
-    MigrationRecord, NodeView, Orchestrator, PendingState, ScheduleEvent, Scheduler,
+    MigrationRecord, NodeView, Orchestrator, PendingState, Requested, ScheduleEvent, Scheduler,
     SessionExporter, SessionImporter, StartError, TriggerKind,
 };
 use crate::tap::{Pace, Tap};
-use crate::x2ap::{X2Event, X2Trigger};
+use crate::x2ap::{ForgetReason, X2Event, X2Trigger};
 use config::{Config, SessionMode};
 use listener::{LocalLimits, LocalStats};
 use metrics::{DriverCounters, MigrationMetrics, Snapshot};
@@ -72,6 +72,8 @@ use metrics::{DriverCounters, MigrationMetrics, Snapshot};
 const RECENT: usize = 32;
 /// Most X2-triggered UEs remembered (to abort on a HandoverCancel).
 const MAX_X2_UES: usize = 4096;
+/// Most handovers remembered per X2 trigger (its first start and retries).
+const MAX_X2_HANDOVERS: usize = 16;
 /// CXTP messages queued per peer.
 const CXTP_QUEUE: usize = 4096;
 
@@ -184,8 +186,18 @@ struct State {
     sessions: std::collections::BTreeMap<&'static str, u64>,
     waiters: HashMap<HandoverId, oneshot::Sender<MigrationRecord>>,
     recent: VecDeque<MigrationRecord>,
-    x2_ues: HashMap<u16, IpAddr>,
+    /// Old eNB UE X2AP ID → the migration its trigger asked for.
+    x2_ues: HashMap<u16, X2Migration>,
     mihf_id: Option<String>,
+}
+
+/// What an X2 trigger started: the scheduler's request and the handovers
+/// it ran (a queued start, retries), which a HandoverCancel of that X2
+/// handover may abort, and nothing else.
+struct X2Migration {
+    ue: IpAddr,
+    request: crate::orchestrator::schedule::RequestNo,
+    handovers: Vec<HandoverId>,
 }
 
 struct Shared {
@@ -265,6 +277,14 @@ fn drive(shared: &Arc<Shared>, first: impl FnOnce(&mut State, Instant, &dyn Node
                     on_event(&mut st, e);
                 }
                 while let Some(e) = st.sched.poll_event() {
+                    if let ScheduleEvent::Started { request, id, .. } = &e {
+                        if let Some(x) = st.x2_ues.values_mut().find(|x| x.request == *request) {
+                            if x.handovers.len() >= MAX_X2_HANDOVERS {
+                                x.handovers.remove(0);
+                            }
+                            x.handovers.push(*id);
+                        }
+                    }
                     on_schedule_event(e, now);
                 }
                 if !events {
@@ -729,15 +749,27 @@ async fn x2_consumer(shared: Arc<Shared>, mut rx: mpsc::Receiver<X2Event>) {
                 drive(&shared, |st, now, view| {
                     let State { sched, orch, .. } = &mut *st;
                     let r = sched.request(now, req, orch, view);
-                    if r.is_ok() {
+                    let started = match &r {
+                        Ok(Requested::Started { request, id }) => Some((*request, vec![*id])),
+                        Ok(Requested::Queued { request }) => Some((*request, Vec::new())),
+                        Err(_) => None,
+                    };
+                    if let Some((request, handovers)) = started {
                         // The newest X2 handover of the UE is the one a
                         // HandoverCancel can still withdraw.
                         let ue = crate::orchestrator::mih::canonical(t.ue_address);
-                        st.x2_ues.retain(|_, u| *u != ue);
+                        st.x2_ues.retain(|_, x| x.ue != ue);
                         if st.x2_ues.len() >= MAX_X2_UES {
                             st.x2_ues.clear();
                         }
-                        st.x2_ues.insert(old, ue);
+                        st.x2_ues.insert(
+                            old,
+                            X2Migration {
+                                ue,
+                                request,
+                                handovers,
+                            },
+                        );
                     }
                     result = Some(r);
                 });
@@ -754,12 +786,24 @@ async fn x2_consumer(shared: Arc<Shared>, mut rx: mpsc::Receiver<X2Event>) {
             } => {
                 let why = format!("X2 {reason:?}");
                 drive(&shared, |st, now, _| {
-                    if let Some(ue) = st.x2_ues.remove(&old_enb_ue_x2ap_id) {
-                        // The RAN withdrew it: no queued start, no retry.
-                        let waiting = triggered && st.sched.abort(ue, &why);
-                        if triggered && (st.orch.abort(now, ue, &why) || waiting) {
-                            info!(%ue, reason = %why, "handover aborted by X2");
-                        }
+                    let Some(x) = st.x2_ues.remove(&old_enb_ue_x2ap_id) else {
+                        return;
+                    };
+                    // Only a HandoverCancel withdraws the migration, and only
+                    // the handovers this trigger started (in the source
+                    // role, before they commit): a timeout (no
+                    // UEContextRelease seen) means the handover executed.
+                    if !triggered || !matches!(reason, ForgetReason::Cancelled(_)) {
+                        return;
+                    }
+                    // The RAN withdrew it: no queued start, no retry.
+                    let waiting = st.sched.abort(x.ue, &why);
+                    let mut aborted = false;
+                    for id in &x.handovers {
+                        aborted |= st.orch.abort_x2(now, *id, &reason);
+                    }
+                    if aborted || waiting {
+                        info!(ue = %x.ue, reason = %why, "handover aborted by X2");
                     }
                 });
             }

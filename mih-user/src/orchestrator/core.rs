@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,13 +18,20 @@ use mihf::wire::{Body, HoResult, Message, MihfId, Opcode, Status};
 use super::mih::{self, N2N_HO_COMMIT, N2N_HO_COMPLETE};
 use super::record::{Cause, MigrationRecord, Phases, Sizes, TriggerKind};
 use crate::api::{is_service_fpt, Connection, ImportReport, Outcome, Role, ServiceContext};
-use crate::x2ap::Ecgi;
+use crate::x2ap::{Ecgi, ForgetReason};
 
 /// Handover identifier (per node, never reused while the node runs).
 pub type HandoverId = u64;
 
 /// Most session exports remembered after their handover rolled back.
 const MAX_ABANDONED: usize = 4096;
+
+/// Most ended attempts whose MIH_N2N_HO_Complete is still being repeated.
+const MAX_CLOSING: usize = 4096;
+
+/// Most ended incoming attempts remembered (a repeated commit of one is
+/// not a new handover).
+const MAX_ENDED_INCOMING: usize = 4096;
 
 /// CTDR status for a session the importer could not rebuild (our range,
 /// next to the API's refusal codes).
@@ -48,8 +56,22 @@ pub struct OrchestratorConfig {
     /// long between two messages of a transfer.
     pub transfer_timeout: Duration,
     /// Destination: after a successful CTDR, wait this long for
-    /// MIH_N2N_HO_Complete; then commit anyway.
+    /// MIH_N2N_HO_Complete; then commit anyway. Must be longer than
+    /// [`OrchestratorConfig::source_horizon`] ("the destination waits
+    /// longer than the source keeps trying"), or a Complete(Failure) that
+    /// is late but still on its way leaves the UE committed here and
+    /// rolled back at the source.
     pub complete_timeout: Duration,
+    /// Source: after a handover ended, MIH_N2N_HO_Complete is sent again
+    /// this many times (each a new transaction, same attempt id), every
+    /// `complete_retry_interval`, until a response echoes the attempt.
+    pub complete_retries: u32,
+    /// Source: the interval between two MIH_N2N_HO_Complete of one
+    /// attempt (and after the last one, how long an answer is awaited).
+    pub complete_retry_interval: Duration,
+    /// The first attempt id (then +1, never 0); `None`: a random one, so
+    /// that the ids of a restarted node do not repeat its earlier ones.
+    pub first_attempt: Option<NonZeroU32>,
     /// Most handovers in the source role at once.
     pub max_outgoing: usize,
     /// Admission: most handovers in the destination role at once.
@@ -72,7 +94,12 @@ impl Default for OrchestratorConfig {
             import_timeout: Duration::from_secs(3),
             context_timeout: Duration::from_secs(5),
             transfer_timeout: Duration::from_secs(4),
-            complete_timeout: Duration::from_secs(5),
+            // Above transfer_timeout + (complete_retries + 1) x
+            // complete_retry_interval = 4 + 5 s.
+            complete_timeout: Duration::from_secs(10),
+            complete_retries: 4,
+            complete_retry_interval: Duration::from_secs(1),
+            first_attempt: None,
             max_outgoing: 64,
             max_incoming: 64,
             max_ues: 65_536,
@@ -80,6 +107,33 @@ impl Default for OrchestratorConfig {
             segment: SegmentConfig::default(),
         }
     }
+}
+
+impl OrchestratorConfig {
+    /// How long after a destination's final CTDR the source can still be
+    /// telling it how the attempt ended: the source ends the attempt at
+    /// most `transfer_timeout` after its last CXTP progress (which precedes
+    /// that CTDR), then sends MIH_N2N_HO_Complete for
+    /// `(complete_retries + 1) x complete_retry_interval`.
+    /// [`OrchestratorConfig::complete_timeout`] must be longer.
+    pub fn source_horizon(&self) -> Duration {
+        self.transfer_timeout + self.complete_retry_interval * (self.complete_retries + 1)
+    }
+}
+
+/// A random attempt id, never 0 (from the standard library's per-process
+/// random hasher keys, and the clock).
+fn random_attempt() -> NonZeroU32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    let v = h.finish();
+    NonZeroU32::new((v ^ (v >> 32)) as u32).unwrap_or(NonZeroU32::MIN)
 }
 
 /// What the orchestrator needs to know about this node's services (the
@@ -274,6 +328,26 @@ pub struct OrchestratorStats {
     pub causes: BTreeMap<&'static str, u64>,
     /// Inputs for a handover that no longer exists (late answers).
     pub stale_inputs: u64,
+    /// MIH_N2N_HO_Complete indications answered but acted on nowhere: of
+    /// another attempt than the UE's incoming handover, without an
+    /// attempt id, or for no handover (a repeat of one already acted on).
+    pub complete_stale: u64,
+    /// MIH_N2N_HO_Commit indications of an attempt seen already (the
+    /// network repeated it): answered as the first, no new handover.
+    pub commit_repeated: u64,
+    /// MIH_N2N_HO_Complete requests sent (first sends and repeats).
+    pub complete_sent: u64,
+    /// Ended attempts whose Complete a response of the destination
+    /// acknowledged.
+    pub complete_answered: u64,
+    /// Ended attempts whose Complete was never answered within the
+    /// repeats.
+    pub complete_unanswered: u64,
+    /// CXTP messages of another attempt dropped: a CTD/PCTD for a UE not
+    /// awaiting contexts or carrying another transfer id, a CTDR whose
+    /// echo names another transfer or repeats an answer, a CTC for an
+    /// identified push, a CTDR/CTC for a UE not transferring.
+    pub cxtp_stale: u64,
     /// MIH frames we did not expect (unknown TID, other primitives).
     pub mih_unexpected: u64,
     /// CXTP messages dropped (unknown peer, unexpected type or MN,
@@ -327,6 +401,8 @@ fn span(a: Option<Instant>, b: Option<Instant>) -> Option<Duration> {
 #[derive(Debug)]
 struct Handover {
     id: HandoverId,
+    /// The source's attempt id (MIH vendor TLV kind 3, CXTP transfer id).
+    attempt: NonZeroU32,
     ue: IpAddr,
     role: Role,
     peer: String,
@@ -347,6 +423,20 @@ struct Handover {
     peer_accepted: bool,
 }
 
+/// An ended attempt (source) whose MIH_N2N_HO_Complete is repeated until
+/// the destination answers.
+#[derive(Debug)]
+struct Closing {
+    ue: IpAddr,
+    peer: String,
+    result: HoResult,
+    /// The TIDs of every Complete sent for it.
+    tids: Vec<u16>,
+    sends: u32,
+    /// Next repeat, or (after the last) when to stop waiting.
+    next: Instant,
+}
+
 /// The sans-IO orchestrator. See the [module documentation](super).
 pub struct Orchestrator {
     cfg: OrchestratorConfig,
@@ -356,6 +446,14 @@ pub struct Orchestrator {
     tids: HashMap<u16, IpAddr>,
     next_tid: u16,
     next_id: HandoverId,
+    next_attempt: NonZeroU32,
+    /// Ended attempts still telling their destination: attempt → state.
+    closing: HashMap<u32, Closing>,
+    /// TIDs of the Completes of `closing`: TID → attempt.
+    complete_tids: HashMap<u16, u32>,
+    /// Incoming attempts that ended here: (source MIHF ID, attempt), oldest
+    /// first.
+    ended_incoming: VecDeque<(String, u32)>,
     par: PreviousRouter,
     nar: NewRouter,
     actions: VecDeque<Action>,
@@ -416,6 +514,10 @@ impl Orchestrator {
             tids: HashMap::new(),
             next_tid: 1,
             next_id: 1,
+            next_attempt: cfg.first_attempt.unwrap_or_else(random_attempt),
+            closing: HashMap::new(),
+            complete_tids: HashMap::new(),
+            ended_incoming: VecDeque::new(),
             par: PreviousRouter::new(engine_cfg.clone()),
             nar: NewRouter::new(engine_cfg, ProfileRegistry::with_builtins()),
             actions: VecDeque::new(),
@@ -505,11 +607,24 @@ impl Orchestrator {
         self.events.pop_front()
     }
 
+    /// The attempt id of `ue`'s handover under way.
+    pub fn attempt(&self, ue: IpAddr) -> Option<u32> {
+        self.handovers
+            .get(&mih::canonical(ue))
+            .map(|h| h.attempt.get())
+    }
+
+    /// Ended attempts whose MIH_N2N_HO_Complete is still being repeated.
+    pub fn closing(&self) -> usize {
+        self.closing.len()
+    }
+
     /// Earliest deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.handovers
             .values()
             .filter_map(|h| h.deadline)
+            .chain(self.closing.values().map(|c| c.next))
             .chain(self.par.poll_timeout())
             .chain(self.nar.poll_timeout())
             .min()
@@ -534,11 +649,21 @@ impl Orchestrator {
             }
         };
         let tid = self.alloc_tid();
-        let msg = mih::commit_request(tid, &self.user_id, &req.target, ue, &services, req.cell);
+        let attempt = self.alloc_attempt();
+        let msg = mih::commit_request(
+            tid,
+            &self.user_id,
+            &req.target,
+            ue,
+            &services,
+            req.cell,
+            attempt.get(),
+        );
         self.tids.insert(tid, ue);
         let id = self.alloc_id();
         let h = Handover {
             id,
+            attempt,
             ue,
             role: Role::Source,
             peer: req.target.clone(),
@@ -606,12 +731,19 @@ impl Orchestrator {
         id
     }
 
+    fn alloc_attempt(&mut self) -> NonZeroU32 {
+        let a = self.next_attempt;
+        self.next_attempt = a.checked_add(1).unwrap_or(NonZeroU32::MIN);
+        a
+    }
+
     fn alloc_tid(&mut self) -> u16 {
-        // At most max_outgoing (< 4095) commits are open, so a free TID exists.
+        // TIDs are 12 bits; the open commits and repeated Completes use at
+        // most a few of them at once, so a free one is found.
         for _ in 0..4095 {
             let t = self.next_tid;
             self.next_tid = if t >= 4095 { 1 } else { t + 1 };
-            if !self.tids.contains_key(&t) {
+            if !self.tids.contains_key(&t) && !self.complete_tids.contains_key(&t) {
                 return t;
             }
         }
@@ -692,8 +824,11 @@ impl Orchestrator {
         }
         h.sizes.sessions = sessions.len();
         h.sessions = Some(sessions);
-        let peer_ip = h.peer_ip;
-        match self.par.start_push(now, ue, peer_ip, cx) {
+        let (peer_ip, attempt) = (h.peer_ip, h.attempt);
+        match self
+            .par
+            .start_identified_push(now, ue, peer_ip, attempt, cx)
+        {
             Ok(()) => self.pump_engines(now),
             Err(e) => self.rollback(now, ue, Cause::Encode(e.to_string())),
         }
@@ -711,15 +846,50 @@ impl Orchestrator {
         found
     }
 
-    /// Roll back the handover of `ue` (either role) with the operator's or
-    /// the X2 trigger's reason. Returns whether there was one.
+    /// Roll back the handover of `ue` with the operator's reason. Returns
+    /// whether one was rolled back. A destination that has sent its
+    /// successful CTDR is not rolled back (`false`): the source may have
+    /// committed on it, so only the source's MIH_N2N_HO_Complete (or the
+    /// complete timeout) ends it.
     pub fn abort(&mut self, now: Instant, ue: IpAddr, why: &str) -> bool {
         let ue = mih::canonical(ue);
-        if !self.handovers.contains_key(&ue) {
+        let Some(h) = self.handovers.get(&ue) else {
+            return false;
+        };
+        if h.role == Role::Destination && matches!(h.state, State::AwaitingComplete) {
             return false;
         }
         self.rollback(now, ue, Cause::Aborted(why.to_string()));
         true
+    }
+
+    /// Roll back handover `id` if it is under way in the source role
+    /// (a source's handover ends when it commits, so this never undoes a
+    /// commit). Returns whether it was rolled back.
+    pub fn abort_handover(&mut self, now: Instant, id: HandoverId, why: &str) -> bool {
+        let Some(ue) = self
+            .handovers
+            .values()
+            .find(|h| h.id == id && h.role == Role::Source)
+            .map(|h| h.ue)
+        else {
+            return false;
+        };
+        self.rollback(now, ue, Cause::Aborted(why.to_string()));
+        true
+    }
+
+    /// The X2 trigger forgot the UE whose `HandoverTriggered` started
+    /// handover `id`. Only a HandoverCancel aborts, and only that handover
+    /// (see [`Orchestrator::abort_handover`]): a timeout (no
+    /// UEContextRelease seen: the handover executed, its end was missed),
+    /// an eviction or a superseding HandoverRequest say nothing against the
+    /// migration. Returns whether it was rolled back.
+    pub fn abort_x2(&mut self, now: Instant, id: HandoverId, reason: &ForgetReason) -> bool {
+        match reason {
+            ForgetReason::Cancelled(_) => self.abort_handover(now, id, &format!("X2 {reason:?}")),
+            _ => false,
+        }
     }
 
     /// Roll back every handover under way and refuse new ones.
@@ -744,7 +914,7 @@ impl Orchestrator {
                 self.on_commit_confirm(now, msg)
             }
             (Opcode::Confirm, _) if mid == N2N_HO_COMPLETE.with_opcode(Opcode::Confirm) => {
-                // Fire and forget: the destination has a timeout too.
+                self.on_complete_confirm(&msg)
             }
             (Opcode::Indication, Body::N2nHoCommitRequest(_)) => {
                 self.on_commit_indication(now, msg, view)
@@ -781,9 +951,12 @@ impl Orchestrator {
             self.stats.mih_unexpected += 1;
             return;
         };
+        // A confirm the local MIHF made (a failure) carries no attempt id;
+        // one from the destination echoes ours.
         let ok = self.handovers.get(&ue).is_some_and(|h| {
             matches!(h.state, State::Committing { tid: t } if t == tid)
                 && mih::parse_mn_id(&rsp.mn_mihf_id).is_none_or(|u| u == ue)
+                && mih::parse_attempt(&msg).is_none_or(|a| a == h.attempt.get())
         });
         if !ok {
             self.stats.mih_unexpected += 1;
@@ -838,6 +1011,35 @@ impl Orchestrator {
             );
         };
         let ue = info.ue;
+        let Some(attempt) = info.attempt.and_then(NonZeroU32::new) else {
+            return self.refuse(
+                &msg,
+                Some(ue),
+                "bad_request",
+                "the request carries no attempt id".into(),
+            );
+        };
+        // The same commit again (the network repeated it): the same answer,
+        // no second handover.
+        if let Some(h) = self.handovers.get(&ue) {
+            if h.role == Role::Destination && h.peer == peer && h.attempt == attempt {
+                self.stats.commit_repeated += 1;
+                let rsp = mih::commit_response(&msg, &self.user_id, Status::SUCCESS, None);
+                self.actions.push_back(Action::Mih(rsp));
+                return;
+            }
+        }
+        if self
+            .ended_incoming
+            .iter()
+            .any(|(p, a)| *a == attempt.get() && *p == peer)
+        {
+            self.stats.commit_repeated += 1;
+            let why = format!("attempt {attempt} of UE {ue} ended already");
+            let rsp = mih::commit_response(&msg, &self.user_id, Status::REJECTED, Some(&why));
+            self.actions.push_back(Action::Mih(rsp));
+            return;
+        }
         if self.shut {
             return self.refuse(&msg, Some(ue), "capacity", "shutting down".into());
         }
@@ -876,10 +1078,13 @@ impl Orchestrator {
                 ),
             );
         }
-        if let Err(e) = self
-            .nar
-            .expect_transfer(ue, peer_ip, now + self.cfg.context_timeout, true)
-        {
+        if let Err(e) = self.nar.expect_transfer(
+            ue,
+            peer_ip,
+            now + self.cfg.context_timeout,
+            true,
+            Some(attempt),
+        ) {
             return self.refuse(&msg, Some(ue), "busy", e.to_string());
         }
         let rsp = mih::commit_response(&msg, &self.user_id, Status::SUCCESS, None);
@@ -889,6 +1094,7 @@ impl Orchestrator {
             ue,
             Handover {
                 id,
+                attempt,
                 ue,
                 role: Role::Destination,
                 peer: peer.clone(),
@@ -930,15 +1136,19 @@ impl Orchestrator {
         };
         let ue = mih::parse_mn_id(&req.mn_mihf_id);
         let peer = msg.source.to_string();
+        let attempt = mih::parse_attempt(&msg);
+        // Only the attempt of the UE's incoming handover: a Complete of an
+        // earlier attempt (repeated, or late) is answered, so the peer's
+        // transaction ends, and acts on nothing.
         let found = ue.filter(|u| {
-            self.handovers
-                .get(u)
-                .is_some_and(|h| h.role == Role::Destination && h.peer == peer)
+            self.handovers.get(u).is_some_and(|h| {
+                h.role == Role::Destination && h.peer == peer && attempt == Some(h.attempt.get())
+            })
         });
         let status = if found.is_some() {
             Status::SUCCESS
         } else {
-            self.stats.mih_unexpected += 1;
+            self.stats.complete_stale += 1;
             Status::UNSPECIFIED_FAILURE
         };
         if let Some(rsp) = mih::complete_response(&msg, &self.user_id, status) {
@@ -972,36 +1182,64 @@ impl Orchestrator {
         let mn = mih::canonical(mn);
         let h = self.handovers.get(&mn);
         let ok = match ty {
-            // To the nAR: only from the source we accepted.
-            MessageType::Ctd | MessageType::Pctd => {
-                h.is_some_and(|h| h.role == Role::Destination && h.peer_ip == from)
-                    || (h.is_none() && self.peers.values().any(|p| *p == from))
-            }
-            // To the pAR: only from the destination we push to.
-            MessageType::Ctdr | MessageType::Ctc => {
-                h.is_some_and(|h| h.role == Role::Source && h.peer_ip == from)
-            }
+            // To the nAR: only from the source we accepted, while its
+            // contexts are awaited (the nAR checks the attempt's id).
+            MessageType::Ctd | MessageType::Pctd => h.is_some_and(|h| {
+                h.role == Role::Destination
+                    && h.peer_ip == from
+                    && matches!(h.state, State::AwaitingContexts)
+            }),
+            // To the pAR: only from the destination we push to, while we
+            // push (the pAR checks the echo of the attempt's id).
+            MessageType::Ctdr | MessageType::Ctc => h.is_some_and(|h| {
+                h.role == Role::Source
+                    && h.peer_ip == from
+                    && matches!(h.state, State::Transferring)
+            }),
             _ => false,
         };
         if !ok {
-            self.stats.cxtp_dropped += 1;
+            // From a peer: a message of an attempt that ended (or of one
+            // not started yet).
+            let from_peer = self.peers.values().any(|p| *p == from);
+            let known = matches!(
+                ty,
+                MessageType::Ctd | MessageType::Pctd | MessageType::Ctdr | MessageType::Ctc
+            );
+            if from_peer && known {
+                self.stats.cxtp_stale += 1;
+            } else {
+                self.stats.cxtp_dropped += 1;
+            }
             return;
         }
-        self.stats.cxtp_received += 1;
+        let before = self.engine_stale();
         match ty {
             MessageType::Ctd | MessageType::Pctd => {
-                if let Some(h) = self.handovers.get_mut(&mn) {
-                    if matches!(h.state, State::AwaitingContexts) {
+                self.nar.handle_message(now, from, bytes.clone());
+                if self.engine_stale() == before {
+                    if let Some(h) = self.handovers.get_mut(&mn) {
                         h.times.cxtp_start.get_or_insert(now);
                         h.sizes.cxtp_messages += 1;
                         h.sizes.cxtp_octets += bytes.len();
                     }
                 }
-                self.nar.handle_message(now, from, bytes);
             }
             _ => self.par.handle_message(now, from, bytes),
         }
+        let stale = self.engine_stale() - before;
+        if stale > 0 {
+            self.stats.cxtp_stale += stale;
+        } else {
+            self.stats.cxtp_received += 1;
+        }
         self.pump_engines(now);
+    }
+
+    /// Messages the engines dropped as belonging to another attempt.
+    fn engine_stale(&self) -> u64 {
+        let (p, n) = (self.par.stats(), self.nar.stats());
+        p.ctdr_stale + p.ctdr_duplicate + p.ctc_ignored + n.ctd_stale + n.ctd_duplicate
     }
 
     fn pump_engines(&mut self, now: Instant) {
@@ -1268,6 +1506,7 @@ impl Orchestrator {
         self.par.handle_timeout(now);
         self.nar.handle_timeout(now);
         self.pump_engines(now);
+        self.closing_timeouts(now);
         let due: Vec<IpAddr> = self
             .handovers
             .values()
@@ -1318,17 +1557,12 @@ impl Orchestrator {
                     outcome: Outcome::Committed,
                     cause: "CTDR success".into(),
                 });
-                let tid = self.alloc_tid();
-                self.actions.push_back(Action::Mih(mih::complete_request(
-                    tid,
-                    &self.user_id,
-                    &h.peer,
-                    ue,
-                    HoResult::SUCCESS,
-                )));
+                self.par.abort(ue);
+                self.start_closing(now, &h, HoResult::SUCCESS);
                 self.stats.committed[0] += 1;
             }
             Role::Destination => {
+                self.nar.abort(ue);
                 if h.sessions_imported {
                     self.actions.push_back(Action::CommitSessions { ue });
                 }
@@ -1382,14 +1616,7 @@ impl Orchestrator {
                 // accepted a commit whose answer was lost or late; it then
                 // stops waiting for contexts at once.
                 if h.peer_accepted || cause == Cause::MihTimeout {
-                    let tid = self.alloc_tid();
-                    self.actions.push_back(Action::Mih(mih::complete_request(
-                        tid,
-                        &self.user_id,
-                        &h.peer,
-                        ue,
-                        HoResult::FAILURE,
-                    )));
+                    self.start_closing(now, &h, HoResult::FAILURE);
                 }
                 self.stats.rolled_back[0] += 1;
             }
@@ -1407,6 +1634,8 @@ impl Orchestrator {
                         }],
                     );
                 }
+                // Whatever the engine still held of this attempt.
+                self.nar.abort(ue);
                 if h.sessions_imported {
                     self.actions.push_back(Action::DiscardSessions { ue });
                 }
@@ -1425,7 +1654,105 @@ impl Orchestrator {
         self.finish(now, h, Outcome::RolledBack, Some(cause));
     }
 
+    // ------------------------------------------------ telling the end (source)
+
+    /// Tell the destination how attempt `h` ended, and keep telling it
+    /// (every `complete_retry_interval`, at most `complete_retries` more
+    /// times) until a response echoes the attempt: a lost
+    /// Complete(Failure) would otherwise let the destination commit at its
+    /// complete timeout what the source restored.
+    fn start_closing(&mut self, now: Instant, h: &Handover, result: HoResult) {
+        if self.closing.len() >= MAX_CLOSING {
+            // Bounded: give up on the one closest to its end.
+            if let Some(a) = self
+                .closing
+                .iter()
+                .min_by_key(|(_, c)| (c.next, c.sends))
+                .map(|(a, _)| *a)
+            {
+                self.end_closing(a);
+                self.stats.complete_unanswered += 1;
+            }
+        }
+        self.closing.insert(
+            h.attempt.get(),
+            Closing {
+                ue: h.ue,
+                peer: h.peer.clone(),
+                result,
+                tids: Vec::new(),
+                sends: 0,
+                next: now,
+            },
+        );
+        self.send_complete(now, h.attempt.get());
+    }
+
+    fn send_complete(&mut self, now: Instant, attempt: u32) {
+        let tid = self.alloc_tid();
+        let Some(c) = self.closing.get_mut(&attempt) else {
+            return;
+        };
+        c.tids.push(tid);
+        c.sends += 1;
+        c.next = now + self.cfg.complete_retry_interval;
+        let msg = mih::complete_request(tid, &self.user_id, &c.peer, c.ue, c.result, attempt);
+        self.complete_tids.insert(tid, attempt);
+        self.stats.complete_sent += 1;
+        self.actions.push_back(Action::Mih(msg));
+    }
+
+    fn end_closing(&mut self, attempt: u32) {
+        if let Some(c) = self.closing.remove(&attempt) {
+            for t in c.tids {
+                self.complete_tids.remove(&t);
+            }
+        }
+    }
+
+    /// A MIH_N2N_HO_Complete.confirm: the destination's answer ends the
+    /// repeats when it echoes the attempt; a confirm without it (the local
+    /// MIHF's failure: the peer was not reached) does not.
+    fn on_complete_confirm(&mut self, msg: &Message) {
+        let Some(&attempt) = self.complete_tids.get(&msg.header.tid) else {
+            self.stats.mih_unexpected += 1;
+            return;
+        };
+        if mih::parse_attempt(msg) == Some(attempt) {
+            self.end_closing(attempt);
+            self.stats.complete_answered += 1;
+        }
+    }
+
+    fn closing_timeouts(&mut self, now: Instant) {
+        let due: Vec<u32> = self
+            .closing
+            .iter()
+            .filter(|(_, c)| c.next <= now)
+            .map(|(a, _)| *a)
+            .collect();
+        for a in due {
+            let done = self
+                .closing
+                .get(&a)
+                .is_some_and(|c| c.sends > self.cfg.complete_retries);
+            if done {
+                self.end_closing(a);
+                self.stats.complete_unanswered += 1;
+            } else {
+                self.send_complete(now, a);
+            }
+        }
+    }
+
     fn finish(&mut self, now: Instant, h: Handover, outcome: Outcome, cause: Option<Cause>) {
+        if h.role == Role::Destination {
+            if self.ended_incoming.len() >= MAX_ENDED_INCOMING {
+                self.ended_incoming.pop_front();
+            }
+            self.ended_incoming
+                .push_back((h.peer.clone(), h.attempt.get()));
+        }
         let t = &h.times;
         let phases = match h.role {
             Role::Source => Phases {
@@ -1447,6 +1774,7 @@ impl Orchestrator {
         };
         self.events.push_back(Event::Finished(MigrationRecord {
             id: h.id,
+            attempt: h.attempt.get(),
             ue: h.ue,
             role: h.role,
             peer: h.peer,

@@ -20,10 +20,19 @@
 //!     checks they are registered there).
 //!   - kind 2, in a response: `length u16 | text (UTF-8)`: why the
 //!     destination refused.
+//!   - kind 3, the **attempt**: `attempt id u32` (never 0). The source
+//!     allocates one per handover attempt (a random start per process,
+//!     then +1) and puts it in its MIH_N2N_HO_Commit.request and every
+//!     MIH_N2N_HO_Complete.request of that attempt; the destination echoes
+//!     it in both responses. The same number is the CXTP transfer id of
+//!     the attempt's contexts (`cxtp` README, "Identified transfers"), so
+//!     nothing of an earlier attempt of the same UE acts on a later one.
 //!
-//!   MIHFs relay unknown TLVs unchanged (mihfd does, and so does ODTONE).
-//!   A request without it is read from the MN MIHF ID alone, with an
-//!   unknown service list.
+//!   Kind 1 and kind 3 are two TLVs of type 100. MIHFs relay unknown TLVs
+//!   unchanged (mihfd does, and so does ODTONE). A request without kind 1
+//!   is read from the MN MIHF ID alone, with an unknown service list; a
+//!   commit request without kind 3 is refused (the destination could not
+//!   tell its attempts apart).
 
 use std::net::IpAddr;
 
@@ -53,6 +62,7 @@ const MAGIC: &[u8; 2] = b"EM";
 const VERSION: u8 = 1;
 const KIND_INFO: u8 = 1;
 const KIND_REASON: u8 = 2;
+const KIND_ATTEMPT: u8 = 3;
 /// Put our TLV after every standard TLV.
 const AFTER_ALL: usize = 1 << 20;
 
@@ -64,6 +74,8 @@ pub struct HandoverInfo {
     /// The services that have the UE at the source (`None`: the request
     /// did not say).
     pub services: Option<Vec<String>>,
+    /// The source's attempt id (`None`: the request carries none).
+    pub attempt: Option<u32>,
 }
 
 /// The MN MIHF ID naming a UE.
@@ -82,12 +94,37 @@ fn link_id(ue: IpAddr) -> LinkId {
     }
 }
 
-fn vendor_tlv(value: &[u8]) -> Option<RawTlvs> {
-    let mut raw = BytesMut::with_capacity(value.len() + 4);
+fn put_vendor_tlv(raw: &mut BytesMut, value: &[u8]) {
     raw.put_u8(VENDOR_TLV);
-    mihf::wire::encode_length(value.len(), &mut raw);
+    mihf::wire::encode_length(value.len(), raw);
     raw.put_slice(value);
-    RawTlvs::new(AFTER_ALL, raw.freeze()).ok()
+}
+
+/// Our vendor TLVs with these values, in order, as one run after every
+/// standard TLV.
+fn vendor_tlvs(values: &[&[u8]]) -> Vec<RawTlvs> {
+    let mut raw = BytesMut::with_capacity(values.iter().map(|v| v.len() + 4).sum());
+    for v in values {
+        put_vendor_tlv(&mut raw, v);
+    }
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    RawTlvs::new(AFTER_ALL, raw.freeze()).into_iter().collect()
+}
+
+fn attempt_value(attempt: u32) -> [u8; 8] {
+    let a = attempt.to_be_bytes();
+    [
+        MAGIC[0],
+        MAGIC[1],
+        VERSION,
+        KIND_ATTEMPT,
+        a[0],
+        a[1],
+        a[2],
+        a[3],
+    ]
 }
 
 fn info_value(ue: IpAddr, services: &[String]) -> Vec<u8> {
@@ -118,7 +155,8 @@ fn info_value(ue: IpAddr, services: &[String]) -> Vec<u8> {
     v
 }
 
-/// MIH_N2N_HO_Commit.request for `ue` to `target`, with `tid`.
+/// MIH_N2N_HO_Commit.request for `ue` to `target`, with `tid`, for the
+/// source's attempt `attempt`.
 pub fn commit_request(
     tid: u16,
     user: &MihfId,
@@ -126,6 +164,7 @@ pub fn commit_request(
     ue: IpAddr,
     services: &[String],
     cell: Option<Ecgi>,
+    attempt: u32,
 ) -> Message {
     let poa = match cell {
         Some(c) => LinkAddr::Cell3g {
@@ -150,11 +189,12 @@ pub fn commit_request(
             }),
         }),
     );
-    m.extra = vendor_tlv(&info_value(ue, services)).into_iter().collect();
+    m.extra = vendor_tlvs(&[&info_value(ue, services), &attempt_value(attempt)]);
     m
 }
 
-/// The answer to a MIH_N2N_HO_Commit.indication.
+/// The answer to a MIH_N2N_HO_Commit.indication (it echoes the
+/// indication's attempt id).
 pub fn commit_response(
     indication: &Message,
     user: &MihfId,
@@ -177,36 +217,46 @@ pub fn commit_response(
             assigned_resources: None,
         }),
     );
+    let mut v = Vec::new();
     if let Some(r) = reason {
         let mut cut = r.len().min(MAX_REASON);
         while !r.is_char_boundary(cut) {
             cut -= 1;
         }
-        let mut v = Vec::with_capacity(6 + cut);
+        v.reserve(6 + cut);
         v.extend_from_slice(MAGIC);
         v.push(VERSION);
         v.push(KIND_REASON);
         v.extend_from_slice(&(cut as u16).to_be_bytes());
         v.extend_from_slice(&r.as_bytes()[..cut]);
-        m.extra = vendor_tlv(&v).into_iter().collect();
     }
+    let echo = parse_attempt(indication).map(attempt_value);
+    let values: Vec<&[u8]> = [
+        (!v.is_empty()).then_some(&v[..]),
+        echo.as_ref().map(|e| &e[..]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    m.extra = vendor_tlvs(&values);
     m
 }
 
-/// MIH_N2N_HO_Complete.request telling `target` how the migration of `ue`
-/// ended.
+/// MIH_N2N_HO_Complete.request telling `target` how the attempt
+/// `attempt` to move `ue` ended.
 pub fn complete_request(
     tid: u16,
     user: &MihfId,
     target: &str,
     ue: IpAddr,
     result: HoResult,
+    attempt: u32,
 ) -> Message {
     let tuple = LinkTupleId {
         link: link_id(ue),
         poa: None,
     };
-    Message::new(
+    let mut m = Message::new(
         N2N_HO_COMPLETE,
         tid,
         user.clone(),
@@ -217,15 +267,19 @@ pub fn complete_request(
             new_link: tuple,
             result,
         }),
-    )
+    );
+    m.extra = vendor_tlvs(&[&attempt_value(attempt)]);
+    m
 }
 
-/// The answer to a MIH_N2N_HO_Complete.indication.
+/// The answer to a MIH_N2N_HO_Complete.indication (it echoes the
+/// indication's attempt id, so the source knows this attempt's Complete
+/// arrived).
 pub fn complete_response(indication: &Message, user: &MihfId, status: Status) -> Option<Message> {
     let Body::N2nHoCompleteRequest(r) = &indication.body else {
         return None;
     };
-    Some(Message::new(
+    let mut m = Message::new(
         indication.header.mid.with_opcode(Opcode::Response),
         indication.header.tid,
         user.clone(),
@@ -237,7 +291,11 @@ pub fn complete_response(indication: &Message, user: &MihfId, status: Status) ->
             new_link: r.new_link.clone(),
             resource_retention: None,
         }),
-    ))
+    );
+    if let Some(a) = parse_attempt(indication) {
+        m.extra = vendor_tlvs(&[&attempt_value(a)]);
+    }
+    Some(m)
 }
 
 /// The value of our vendor TLV of `kind`, if the message has a
@@ -251,6 +309,14 @@ fn vendor_value(msg: &Message, kind: u8) -> Option<&[u8]> {
             && t.value[3] == kind)
             .then_some(&t.value[4..])
     })
+}
+
+/// The attempt id our vendor TLV (kind 3) carries, if the message has a
+/// well-formed one (exactly 4 octets, not 0).
+pub fn parse_attempt(msg: &Message) -> Option<u32> {
+    let v = vendor_value(msg, KIND_ATTEMPT)?;
+    let a = u32::from_be_bytes(v.try_into().ok()?);
+    (a != 0).then_some(a)
 }
 
 /// The UE named by a MN MIHF ID, if it is an IP address.
@@ -274,8 +340,13 @@ pub fn parse_info(msg: &Message) -> Option<HandoverInfo> {
         return None;
     };
     let from_id = parse_mn_id(&req.mn_mihf_id);
+    let attempt = parse_attempt(msg);
     let Some(v) = vendor_value(msg, KIND_INFO) else {
-        return from_id.map(|ue| HandoverInfo { ue, services: None });
+        return from_id.map(|ue| HandoverInfo {
+            ue,
+            services: None,
+            attempt,
+        });
     };
     let (ue, rest) = match v.first()? {
         4 => {
@@ -309,6 +380,7 @@ pub fn parse_info(msg: &Message) -> Option<HandoverInfo> {
     Some(HandoverInfo {
         ue,
         services: Some(services),
+        attempt,
     })
 }
 
@@ -344,12 +416,15 @@ mod tests {
             ue,
             &services,
             Some(cell),
+            0x8000_0001,
         );
         let back = round_trip(&m);
         assert_eq!(back.header.tid, 7);
         let info = parse_info(&back).unwrap();
         assert_eq!(info.ue, ue);
         assert_eq!(info.services.as_deref(), Some(&services[..]));
+        assert_eq!(info.attempt, Some(0x8000_0001));
+        assert_eq!(parse_attempt(&back), Some(0x8000_0001));
         let Body::N2nHoCommitRequest(r) = &back.body else {
             panic!()
         };
@@ -366,8 +441,20 @@ mod tests {
         plain.extra.clear();
         assert_eq!(
             parse_info(&round_trip(&plain)),
-            Some(HandoverInfo { ue, services: None })
+            Some(HandoverInfo {
+                ue,
+                services: None,
+                attempt: None
+            })
         );
+        // The attempt alone (no kind 1), a zero attempt, a cut attempt.
+        let mut only = back.clone();
+        only.extra = vendor_tlvs(&[&attempt_value(9)]);
+        assert_eq!(parse_info(&round_trip(&only)).unwrap().attempt, Some(9));
+        only.extra = vendor_tlvs(&[&attempt_value(0)]);
+        assert_eq!(parse_attempt(&round_trip(&only)), None);
+        only.extra = vendor_tlvs(&[&attempt_value(9)[..7]]);
+        assert_eq!(parse_attempt(&round_trip(&only)), None);
         // A TLV that disagrees with the MN MIHF ID, or is cut, is refused.
         let other = commit_request(
             1,
@@ -376,6 +463,7 @@ mod tests {
             "10.0.0.1".parse().unwrap(),
             &[],
             None,
+            1,
         );
         let mut mixed = back.clone();
         mixed.extra = other.extra.clone();
@@ -383,7 +471,7 @@ mod tests {
         let mut raw = info_value(ue, &services);
         raw.pop();
         let mut cut = back;
-        cut.extra = vendor_tlv(&raw).into_iter().collect();
+        cut.extra = vendor_tlvs(&[&raw]);
         assert_eq!(parse_info(&round_trip(&cut)), None);
     }
 
@@ -397,6 +485,7 @@ mod tests {
             ue,
             &[],
             None,
+            77,
         ));
         let rsp = commit_response(
             &req,
@@ -407,6 +496,10 @@ mod tests {
         let back = round_trip(&rsp);
         assert_eq!(back.header.mid, N2N_HO_COMMIT.with_opcode(Opcode::Response));
         assert_eq!(parse_reason(&back).as_deref(), Some("no capacity"));
+        assert_eq!(parse_attempt(&back), Some(77), "echoed");
+        let plain = commit_response(&req, &MihfId::from_static("b"), Status::SUCCESS, None);
+        assert_eq!(parse_attempt(&round_trip(&plain)), Some(77));
+        assert_eq!(parse_reason(&round_trip(&plain)), None);
         let Body::N2nHoCommitResponse(r) = &back.body else {
             panic!()
         };
@@ -418,14 +511,17 @@ mod tests {
             "b",
             ue,
             HoResult::FAILURE,
+            78,
         ));
         let Body::N2nHoCompleteRequest(r) = &c.body else {
             panic!()
         };
         assert_eq!(r.result, HoResult::FAILURE);
+        assert_eq!(parse_attempt(&c), Some(78));
         let a =
             round_trip(&complete_response(&c, &MihfId::from_static("b"), Status::SUCCESS).unwrap());
         assert_eq!(a.header.tid, 4);
+        assert_eq!(parse_attempt(&a), Some(78), "echoed");
         assert_eq!(
             parse_mn_id(&"::ffff:10.0.0.1".parse::<IpAddr>().map(mn_id).unwrap()),
             Some("10.0.0.1".parse().unwrap())

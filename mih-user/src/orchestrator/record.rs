@@ -206,6 +206,9 @@ pub struct Sizes {
 pub struct MigrationRecord {
     /// Handover ID (this node's).
     pub id: u64,
+    /// The source's attempt id, on the wire in MIH and CXTP (the same at
+    /// both ends).
+    pub attempt: u32,
     /// The UE.
     pub ue: IpAddr,
     /// This node's role.
