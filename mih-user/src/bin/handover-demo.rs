@@ -3,24 +3,36 @@
 //! side of its TCP connection moves between eNBC namespaces, each running
 //! `mihfd`, the `mih-user` daemon (`sessions.mode = "tcp_repair"`) and the
 //! example HTTP service; handovers are driven by X2AP HandoverRequest and
-//! HandoverRequestAcknowledge PDUs sent to the source eNBC's X2 tap.
+//! HandoverRequestAcknowledge PDUs sent to the source eNBC's X2 tap (and a
+//! UEContextRelease once the handover ended).
+//!
+//! With `--loss`, `--delay-ms`, `--reorder`, `--duplicate` and `--kill` it
+//! runs under faults on the backhaul ([`faults`], [`relay`]).
 //!
 //! See `--help` and the README ("The handover demo").
 
+#[path = "handover-demo/client.rs"]
+mod client;
+#[path = "handover-demo/faults.rs"]
+mod faults;
+#[path = "handover-demo/relay.rs"]
+mod relay;
+#[path = "handover-demo/report.rs"]
+mod report;
+#[path = "handover-demo/topology.rs"]
+mod topology;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use mih_user::content::{fnv1a64_update, FNV1A64_INIT};
 use mih_user::daemon::control;
-use mih_user::report::{histogram_svg, render_size_distribution, PhaseTable, Summary};
-use mih_user::sessions::netns::{self, ip};
+use mih_user::sessions::netns;
 use mih_user::x2ap::build::{
     handover_request, handover_request_acknowledge, HandoverRequestAcknowledgeParams,
     HandoverRequestParams,
@@ -28,17 +40,12 @@ use mih_user::x2ap::build::{
 use mih_user::x2ap::Plmn;
 use serde_json::{json, Value};
 
-const SERVICE_IP: &str = "10.99.0.1";
-const SERVICE_PORT: u16 = 8080;
-const UE_IP: &str = "10.77.0.2";
-const PLMN: &str = "001-01";
-const ENB_BASE: u32 = 0x1A2B0;
-const UL_TEID: u32 = 0x101;
-const FILE: &str = "demo.bin";
-const SEED: u64 = 7;
+use client::{client, ClientResult};
+use relay::{Arm, Relay, RelayConfig, Trigger};
+use topology::{Daemon, Timers, Topology, UePath, ENB_BASE, PLMN, UL_TEID};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Rollback {
+pub enum Rollback {
     /// Every handover is expected to commit.
     None,
     /// Every Nth handover goes to an extra eNBC whose service refuses the
@@ -48,6 +55,33 @@ enum Rollback {
     /// (SIGKILL) while it rebuilds the sockets: the source restores the
     /// socket at the CXTP timeout.
     Kill,
+}
+
+/// Which daemon `--kill` kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KillTarget {
+    /// The source's mih-user, when its first CTD reaches the relay (the
+    /// session is frozen and exported; the CTD is dropped, as if it died
+    /// just before sending it).
+    Source,
+    /// The destination's mih-user, when the source's first CTD reaches the
+    /// relay (it accepted the commit; the CTD is dropped, as if it died
+    /// just before reading it).
+    Destination,
+    /// The source's mihfd, when its MIH_N2N_HO_Commit.request reaches the
+    /// relay (the request is forwarded; mihfd dies with the transaction
+    /// open).
+    Mihfd,
+}
+
+impl KillTarget {
+    fn label(self) -> &'static str {
+        match self {
+            KillTarget::Source => "source",
+            KillTarget::Destination => "destination",
+            KillTarget::Mihfd => "mihfd",
+        }
+    }
 }
 
 /// End-to-end handover demo: live TCP session migration between edge
@@ -60,7 +94,12 @@ enum Rollback {
 /// sizes, writes fig11_total_time.svg, fig12_data_length.svg and
 /// summary.json to --out, checks the download byte by byte, and removes
 /// everything it made (also on Ctrl-C or failure). Exit status 0 only if
-/// every check passed.
+/// the download is byte-exact with no reset and every handover ended
+/// (committed or rolled back) at both ends.
+///
+/// Faults on the backhaul: --loss (nftables in every eNBC namespace),
+/// --delay-ms, --reorder, --duplicate (a relay in the core namespace),
+/// --kill (a daemon SIGKILLed mid-migration and restarted after 1 s).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -77,7 +116,8 @@ struct Args {
     /// Download rate in octets per second (the service paces the body).
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     rate: u64,
-    /// Pause between handovers, in milliseconds.
+    /// Pause between handovers (after one ended at both ends), in
+    /// milliseconds.
     #[arg(long, default_value_t = 100)]
     interval_ms: u64,
     /// Rollback scenario.
@@ -86,18 +126,99 @@ struct Args {
     /// With --rollback: every Nth handover goes to the failing eNBC.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     rollback_every: u32,
+    /// Random loss of MIH (UDP/TCP 4551) and CXTP (TCP 5091) packets on the
+    /// backhaul, in percent, both directions (nftables in every eNBC
+    /// namespace).
+    #[arg(long, default_value_t = 0.0, value_parser = percent)]
+    loss: f64,
+    /// Added one-way delay of MIH datagrams and CXTP messages on the
+    /// backhaul, in milliseconds (the relay).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    delay_ms: u64,
+    /// Reorder MIH datagrams: each gets a random extra delay of up to
+    /// --reorder-ms (the relay).
+    #[arg(long)]
+    reorder: bool,
+    /// With --reorder: the largest extra delay, in milliseconds.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    reorder_ms: u64,
+    /// Duplicate this percentage of MIH datagrams (the relay).
+    #[arg(long, default_value_t = 0.0, value_parser = percent)]
+    duplicate: f64,
+    /// SIGKILL this daemon of every --kill-every-th handover in the middle
+    /// of the migration, and restart it 1 s later with the same
+    /// configuration.
+    #[arg(long, value_enum)]
+    kill: Option<KillTarget>,
+    /// With --kill: every Nth handover.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    kill_every: u32,
+    /// Seed of the relay's random choices (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Output directory (figures, summary.json, logs).
     #[arg(long, default_value = "handover-demo-out")]
     out: PathBuf,
     /// Fail if the client's download pauses longer than this, in
-    /// milliseconds (not checked with --rollback kill, whose rollback waits
-    /// for the CXTP timeout; 0: not checked).
-    #[arg(long, default_value_t = 500)]
-    max_pause_ms: u64,
+    /// milliseconds (default 500, but not checked with --rollback kill,
+    /// --kill or backhaul faults, whose rollbacks and retransmissions wait
+    /// for timers, unless given; 0: not checked).
+    #[arg(long)]
+    max_pause_ms: Option<u64>,
     /// Directory with the mihfd, mih-user and example-http-service
     /// binaries (default: next to this program).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be 0 to 100".into())
+    }
+}
+
+impl Args {
+    /// The relay is needed (delay, reordering, duplication, kills).
+    fn needs_relay(&self) -> bool {
+        self.delay_ms > 0 || self.reorder || self.duplicate > 0.0 || self.kill.is_some()
+    }
+
+    /// Any fault on the backhaul.
+    fn faulty(&self) -> bool {
+        self.loss > 0.0 || self.needs_relay()
+    }
+
+    /// The most one-way delay the relay adds.
+    fn extra_one_way_ms(&self) -> u64 {
+        self.delay_ms + if self.reorder { self.reorder_ms } else { 0 }
+    }
+
+    fn faults_line(&self) -> String {
+        let mut v = Vec::new();
+        if self.loss > 0.0 {
+            v.push(format!("{} % loss", self.loss));
+        }
+        if self.delay_ms > 0 {
+            v.push(format!("{} ms delay", self.delay_ms));
+        }
+        if self.reorder {
+            v.push(format!("reordering (up to +{} ms)", self.reorder_ms));
+        }
+        if self.duplicate > 0.0 {
+            v.push(format!("{} % duplicated", self.duplicate));
+        }
+        if let Some(k) = self.kill {
+            v.push(format!(
+                "{} killed every {} handovers",
+                k.label(),
+                self.kill_every
+            ));
+        }
+        v.join(", ")
+    }
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -127,411 +248,11 @@ fn check_interrupt() -> Result<(), String> {
 }
 
 /// Run `f` on a thread that entered namespace `ns` (a name).
-fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, String> {
     netns::run_in(&netns::path(ns), f).map_err(|e| e.to_string())
 }
 
-/// One eNBC: namespace, processes, sockets.
-struct Enbc {
-    idx: u32,
-    ns: String,
-    failing: Option<Rollback>,
-    mihfd: Option<Child>,
-    user: Option<Child>,
-    service: Option<Child>,
-    ctl: PathBuf,
-    x2: Option<UdpSocket>,
-}
-
-impl Enbc {
-    fn id(&self) -> String {
-        format!("enbc{}", self.idx)
-    }
-}
-
-/// Everything the demo made; removed on drop.
-struct Topology {
-    prefix: String,
-    ue_ns: String,
-    core_ns: String,
-    enbcs: Vec<Enbc>,
-    dir: PathBuf,
-    bins: PathBuf,
-    file_size: u64,
-    rate: u64,
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for e in &mut self.enbcs {
-            for c in [&mut e.service, &mut e.user, &mut e.mihfd]
-                .into_iter()
-                .flatten()
-            {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        for e in &self.enbcs {
-            let _ = ip(&["netns", "del", &e.ns]);
-        }
-        let _ = ip(&["netns", "del", &self.ue_ns]);
-        let _ = ip(&["netns", "del", &self.core_ns]);
-        for f in ["api", "ctl", "handoff"] {
-            for e in &self.enbcs {
-                let _ = std::fs::remove_file(self.dir.join(format!("e{}-{f}.sock", e.idx)));
-            }
-        }
-    }
-}
-
-/// Remove namespaces left by a demo that died without cleaning up.
-fn remove_stale() {
-    let Ok(rd) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix("hod") else {
-            continue;
-        };
-        let Some((pid, _)) = rest.split_once('-') else {
-            continue;
-        };
-        if let Ok(pid) = pid.parse::<u32>() {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = ip(&["netns", "del", &name]);
-            }
-        }
-    }
-}
-
-fn mihfd_toml(t: &Topology, e: &Enbc) -> String {
-    let mut s = format!(
-        "mihf_id = \"{id}\"\n[listen]\nudp = [\"10.200.0.{i}:4551\"]\ntcp = []\n[sap]\nlisten = \"127.0.0.1:1025\"\n",
-        id = e.id(),
-        i = e.idx
-    );
-    for o in t.enbcs.iter().filter(|o| o.idx != e.idx) {
-        s += &format!(
-            "[[peers]]\nid = \"{}\"\nudp = \"10.200.0.{}:4551\"\n",
-            o.id(),
-            o.idx
-        );
-    }
-    s
-}
-
-fn user_toml(t: &Topology, e: &Enbc) -> String {
-    let d = t.dir.display();
-    let i = e.idx;
-    let mut s = format!(
-        r#"[mihf]
-sap = "127.0.0.1:1025"
-user_id = "mih-user"
-register_interval_ms = 500
-
-[api]
-socket = "{d}/e{i}-api.sock"
-export_timeout_ms = 1000
-import_timeout_ms = 1000
-
-[cxtp]
-listen = "10.200.0.{i}:5091"
-transfer_timeout_ms = 1500
-
-[timers]
-mih_timeout_ms = 1000
-context_timeout_ms = 3000
-complete_timeout_ms = 2000
-
-[x2]
-udp = "127.0.0.1:36422"
-
-[control]
-socket = "{d}/e{i}-ctl.sock"
-
-[sessions]
-mode = "tcp_repair"
-handoff_socket = "{d}/e{i}-handoff.sock"
-
-"#
-    );
-    // The hold: the UE's packets to the service stop at the UE (the
-    // network's job in a real deployment), until a path switch (the
-    // destination's on commit, ours on rollback) replaces the route.
-    s += &format!(
-        "[sessions.hold]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"blackhole\"\n\n",
-        ue = t.ue_ns
-    );
-    if e.failing == Some(Rollback::Kill) {
-        s += "[sessions.path_switch]\ncommand = [\"sh\", \"-c\", \"kill -9 $PPID\"]\n\n";
-    } else {
-        s += &format!(
-            "[sessions.path_switch]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"10.231.{i}.1\"\nsrc = \"{UE_IP}\"\n\n",
-            ue = t.ue_ns
-        );
-    }
-    if t.enbcs.iter().any(|o| o.failing.is_some()) {
-        // One attempt per X2 trigger: the demo reads each trigger's own
-        // record, and a retry towards the failing eNBC would add records
-        // (and freezes of the stream) it does not expect.
-        s += "[schedule]\nmax_attempts = 1\n\n";
-    }
-    s += &format!("[[ues]]\nue_address = \"{UE_IP}\"\nul_gtp_teid = {UL_TEID}\n\n");
-    for o in t.enbcs.iter().filter(|o| o.idx != e.idx) {
-        s += &format!(
-            "[[neighbours]]\nplmn = \"{PLMN}\"\nenb_id = {}\nmihf_id = \"{}\"\n\n[[peers]]\nmihf_id = \"{}\"\ncxtp = \"10.200.0.{}:5091\"\n\n",
-            ENB_BASE + o.idx,
-            o.id(),
-            o.id(),
-            o.idx
-        );
-    }
-    s
-}
-
-impl Topology {
-    fn build(args: &Args, file_size: u64, bins: PathBuf, dir: PathBuf) -> Result<Topology, String> {
-        let prefix = format!("hod{}", std::process::id());
-        let extra = u32::from(args.rollback != Rollback::None);
-        let mut t = Topology {
-            ue_ns: format!("{prefix}-ue"),
-            core_ns: format!("{prefix}-core"),
-            enbcs: Vec::new(),
-            prefix,
-            dir,
-            bins,
-            file_size,
-            rate: args.rate,
-        };
-        for i in 1..=args.enbcs + extra {
-            t.enbcs.push(Enbc {
-                idx: i,
-                ns: format!("{}-e{i}", t.prefix),
-                failing: (i > args.enbcs).then_some(args.rollback),
-                mihfd: None,
-                user: None,
-                service: None,
-                ctl: t.dir.join(format!("e{i}-ctl.sock")),
-                x2: None,
-            });
-        }
-        let (ue, core) = (t.ue_ns.clone(), t.core_ns.clone());
-        for ns in [&ue, &core] {
-            ip(&["netns", "add", ns])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        ip(&["-n", &core, "link", "add", "br0", "type", "bridge"])?;
-        ip(&["-n", &core, "link", "set", "br0", "up"])?;
-        ip(&[
-            "-n",
-            &ue,
-            "addr",
-            "add",
-            &format!("{UE_IP}/32"),
-            "dev",
-            "lo",
-        ])?;
-        for e in &t.enbcs {
-            let (ns, i) = (&e.ns, e.idx);
-            ip(&["netns", "add", ns])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            let (ue_if, bh_if) = (format!("ue{i}"), format!("bh{i}"));
-            ip(&[
-                "-n", ns, "link", "add", "acc", "type", "veth", "peer", "name", &ue_if, "netns",
-                &ue,
-            ])?;
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("10.231.{i}.1/24"),
-                "dev",
-                "acc",
-            ])?;
-            ip(&["-n", ns, "link", "set", "acc", "up"])?;
-            ip(&[
-                "-n",
-                &ue,
-                "addr",
-                "add",
-                &format!("10.231.{i}.2/24"),
-                "dev",
-                &ue_if,
-            ])?;
-            ip(&["-n", &ue, "link", "set", &ue_if, "up"])?;
-            ip(&[
-                "-n", ns, "link", "add", "bh", "type", "veth", "peer", "name", &bh_if, "netns",
-                &core,
-            ])?;
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("10.200.0.{i}/24"),
-                "dev",
-                "bh",
-            ])?;
-            ip(&["-n", ns, "link", "set", "bh", "up"])?;
-            ip(&["-n", &core, "link", "set", &bh_if, "master", "br0", "up"])?;
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{SERVICE_IP}/32"),
-                "dev",
-                "lo",
-            ])?;
-            ip(&[
-                "-n",
-                ns,
-                "route",
-                "add",
-                &format!("{UE_IP}/32"),
-                "via",
-                &format!("10.231.{i}.2"),
-            ])?;
-        }
-        ip(&[
-            "-n",
-            &ue,
-            "route",
-            "add",
-            &format!("{SERVICE_IP}/32"),
-            "via",
-            "10.231.1.1",
-            "src",
-            UE_IP,
-        ])?;
-        Ok(t)
-    }
-
-    fn spawn(&self, ns: &str, log: &str, prog: &str, args: &[String]) -> Result<Child, String> {
-        let path = self.bins.join(prog);
-        let log = std::fs::File::create(self.dir.join(format!("{log}.log")))
-            .map_err(|e| format!("log file: {e}"))?;
-        Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(&path)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    fn start_user(&mut self, k: usize) -> Result<(), String> {
-        let e = &self.enbcs[k];
-        let cfg = self.dir.join(format!("e{}-mih-user.toml", e.idx));
-        std::fs::write(&cfg, user_toml(self, e)).map_err(|x| x.to_string())?;
-        let _ = std::fs::remove_file(&e.ctl);
-        let child = self.spawn(
-            &e.ns,
-            &format!("e{}-mih-user", e.idx),
-            "mih-user",
-            &["-c".into(), cfg.display().to_string(), "--log-json".into()],
-        )?;
-        self.enbcs[k].user = Some(child);
-        let ctl = self.enbcs[k].ctl.clone();
-        wait_for(
-            &format!("{} mih-user control socket", self.enbcs[k].id()),
-            10,
-            || status(&ctl).map(|_| ()),
-        )?;
-        Ok(())
-    }
-
-    fn start_service(&mut self, k: usize) -> Result<(), String> {
-        let e = &self.enbcs[k];
-        let seed = if e.failing == Some(Rollback::Refuse) {
-            SEED + 1
-        } else {
-            SEED
-        };
-        let d = self.dir.display();
-        let i = e.idx;
-        let mut child = self.spawn(
-            &e.ns,
-            &format!("e{i}-service"),
-            "example-http-service",
-            &[
-                "--listen".into(),
-                format!("{SERVICE_IP}:{SERVICE_PORT}"),
-                "--api-socket".into(),
-                format!("{d}/e{i}-api.sock"),
-                "--handoff-socket".into(),
-                format!("{d}/e{i}-handoff.sock"),
-                "--file-size".into(),
-                self.file_size.to_string(),
-                "--rate".into(),
-                self.rate.to_string(),
-                "--seed".into(),
-                seed.to_string(),
-            ],
-        )?;
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        if !line.starts_with("listening on") {
-            let _ = child.kill();
-            return Err(format!(
-                "enbc{i}: example-http-service did not start (see {d}/e{i}-service.log)"
-            ));
-        }
-        self.enbcs[k].service = Some(child);
-        let ctl = self.enbcs[k].ctl.clone();
-        wait_for(&format!("enbc{i} service registration"), 10, || {
-            let s = status(&ctl)?;
-            (s["registered"] == true && !s["services"].as_array()?.is_empty()).then_some(())
-        })
-    }
-
-    fn start(&mut self) -> Result<(), String> {
-        for k in 0..self.enbcs.len() {
-            let e = &self.enbcs[k];
-            let cfg = self.dir.join(format!("e{}-mihfd.toml", e.idx));
-            std::fs::write(&cfg, mihfd_toml(self, e)).map_err(|x| x.to_string())?;
-            let child = self.spawn(
-                &e.ns,
-                &format!("e{}-mihfd", e.idx),
-                "mihfd",
-                &["-c".into(), cfg.display().to_string()],
-            )?;
-            self.enbcs[k].mihfd = Some(child);
-        }
-        for k in 0..self.enbcs.len() {
-            self.start_user(k)?;
-            self.start_service(k)?;
-            let ns = self.enbcs[k].ns.clone();
-            let sock = in_ns(&ns, || UdpSocket::bind("127.0.0.1:0"))?
-                .map_err(|e| format!("X2 socket: {e}"))?;
-            self.enbcs[k].x2 = Some(sock);
-        }
-        Ok(())
-    }
-
-    /// Kill and restart a failing eNBC's mih-user and service.
-    fn restart(&mut self, k: usize) -> Result<(), String> {
-        let e = &mut self.enbcs[k];
-        for c in [&mut e.service, &mut e.user].into_iter().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.enbcs[k].service = None;
-        self.enbcs[k].user = None;
-        self.start_user(k)?;
-        self.start_service(k)
-    }
-}
-
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
     let end = Instant::now() + Duration::from_secs(secs);
     loop {
         check_interrupt()?;
@@ -546,7 +267,7 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> Resul
 }
 
 /// A daemon's `status` (None while its control socket does not answer).
-fn status(path: &Path) -> Option<Value> {
+pub fn status(path: &Path) -> Option<Value> {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     let rt = RT.get_or_init(|| {
         tokio::runtime::Builder::new_current_thread()
@@ -559,148 +280,642 @@ fn status(path: &Path) -> Option<Value> {
         .ok()
 }
 
-/// Source records of a node, by id.
-fn source_records(ctl: &Path) -> Vec<Value> {
-    status(ctl)
-        .and_then(|s| s["recent"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r["role"] == "source")
-        .collect()
-}
-
-// ------------------------------------------------------------ the client --
-
-/// What the plain client saw.
-#[derive(Debug, Default)]
-struct ClientResult {
-    received: u64,
-    checksum: u64,
-    error: Option<String>,
-    longest_gap: Duration,
-}
-
-/// A plain client: std sockets only, one GET, reads to the end, checks
-/// every octet against the content rule.
-fn client(size: u64, progress: Arc<AtomicU64>) -> ClientResult {
-    let mut r = ClientResult {
-        checksum: FNV1A64_INIT,
-        ..ClientResult::default()
-    };
-    let addr: SocketAddr = format!("{SERVICE_IP}:{SERVICE_PORT}").parse().unwrap();
-    let mut s = match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-        Ok(s) => s,
-        Err(e) => {
-            r.error = Some(format!("connect: {e}"));
-            return r;
-        }
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
-    if let Err(e) = write!(s, "GET /file/{FILE} HTTP/1.1\r\nHost: demo\r\n\r\n") {
-        r.error = Some(format!("request: {e}"));
-        return r;
-    }
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match s.read(&mut b) {
-            Ok(1) => head.push(b[0]),
-            _ => {
-                r.error = Some("connection closed in the HTTP head".into());
-                return r;
-            }
-        }
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    if !head.starts_with("HTTP/1.1 200") || !head.contains(&format!("Content-Length: {size}")) {
-        r.error = Some(format!("unexpected response head: {head:?}"));
-        return r;
-    }
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut want = vec![0u8; 64 * 1024];
-    let mut last = Instant::now();
-    while r.received < size {
-        match s.read(&mut buf) {
-            Ok(0) => {
-                r.error = Some(format!("connection closed at octet {}", r.received));
-                return r;
-            }
-            Ok(n) => {
-                let now = Instant::now();
-                r.longest_gap = r.longest_gap.max(now - last);
-                last = now;
-                let n = n.min((size - r.received) as usize);
-                mih_user::content::fill(SEED, FILE, r.received, &mut want[..n]);
-                if buf[..n] != want[..n] {
-                    let i = buf[..n].iter().zip(&want[..n]).position(|(a, b)| a != b);
-                    r.error = Some(format!(
-                        "wrong octet at offset {}",
-                        r.received + i.unwrap_or(0) as u64
-                    ));
-                    return r;
-                }
-                r.checksum = fnv1a64_update(r.checksum, &buf[..n]);
-                r.received += n as u64;
-                progress.store(r.received, Ordering::Relaxed);
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => {
-                r.error = Some(format!("read at octet {}: {e}", r.received));
-                return r;
-            }
-        }
-    }
-    r
-}
-
-fn expected_checksum(size: u64) -> u64 {
-    let mut h = FNV1A64_INIT;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut off = 0;
-    while off < size {
-        let n = (size - off).min(buf.len() as u64) as usize;
-        mih_user::content::fill(SEED, FILE, off, &mut buf[..n]);
-        h = fnv1a64_update(h, &buf[..n]);
-        off += n as u64;
-    }
-    h
-}
-
 /// `EstabResets` of the UE namespace: resets of established connections.
 fn client_resets(ns: &str) -> Result<u64, String> {
     netns::tcp_counter(&netns::path(ns), "Tcp", "EstabResets").map_err(|e| e.to_string())
 }
 
-// ------------------------------------------------------------------ main --
+// ------------------------------------------------------------------ X2 --
 
-fn us(r: &Value, k: &str) -> Option<f64> {
-    r["phases_us"][k].as_f64().map(|v| v / 1000.0)
+fn x2_ids(n: u32) -> (u16, u16) {
+    ((n % 4000) as u16 + 1, ((n + 2000) % 4000) as u16 + 1)
+}
+
+fn x2_send(t: &Topology, k: usize, pdus: &[&[u8]]) -> Result<(), String> {
+    let sock = t.enbcs[k].x2.as_ref().ok_or("no X2 socket")?;
+    let tap: SocketAddr = "127.0.0.1:36422".parse().unwrap();
+    for p in pdus {
+        sock.send_to(p, tap).map_err(|e| format!("X2 send: {e}"))?;
+    }
+    Ok(())
 }
 
 fn x2_handover(t: &Topology, src: usize, dst: usize, n: u32) -> Result<(), String> {
     let plmn = Plmn::parse(PLMN).ok_or("PLMN")?;
-    let old_id = (n % 4000) as u16 + 1;
-    let new_id = ((n + 2000) % 4000) as u16 + 1;
+    let (old_id, new_id) = x2_ids(n);
     let target_cell = ((ENB_BASE + t.enbcs[dst].idx) << 8) | 1;
     let mut req = HandoverRequestParams::new(old_id, plmn, target_cell);
     req.e_rabs[0].ul_gtp_tunnel.teid = UL_TEID;
     let ack = HandoverRequestAcknowledgeParams::admitting(&req, new_id);
     let req = handover_request(&req).map_err(|e| e.to_string())?;
     let ack = handover_request_acknowledge(&ack).map_err(|e| e.to_string())?;
-    let sock = t.enbcs[src].x2.as_ref().ok_or("no X2 socket")?;
-    let tap: SocketAddr = "127.0.0.1:36422".parse().unwrap();
-    sock.send_to(&req, tap)
-        .map_err(|e| format!("X2 send: {e}"))?;
-    sock.send_to(&ack, tap)
-        .map_err(|e| format!("X2 send: {e}"))?;
-    Ok(())
+    x2_send(t, src, &[&req, &ack])
 }
 
-struct Run {
-    committed: Vec<Value>,
-    rolled_back: Vec<Value>,
-    failures: Vec<String>,
+/// UEContextRelease (target eNB -> source eNB, the X2 handover is over),
+/// aligned PER as pycrate encodes it (`conformance/vectors/x2ap/
+/// ue_context_release.json`): initiatingMessage, procedure 5, criticality
+/// ignore, two IEs (Old eNB UE X2AP ID 10, New eNB UE X2AP ID 9, both
+/// reject, INTEGER (0..4095) in two octets).
+fn ue_context_release(old_id: u16, new_id: u16) -> Vec<u8> {
+    let mut v = vec![
+        0x00, 0x05, 0x40, 0x0f, 0x00, 0x00, 0x02, 0x00, 0x0a, 0x00, 0x02,
+    ];
+    v.extend_from_slice(&old_id.to_be_bytes());
+    v.extend_from_slice(&[0x00, 0x09, 0x00, 0x02]);
+    v.extend_from_slice(&new_id.to_be_bytes());
+    v
 }
+
+// ------------------------------------------------------- one handover --
+
+fn us(r: &Value, k: &str) -> Option<f64> {
+    r["phases_us"][k].as_f64().map(|v| v / 1000.0)
+}
+
+/// What a node's status says, for one handover.
+#[derive(Default)]
+struct Snap {
+    started: [u64; 2],
+    seen: HashSet<(String, u64)>,
+}
+
+fn snap(s: &Value) -> Snap {
+    let mut x = Snap::default();
+    for (i, r) in ["source", "destination"].iter().enumerate() {
+        x.started[i] = s["started"][r].as_u64().unwrap_or(0);
+    }
+    for r in s["recent"].as_array().into_iter().flatten() {
+        if let (Some(role), Some(id)) = (r["role"].as_str(), r["id"].as_u64()) {
+            x.seen.insert((role.to_string(), id));
+        }
+    }
+    x
+}
+
+/// Records of `role` in `s` that `before` did not have, by id.
+fn new_records(s: &Value, before: &Snap, role: &str) -> Vec<Value> {
+    let mut v: Vec<Value> = s["recent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            r["role"] == role
+                && r["id"]
+                    .as_u64()
+                    .is_some_and(|id| !before.seen.contains(&(role.to_string(), id)))
+        })
+        .cloned()
+        .collect();
+    v.sort_by_key(|r| r["id"].as_u64());
+    v
+}
+
+/// Nothing under way or waiting for the UE on this node.
+fn quiet(s: &Value) -> bool {
+    let zero = |k: &str| s["in_progress"][k].as_u64().unwrap_or(0) == 0;
+    zero("source")
+        && zero("destination")
+        && s["handovers"].as_array().is_none_or(|a| a.is_empty())
+        && s["waiting"].as_array().is_none_or(|a| a.is_empty())
+}
+
+/// One end of a handover, followed through its status.
+struct Watch {
+    ctl: PathBuf,
+    role: &'static str,
+    base: Snap,
+    /// The mih-user is dead (killed, not restarted yet).
+    dead: bool,
+    was_killed: bool,
+    /// Records of an instance that was killed.
+    prior: Vec<Value>,
+    records: Vec<Value>,
+    last: Option<Value>,
+}
+
+impl Watch {
+    fn new(ctl: PathBuf, base: Snap, role: &'static str) -> Watch {
+        Watch {
+            ctl,
+            role,
+            base,
+            dead: false,
+            was_killed: false,
+            prior: vec![],
+            records: vec![],
+            last: None,
+        }
+    }
+
+    fn killed(&mut self) {
+        self.dead = true;
+        self.was_killed = true;
+        self.prior = std::mem::take(&mut self.records);
+        self.last = None;
+    }
+
+    fn restarted(&mut self) {
+        self.dead = false;
+        self.base = Snap::default();
+    }
+
+    fn poll(&mut self) {
+        if self.dead {
+            return;
+        }
+        self.last = status(&self.ctl);
+        if let Some(s) = &self.last {
+            let mut r = self.prior.clone();
+            r.extend(new_records(s, &self.base, self.role));
+            self.records = r;
+        }
+    }
+
+    fn started(&self) -> u64 {
+        let i = usize::from(self.role != "source");
+        self.last.as_ref().map_or(0, |s| {
+            s["started"][self.role]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(self.base.started[i])
+        })
+    }
+
+    fn started_any(&self) -> bool {
+        self.started() > 0 || !self.records.is_empty()
+    }
+
+    /// Nothing under way here, and a record for every handover this
+    /// instance started (a dead one is waited for by its restart).
+    fn done(&self) -> bool {
+        if self.dead {
+            return true;
+        }
+        self.last.as_ref().is_some_and(|s| {
+            let mine = self.records.len() - self.prior.len();
+            quiet(s) && mine as u64 >= self.started()
+        })
+    }
+
+    fn describe(&self) -> String {
+        match &self.last {
+            None if self.dead => "killed".into(),
+            None => "no status".into(),
+            Some(s) => json!({"in_progress": s["in_progress"], "handovers": s["handovers"], "waiting": s["waiting"]}).to_string(),
+        }
+    }
+}
+
+/// How one handover ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Committed,
+    RolledBack,
+    /// The ends disagree, or nothing ended.
+    Broken,
+}
+
+/// One handover, as the demo saw it.
+pub struct Handover {
+    pub n: u32,
+    pub src: usize,
+    pub dst: usize,
+    pub to_failing: bool,
+    pub end: End,
+    /// Source records (more than one: the scheduler retried).
+    pub src_records: Vec<Value>,
+    pub dst_records: Vec<Value>,
+    pub killed: Option<KillTarget>,
+    /// The kill fired this long after the X2 trigger.
+    pub kill_at: Option<Duration>,
+    /// Where the UE is now (index in `Topology::enbcs`).
+    pub location: usize,
+    pub notes: Vec<String>,
+    pub failures: Vec<String>,
+    pub at_octet: u64,
+    pub took: Duration,
+}
+
+impl Handover {
+    /// The record that decided: the source's last.
+    pub fn record(&self) -> Option<&Value> {
+        self.src_records.last()
+    }
+
+    pub fn retries(&self) -> usize {
+        self.src_records.len().saturating_sub(1)
+    }
+
+    pub fn to_json(&self, t: &Topology) -> Value {
+        json!({
+            "n": self.n,
+            "source": t.enbcs[self.src].id(),
+            "destination": t.enbcs[self.dst].id(),
+            "end": match self.end { End::Committed => "committed", End::RolledBack => "rolled_back", End::Broken => "broken" },
+            "retries": self.retries(),
+            "killed": self.killed.map(KillTarget::label),
+            "kill_after_ms": self.kill_at.map(|d| d.as_secs_f64() * 1000.0),
+            "served_by": t.enbcs[self.location].id(),
+            "at_octet": self.at_octet,
+            "took_ms": self.took.as_secs_f64() * 1000.0,
+            "source_records": self.src_records,
+            "destination_records": self.dst_records,
+            "notes": self.notes,
+            "failures": self.failures,
+        })
+    }
+}
+
+/// A daemon to restart at a given time.
+struct Restart {
+    k: usize,
+    daemon: Daemon,
+    at: Instant,
+    with_service: bool,
+}
+
+fn restart_now(t: &mut Topology, r: &Restart) -> Result<(), String> {
+    t.reap(r.k, r.daemon);
+    match r.daemon {
+        Daemon::Mihfd => {
+            t.start_mihfd(r.k, true)?;
+            // The mih-user finds it at its next re-registration.
+            let ctl = t.enbcs[r.k].ctl.clone();
+            std::thread::sleep(Duration::from_millis(t.timers.register_interval_ms + 200));
+            wait_for(
+                "the mih-user to register with the restarted mihfd",
+                10,
+                || (status(&ctl)?["registered"] == true).then_some(()),
+            )
+        }
+        Daemon::User => {
+            t.start_user(r.k, true)?;
+            if r.with_service {
+                // The example service does not reconnect to a restarted
+                // mih-user's API socket; it serves nobody here, so it is
+                // restarted with it (as PartOf= would).
+                t.stop(r.k, Daemon::Service);
+                t.start_service(r.k, true)?;
+            }
+            Ok(())
+        }
+        Daemon::Service => t.start_service(r.k, true),
+    }
+}
+
+/// Run handover `n` from `src` to `dst` until it ended at both ends.
+fn one_handover(
+    t: &mut Topology,
+    args: &Args,
+    progress: &AtomicU64,
+    n: u32,
+    src: usize,
+    dst: usize,
+    to_failing: bool,
+) -> Result<Handover, String> {
+    let mut h = Handover {
+        n: n + 1,
+        src,
+        dst,
+        to_failing,
+        end: End::Broken,
+        src_records: vec![],
+        dst_records: vec![],
+        killed: None,
+        kill_at: None,
+        location: src,
+        notes: vec![],
+        failures: vec![],
+        at_octet: progress.load(Ordering::Relaxed),
+        took: Duration::ZERO,
+    };
+    let (sctl, dctl) = (t.enbcs[src].ctl.clone(), t.enbcs[dst].ctl.clone());
+    let s0 = snap(&status(&sctl).ok_or("the source's status does not answer")?);
+    let d0 = snap(&status(&dctl).ok_or("the destination's status does not answer")?);
+
+    // The kill, armed in the relay.
+    let kill = args
+        .kill
+        .filter(|_| (n + 1) % args.kill_every == 0)
+        .map(|k| {
+            let (node, daemon, trigger, drop) = match k {
+                KillTarget::Source => (
+                    src,
+                    Daemon::User,
+                    Trigger::Ctd {
+                        from: t.enbcs[src].idx,
+                        to: t.enbcs[dst].idx,
+                    },
+                    true,
+                ),
+                KillTarget::Destination => (
+                    dst,
+                    Daemon::User,
+                    Trigger::Ctd {
+                        from: t.enbcs[src].idx,
+                        to: t.enbcs[dst].idx,
+                    },
+                    true,
+                ),
+                KillTarget::Mihfd => (
+                    src,
+                    Daemon::Mihfd,
+                    Trigger::MihCommit {
+                        from: t.enbcs[src].idx,
+                        to: t.enbcs[dst].idx,
+                    },
+                    false,
+                ),
+            };
+            (k, node, daemon, trigger, drop)
+        });
+    if let Some((_, node, daemon, trigger, drop)) = kill {
+        let pid = t.pid(node, daemon).ok_or("no process to kill")?;
+        let relay = t.relay.as_ref().ok_or("--kill needs the relay")?;
+        relay.arm(Arm { trigger, pid, drop });
+    }
+
+    let started = Instant::now();
+    x2_handover(t, src, dst, n)?;
+
+    let budget = t.timers.handover_budget();
+    let deadline = started + budget;
+    let mut restart: Option<Restart> = None;
+    let mut w = [
+        Watch::new(sctl, s0, "source"),
+        Watch::new(dctl, d0, "destination"),
+    ];
+    let mut began = false;
+    loop {
+        check_interrupt()?;
+        let now = Instant::now();
+        if let (Some((k, node, daemon, _, _)), None) = (kill, h.kill_at) {
+            if let Some(at) = t.relay.as_ref().and_then(Relay::take_fired) {
+                h.killed = Some(k);
+                h.kill_at = Some(at.saturating_duration_since(started));
+                t.reap(node, daemon);
+                if daemon == Daemon::User {
+                    w[usize::from(node != src)].killed();
+                }
+                restart = Some(Restart {
+                    k: node,
+                    daemon,
+                    at: at + Duration::from_secs(1),
+                    with_service: k == KillTarget::Destination,
+                });
+            }
+        }
+        if let Some(r) = restart.as_ref().filter(|r| now >= r.at) {
+            restart_now(t, r)?;
+            h.notes.push(format!(
+                "{} of {} killed and restarted",
+                r.daemon.label(),
+                t.enbcs[r.k].id()
+            ));
+            if r.daemon == Daemon::User {
+                // A new instance: everything it records is new.
+                w[usize::from(r.k != src)].restarted();
+            }
+            restart = None;
+        }
+        for (i, node) in [src, dst].into_iter().enumerate() {
+            // A mih-user that died by other hands than the relay's (the
+            // failing eNBC of --rollback kill kills itself).
+            if !w[i].dead {
+                let exited = t.enbcs[node]
+                    .user
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited {
+                    let code = t.enbcs[node]
+                        .user
+                        .as_mut()
+                        .and_then(|c| c.try_wait().ok().flatten());
+                    t.reap(node, Daemon::User);
+                    w[i].killed();
+                    if !(to_failing && args.rollback == Rollback::Kill) {
+                        h.failures.push(format!(
+                            "handover {}: the mih-user of {} exited ({})",
+                            n + 1,
+                            t.enbcs[node].id(),
+                            code.map_or("?".into(), |c| c.to_string())
+                        ));
+                    }
+                }
+            }
+            w[i].poll();
+        }
+        began |= w[0].started_any() || h.kill_at.is_some();
+        if !began && now > started + Duration::from_secs(5) {
+            let why = t.log_lines(src, Daemon::User, "not acted on", 1);
+            h.failures.push(format!(
+                "handover {}: the X2 trigger at {} was not acted on{}",
+                n + 1,
+                t.enbcs[src].id(),
+                why.first().map(|l| format!(": {l}")).unwrap_or_default()
+            ));
+            break;
+        }
+        // The source has the handover's record (unless it was killed:
+        // handovers in progress are not persisted); the destination has
+        // one for each handover it started.
+        let src_done = w[0].done() && (w[0].was_killed || !w[0].records.is_empty());
+        let dst_done = w[1].done();
+        if began && src_done && dst_done && restart.is_none() {
+            break;
+        }
+        if now > deadline {
+            h.failures.push(format!(
+                "handover {}: did not end at both ends within {:.1} s (source: {}, destination: {})",
+                n + 1,
+                budget.as_secs_f64(),
+                w[0].describe(),
+                w[1].describe(),
+            ));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let [ws, wd] = w;
+    h.src_records = ws.records;
+    h.dst_records = wd.records;
+    if let Some(relay) = &t.relay {
+        relay.disarm();
+    }
+    if let Some(r) = restart.take() {
+        // The handover ended before the restart was due: restart anyway.
+        let wait = r.at.saturating_duration_since(Instant::now());
+        std::thread::sleep(wait);
+        restart_now(t, &r)?;
+        h.notes.push(format!(
+            "{} of {} killed and restarted",
+            r.daemon.label(),
+            t.enbcs[r.k].id()
+        ));
+    }
+    if kill.is_some() && h.kill_at.is_none() {
+        h.notes.push(format!(
+            "the kill did not fire (the migration ended before {})",
+            if args.kill == Some(KillTarget::Mihfd) {
+                "the commit request"
+            } else {
+                "the first CTD"
+            }
+        ));
+    }
+    h.took = started.elapsed();
+    // The X2 handover is over at the radio side too (a restarted source
+    // never heard of it).
+    if h.killed != Some(KillTarget::Source) || h.kill_at.is_none() {
+        let (old_id, new_id) = x2_ids(n);
+        let _ = x2_send(t, src, &[&ue_context_release(old_id, new_id)]);
+    }
+
+    decide(t, &mut h, args);
+    Ok(h)
+}
+
+/// From the records at both ends (and the UE's path), how the handover
+/// ended and where the UE is.
+fn decide(t: &Topology, h: &mut Handover, args: &Args) {
+    let n = h.n;
+    let src_out = h
+        .record()
+        .and_then(|r| r["outcome"].as_str())
+        .map(String::from);
+    let dst_out = h
+        .dst_records
+        .last()
+        .and_then(|r| r["outcome"].as_str())
+        .map(String::from);
+    let src_killed = h.killed == Some(KillTarget::Source) && h.kill_at.is_some();
+    let dst_killed = h.killed == Some(KillTarget::Destination) && h.kill_at.is_some();
+    let (end, location) = match (src_out.as_deref(), dst_out.as_deref()) {
+        (Some("committed"), Some("committed")) => (End::Committed, h.dst),
+        (Some("committed"), None) if dst_killed => {
+            h.failures.push(format!(
+                "handover {n}: the source committed but the destination was killed"
+            ));
+            (End::Broken, h.dst)
+        }
+        (Some("rolled_back"), Some("rolled_back")) => (End::RolledBack, h.src),
+        (Some("rolled_back"), None) => {
+            // The destination never knew (the commit request never
+            // reached it, or it refused at admission), or it was killed.
+            (End::RolledBack, h.src)
+        }
+        (None, Some("committed")) if src_killed => (End::Committed, h.dst),
+        (None, Some("rolled_back")) if src_killed => (End::RolledBack, h.src),
+        (None, None) if src_killed => (End::RolledBack, h.src),
+        (s, d) => {
+            h.failures.push(format!(
+                "handover {n}: the ends disagree or have no record (source {}, destination {})",
+                s.unwrap_or("none"),
+                d.unwrap_or("none")
+            ));
+            let loc = if s == Some("committed") { h.dst } else { h.src };
+            (End::Broken, loc)
+        }
+    };
+    h.end = end;
+    h.location = location;
+    if src_killed {
+        h.notes.push(
+            "the source's record died with it (handovers in progress are not persisted)".into(),
+        );
+    }
+    if dst_killed {
+        h.notes.push(
+            "the destination's record died with it (handovers in progress are not persisted)"
+                .into(),
+        );
+    }
+    // What the scenario expects.
+    match (end, h.to_failing) {
+        (End::Committed, true) => h
+            .failures
+            .push(format!("handover {n}: committed, expected a rollback")),
+        (End::RolledBack, false) if !args.faulty() => h
+            .failures
+            .push(format!("handover {n}: rolled back, expected a commit")),
+        _ => {}
+    }
+    // Where the UE's packets really go.
+    match t.ue_path() {
+        Ok(UePath::Enbc(k)) if k == location => {}
+        Ok(UePath::Enbc(k)) => {
+            h.failures.push(format!(
+                "handover {n}: the records say the UE is served by {}, its path goes to {}",
+                t.enbcs[location].id(),
+                t.enbcs[k].id()
+            ));
+            h.location = k;
+        }
+        Ok(UePath::Held) => h.failures.push(format!(
+            "handover {n}: the UE's path is still held (blackhole): nobody restored or took the session"
+        )),
+        Ok(UePath::Other(r)) => h
+            .failures
+            .push(format!("handover {n}: unexpected UE route {r:?}")),
+        Err(e) => h.failures.push(format!("handover {n}: {e}")),
+    }
+}
+
+fn print_handover(t: &Topology, h: &Handover) {
+    let rec = h.record().cloned().unwrap_or(Value::Null);
+    let f = |k| us(&rec, k).map_or("-".to_string(), |v| format!("{v:.2}"));
+    let size = rec["sizes"]["app_octets"].as_u64().unwrap_or(0)
+        + rec["sizes"]["session_octets"].as_u64().unwrap_or(0);
+    let outcome = match h.end {
+        End::Committed => "committed",
+        End::RolledBack => "rolled_back",
+        End::Broken => "BROKEN",
+    };
+    let mut extra = String::new();
+    if let Some(c) = rec["cause"].as_str() {
+        extra += &format!("  [{c}]");
+    }
+    if h.retries() > 0 {
+        extra += &format!("  ({} retries)", h.retries());
+    }
+    if let Some(k) = h.killed {
+        extra += &format!(
+            "  {{{} killed at +{:.1} ms}}",
+            k.label(),
+            h.kill_at.unwrap_or_default().as_secs_f64() * 1000.0
+        );
+    }
+    if let Some(d) = h.dst_records.last() {
+        let c = d["cause_label"].as_str().unwrap_or("none");
+        if c != "none" {
+            extra += &format!(
+                "  (destination: {} {c})",
+                d["outcome"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    println!(
+        "#{:<3} {} -> {}  {:<11} total {:>7} ms  (MIH {} | app {} | sockets {} | CXTP {})  context {:.1} KB  at {:.1} MB{}",
+        h.n,
+        t.enbcs[h.src].id(),
+        t.enbcs[h.dst].id(),
+        outcome,
+        f("total"),
+        f("mih_commit"),
+        f("app_data"),
+        f("socket_data"),
+        f("cxtp"),
+        size as f64 / 1024.0,
+        h.at_octet as f64 / 1e6,
+        extra
+    );
+    for x in &h.failures {
+        println!("     ! {x}");
+    }
+}
+
+// ------------------------------------------------------------------ run --
 
 fn run(args: &Args) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
@@ -726,18 +941,41 @@ fn run(args: &Args) -> Result<(), String> {
             ));
         }
     }
+    if args.loss > 0.0 {
+        faults::check_nft()?;
+    }
+    let timers = Timers::for_backhaul(args.extra_one_way_ms());
     let file_size = if args.file_size > 0 {
         args.file_size
     } else {
-        // Handovers take a few ms each plus the pause; leave 3 s spare.
-        let secs = f64::from(args.handovers) * (args.interval_ms as f64 + 60.0) / 1000.0 + 3.0;
-        ((args.rate as f64 * secs) as u64).max(1 << 20)
+        // Handovers take a few ms each plus the pause; faults add
+        // retransmission waits (about a retransmission timeout per lost
+        // packet) and the kills their timeouts. Leave spare.
+        let mut per_ms = args.interval_ms as f64 + 60.0 + 4.0 * args.extra_one_way_ms() as f64;
+        per_ms += args.loss / 100.0 * 4.0 * timers.retransmission_timeout_ms as f64;
+        let mut secs = f64::from(args.handovers) * per_ms / 1000.0;
+        if let Some(k) = args.kill {
+            let each = match k {
+                KillTarget::Source => timers.context_timeout_ms,
+                KillTarget::Destination => timers.transfer_timeout_ms,
+                KillTarget::Mihfd => timers.mih_timeout_ms,
+            } as f64
+                / 1000.0
+                + 2.0;
+            secs += f64::from(args.handovers / args.kill_every) * each;
+        }
+        if args.rollback == Rollback::Kill {
+            secs += f64::from(args.handovers / args.rollback_every)
+                * (timers.transfer_timeout_ms as f64 / 1000.0 + 1.0);
+        }
+        let spare = if args.faulty() { 1.3 } else { 1.0 };
+        ((args.rate as f64 * (secs * spare + 3.0)) as u64).max(1 << 20)
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let out = args.out.canonicalize().map_err(|e| e.to_string())?;
     let logs = out.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
-    remove_stale();
+    topology::remove_stale();
 
     println!(
         "handover demo: {} handovers between {} eNBCs{}, {:.1} MB file at {:.2} MB/s; logs in {}",
@@ -754,7 +992,42 @@ fn run(args: &Args) -> Result<(), String> {
         args.rate as f64 / 1e6,
         logs.display()
     );
-    let mut t = Topology::build(args, file_size, bins, logs.clone())?;
+    if args.faulty() {
+        println!("faults on the backhaul: {}", args.faults_line());
+    }
+    println!(
+        "timers: mihfd retransmission {} ms x{} (max {}), lifetime {} ms; mih-user MIH {} ms, CXTP {} ms, context {} ms, complete {} ms",
+        timers.retransmission_timeout_ms,
+        timers.retransmission_backoff,
+        timers.max_retransmissions,
+        timers.transaction_lifetime_ms,
+        timers.mih_timeout_ms,
+        timers.transfer_timeout_ms,
+        timers.context_timeout_ms,
+        timers.complete_timeout_ms
+    );
+    let mut t = Topology::build(args, file_size, bins, logs.clone(), timers)?;
+    if args.loss > 0.0 {
+        for e in &t.enbcs {
+            faults::install_loss(&e.ns, args.loss)?;
+        }
+    }
+    if args.needs_relay() {
+        let seed = args.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+        let cfg = RelayConfig {
+            nodes: t.enbcs.iter().map(|e| e.idx).collect(),
+            delay: Duration::from_millis(args.delay_ms),
+            reorder: args.reorder.then(|| Duration::from_millis(args.reorder_ms)),
+            duplicate_pct: args.duplicate,
+            seed,
+        };
+        t.relay = Some(Relay::start(&t.core_ns, cfg)?);
+        println!("relay in {} (seed {seed})", t.core_ns);
+    }
     t.start()?;
     println!(
         "topology up: namespaces {}-{{ue,core,e1..e{}}}",
@@ -787,19 +1060,16 @@ fn run(args: &Args) -> Result<(), String> {
     let failing = (args.rollback != Rollback::None).then_some(normal);
     let mut cur = 0usize;
     let mut next_normal = 1usize;
-    let mut r = Run {
-        committed: vec![],
-        rolled_back: vec![],
-        failures: vec![],
-    };
-    let mut seen: Vec<HashSet<u64>> = vec![HashSet::new(); t.enbcs.len()];
+    let mut hands: Vec<Handover> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     for n in 0..args.handovers {
         check_interrupt()?;
         std::thread::sleep(Duration::from_millis(args.interval_ms));
         if progress.load(Ordering::Relaxed) >= file_size {
-            return Err(format!(
+            failures.push(format!(
                 "the download ended after {n} handovers: raise --file-size or lower --rate"
             ));
+            break;
         }
         let to_failing = failing.is_some() && (n + 1) % args.rollback_every == 0;
         let dst = if to_failing {
@@ -807,72 +1077,32 @@ fn run(args: &Args) -> Result<(), String> {
         } else {
             next_normal
         };
-        for rec in source_records(&t.enbcs[cur].ctl) {
-            if let Some(id) = rec["id"].as_u64() {
-                seen[cur].insert(id);
-            }
-        }
-        let at = progress.load(Ordering::Relaxed);
-        x2_handover(&t, cur, dst, n)?;
-        let ctl = t.enbcs[cur].ctl.clone();
-        let rec = wait_for("the migration record", 20, || {
-            source_records(&ctl)
-                .into_iter()
-                .find(|r| r["id"].as_u64().is_some_and(|id| !seen[cur].contains(&id)))
-        })?;
-        let outcome = rec["outcome"].as_str().unwrap_or("?").to_string();
-        let size = rec["sizes"]["app_octets"].as_u64().unwrap_or(0)
-            + rec["sizes"]["session_octets"].as_u64().unwrap_or(0);
-        let f = |k| us(&rec, k).map_or("-".to_string(), |v| format!("{v:.2}"));
-        println!(
-            "#{:<3} {} -> {}  {:<11} total {:>7} ms  (MIH {} | app {} | sockets {} | CXTP {})  context {:.1} KB  at {:.1} MB{}",
-            n + 1,
-            t.enbcs[cur].id(),
-            t.enbcs[dst].id(),
-            outcome,
-            f("total"),
-            f("mih_commit"),
-            f("app_data"),
-            f("socket_data"),
-            f("cxtp"),
-            size as f64 / 1024.0,
-            at as f64 / 1e6,
-            rec["cause"]
-                .as_str()
-                .map(|c| format!("  [{c}]"))
-                .unwrap_or_default()
-        );
-        match (outcome.as_str(), to_failing) {
-            ("committed", false) => {
-                cur = dst;
-                next_normal = (dst + 1) % normal;
-                if next_normal == cur {
-                    next_normal = (cur + 1) % normal;
-                }
-                r.committed.push(rec);
-            }
-            ("rolled_back", true) => r.rolled_back.push(rec),
-            (o, want_fail) => {
-                r.failures.push(format!(
-                    "handover {}: {o}, expected {}",
-                    n + 1,
-                    if want_fail { "a rollback" } else { "a commit" }
-                ));
-                if o == "committed" {
-                    cur = dst;
-                }
+        let h = one_handover(&mut t, args, &progress, n, cur, dst, to_failing)?;
+        print_handover(&t, &h);
+        // The next handover starts wherever the UE really is.
+        if h.location != cur {
+            cur = h.location;
+            if cur < normal {
+                next_normal = (cur + 1) % normal;
             }
         }
         if to_failing && args.rollback == Rollback::Kill {
             t.restart(dst)?;
         }
+        let stop = !h.failures.is_empty() && h.end == End::Broken;
+        failures.extend(h.failures.iter().cloned());
+        hands.push(h);
+        if stop {
+            break;
+        }
         // The download goes on from wherever the socket now lives.
+        let at = progress.load(Ordering::Relaxed);
         let moved = wait_for("the download to continue after the handover", 10, || {
             (progress.load(Ordering::Relaxed) > at || progress.load(Ordering::Relaxed) >= file_size)
                 .then_some(())
         });
         if let Err(e) = moved {
-            r.failures.push(format!("handover {}: {e}", n + 1));
+            failures.push(format!("handover {}: {e}", n + 1));
             break;
         }
     }
@@ -890,174 +1120,32 @@ fn run(args: &Args) -> Result<(), String> {
         }
     };
     let after = client_resets(&t.ue_ns)?;
-    report(args, &out, file_size, &result, before, after, r)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn report(
-    args: &Args,
-    out: &Path,
-    file_size: u64,
-    client: &ClientResult,
-    before: u64,
-    after: u64,
-    mut r: Run,
-) -> Result<(), String> {
-    let col = |k: &str| -> Vec<f64> { r.committed.iter().filter_map(|x| us(x, k)).collect() };
-    let mut table = PhaseTable::new();
-    table
-        .push("MIH HO commit transaction", &col("mih_commit"))
-        .push("Retrieving application data", &col("app_data"))
-        .push("Retrieving socket data", &col("socket_data"))
-        .push("CXTP transaction", &col("cxtp"))
-        .push("Total", &col("total"));
-    println!(
-        "\nTable I: migration phases over {} committed handovers (source side)",
-        r.committed.len()
-    );
-    print!("{}", table.render());
-    let sizes: Vec<u64> = r
-        .committed
-        .iter()
-        .map(|x| {
-            x["sizes"]["app_octets"].as_u64().unwrap_or(0)
-                + x["sizes"]["session_octets"].as_u64().unwrap_or(0)
-        })
-        .collect();
-    println!();
-    print!(
-        "{}",
-        render_size_distribution(
-            "Migration data length (application + TCP session contexts)",
-            &sizes,
-            8
-        )
-    );
-    let totals = col("total");
-    let f11 = out.join("fig11_total_time.svg");
-    let f12 = out.join("fig12_data_length.svg");
-    if let Err(e) = histogram_svg(
-        &f11,
-        "Fig. 11: total migration time",
-        "total migration time (ms)",
-        &totals,
-        20,
-    ) {
-        r.failures.push(format!("{}: {e}", f11.display()));
-    }
-    let kb: Vec<f64> = sizes.iter().map(|s| *s as f64 / 1024.0).collect();
-    if let Err(e) = histogram_svg(
-        &f12,
-        "Fig. 12: migration data length",
-        "migration data length (KB)",
-        &kb,
-        20,
-    ) {
-        r.failures.push(format!("{}: {e}", f12.display()));
-    }
-    if !r.rolled_back.is_empty() {
-        let causes: Vec<&str> = r
-            .rolled_back
-            .iter()
-            .filter_map(|x| x["cause_label"].as_str())
-            .collect();
-        println!(
-            "\nrollbacks: {} (causes: {}); the source resumed each time",
-            r.rolled_back.len(),
-            causes.join(", ")
-        );
-    }
-    let expected = expected_checksum(file_size);
-    let resets = after.saturating_sub(before);
-    println!(
-        "\ndownload: {} of {} octets, checksum {:016x} (expected {:016x}), longest pause {:.1} ms, client resets {}{}",
-        client.received,
-        file_size,
-        client.checksum,
-        expected,
-        client.longest_gap.as_secs_f64() * 1000.0,
-        resets,
-        client
-            .error
-            .as_ref()
-            .map(|e| format!(", error: {e}"))
-            .unwrap_or_default()
-    );
-    if let Some(e) = &client.error {
-        r.failures.push(format!("client: {e}"));
-    }
-    if client.received != file_size || client.checksum != expected {
-        r.failures.push("the download is not byte-exact".into());
-    }
-    let pause_ms = client.longest_gap.as_secs_f64() * 1000.0;
-    if args.max_pause_ms > 0
-        && args.rollback != Rollback::Kill
-        && pause_ms > args.max_pause_ms as f64
-    {
-        r.failures.push(format!(
-            "the download paused {pause_ms:.1} ms (more than --max-pause-ms {})",
-            args.max_pause_ms
-        ));
-    }
-    if resets != 0 {
-        r.failures
-            .push(format!("the client's TCP saw {resets} reset(s)"));
-    }
-    for x in &r.committed {
-        for k in ["mih_commit", "app_data", "socket_data", "cxtp"] {
-            if us(x, k).is_none() {
-                r.failures
-                    .push(format!("record {} lacks phase {k}", x["id"]));
+    let mut loss = None;
+    if args.loss > 0.0 {
+        let mut c = faults::LossCounters::default();
+        for e in &t.enbcs {
+            match faults::read_loss(&e.ns) {
+                Ok(x) => c.add(&x),
+                Err(e) => failures.push(e),
             }
         }
-        if x["sizes"]["sessions"].as_u64() != Some(1) {
-            r.failures.push(format!(
-                "record {} moved {} TCP sessions, not 1",
-                x["id"], x["sizes"]["sessions"]
-            ));
-        }
+        loss = Some(c);
     }
-    let summary = json!({
-        "handovers": args.handovers,
-        "enbcs": args.enbcs,
-        "rollback": format!("{:?}", args.rollback).to_lowercase(),
-        "committed": r.committed.len(),
-        "rolled_back": r.rolled_back.len(),
-        "file_size": file_size,
-        "received": client.received,
-        "checksum_ok": client.checksum == expected && client.received == file_size,
-        "client_error": client.error,
-        "client_resets": resets,
-        "longest_pause_ms": client.longest_gap.as_secs_f64() * 1000.0,
-        "phases_ms": {
-            "mih_commit": Summary::of(&col("mih_commit")),
-            "app_data": Summary::of(&col("app_data")),
-            "socket_data": Summary::of(&col("socket_data")),
-            "cxtp": Summary::of(&col("cxtp")),
-            "total": Summary::of(&totals),
+    let relay = t.relay.as_ref().map(|r| (r.stats(), r.line()));
+    report::report(
+        args,
+        &out,
+        &t,
+        report::Outcome {
+            file_size,
+            client: &result,
+            resets: after.saturating_sub(before),
+            hands: &hands,
+            failures,
+            loss,
+            relay,
         },
-        "data_length_octets": Summary::of(&sizes.iter().map(|s| *s as f64).collect::<Vec<_>>()),
-        "records": r.committed.iter().chain(&r.rolled_back).collect::<Vec<_>>(),
-        "failures": r.failures,
-    });
-    let sp = out.join("summary.json");
-    std::fs::write(
-        &sp,
-        serde_json::to_string_pretty(&summary).unwrap_or_default(),
     )
-    .map_err(|e| format!("{}: {e}", sp.display()))?;
-    println!(
-        "wrote {}, {} and {}",
-        f11.display(),
-        f12.display(),
-        sp.display()
-    );
-    if r.failures.is_empty() {
-        println!("PASS: byte-exact download, no reset, every handover as expected");
-        Ok(())
-    } else {
-        Err(format!("FAIL:\n  {}", r.failures.join("\n  ")))
-    }
 }
 
 fn main() -> ExitCode {
@@ -1069,5 +1157,43 @@ fn main() -> ExitCode {
             eprintln!("handover-demo: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ue_context_release_matches_the_pycrate_vector() {
+        assert_eq!(
+            hex::encode(ue_context_release(17, 42)),
+            "0005400f000002000a0002001100090002002a"
+        );
+        let pdu = mih_user::x2ap::decode(&ue_context_release(4000, 1)).unwrap();
+        match pdu.message {
+            mih_user::x2ap::Message::UeContextRelease(r) => {
+                assert_eq!((r.old_enb_ue_x2ap_id, r.new_enb_ue_x2ap_id), (4000, 1))
+            }
+            m => panic!("{m:?}"),
+        }
+    }
+
+    #[test]
+    fn timers_survive_two_lost_commits_and_tcp_retransmissions() {
+        let t = Timers::for_backhaul(0);
+        let r = t.retransmission_timeout_ms;
+        // Sends at 0, R, 3R: the third is answered before the timeout.
+        assert!(t.mih_timeout_ms > 3 * r + 100);
+        // And the fifth, mihfd's last (four losses) too.
+        assert!(t.mih_timeout_ms > 15 * r + 100);
+        // TCP: 200 + 400 + 800 ms of retransmission timers in a row.
+        assert!(t.transfer_timeout_ms > 1400 + t.import_timeout_ms);
+        assert!(t.ack_delay_ms < r);
+        assert!(t.transaction_lifetime_ms >= 31 * r);
+        // With 50 ms of delay the round trip is in the timers.
+        let d = Timers::for_backhaul(50);
+        assert!(d.retransmission_timeout_ms > 100);
+        assert!(d.mih_timeout_ms > 15 * d.retransmission_timeout_ms + 100);
     }
 }
