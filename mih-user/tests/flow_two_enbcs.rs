@@ -233,7 +233,10 @@ transfer_timeout_ms = 1500
 [timers]
 mih_timeout_ms = 1000
 context_timeout_ms = 3000
-complete_timeout_ms = 2000
+# Longer than the source keeps repeating its Complete: 1500 + 3 x 300.
+complete_timeout_ms = 3000
+complete_retries = 2
+complete_retry_interval_ms = 300
 
 [admission]
 max_ues = {max_ues}
