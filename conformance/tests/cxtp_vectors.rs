@@ -123,3 +123,57 @@ fn bad_input_gives_errors_not_panics() {
     let j: Value = serde_json::json!({"message": "NOPE", "mn_addr": "192.0.2.1"});
     assert!(encode_json(&j).is_err());
 }
+
+/// The identified-transfer vectors are what the engines send: the CTD of a
+/// one-message push for attempt 0x80000001 (TRANSFER block index 0, LAST,
+/// then an application service context), the nAR's verdict CTDR with the
+/// echo (FPT 0xFF03), and the failure CTDR it gives up with.
+#[test]
+fn identified_transfer_vectors_are_what_the_engines_send() {
+    use std::num::NonZeroU32;
+    use std::time::{Duration, Instant};
+
+    use cxtp::engine::{Config, NewRouter, PreviousRouter};
+    use cxtp::profile::{Context, ProfileRegistry};
+
+    let hex_of = |name: &str| {
+        let (_, bytes, _) = vectors()
+            .into_iter()
+            .find(|v| v.0 == name)
+            .unwrap_or_else(|| panic!("vector {name}"));
+        hex::encode(bytes)
+    };
+    let (mn, pa, na) = (
+        "192.0.2.1".parse().unwrap(),
+        "192.0.2.10".parse().unwrap(),
+        "192.0.2.20".parse().unwrap(),
+    );
+    let id = NonZeroU32::new(0x8000_0001).unwrap();
+    let t0 = Instant::now();
+    let mut par = PreviousRouter::new(Config::default());
+    let mut nar = NewRouter::new(Config::default(), ProfileRegistry::with_builtins());
+    // Service "http" (4 octets), state "offset=42" (9 octets).
+    let ctx = Context::new(
+        0xFF01,
+        Bytes::from_static(b"\x00\x04\x00\x00\x00\x00\x00\x09httpoffset=42"),
+    );
+    nar.expect_transfer(mn, pa, t0 + Duration::from_secs(1), true, Some(id))
+        .unwrap();
+    par.start_identified_push(t0, mn, na, id, vec![ctx])
+        .unwrap();
+    let (_, ctd) = par.poll_transmit().unwrap();
+    assert_eq!(hex::encode(&ctd), hex_of("ctd_ipv4_identified"));
+    nar.handle_message(t0, pa, ctd);
+    nar.acknowledge(mn, true, vec![]).unwrap();
+    let (_, ctdr) = nar.poll_transmit().unwrap();
+    assert_eq!(hex::encode(&ctdr), hex_of("ctdr_ipv4_identified"));
+    let id = NonZeroU32::new(0x8000_0002).unwrap();
+    nar.expect_transfer(mn, pa, t0 + Duration::from_secs(1), true, Some(id))
+        .unwrap();
+    nar.handle_timeout(t0 + Duration::from_secs(1));
+    let (_, give_up) = nar.poll_transmit().unwrap();
+    assert_eq!(
+        hex::encode(&give_up),
+        hex_of("ctdr_ipv4_identified_give_up")
+    );
+}

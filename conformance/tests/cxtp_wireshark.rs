@@ -290,3 +290,38 @@ fn malformed_messages_get_expert_items_not_crashes() {
         );
     }
 }
+
+#[test]
+fn identified_transfer_echo_is_shown() {
+    if !have_tshark() {
+        return;
+    }
+    let vs = vectors();
+    let pick = |name: &str| vs.iter().find(|v| v.0 == name).unwrap().1.clone();
+    let segs = vec![
+        pick("ctdr_ipv4_identified"),
+        pick("ctdr_ipv4_identified_give_up"),
+        pick("ctdr_ipv4"),
+    ];
+    let out = run_tshark_json(&tcp_pcap(&segs, CXTP_TCP_PORT), &["-X", &lua()]).unwrap();
+    assert_eq!(
+        values(&out, "cxtp.echo.transfer_id")
+            .iter()
+            .map(|s| num(s))
+            .collect::<Vec<_>>(),
+        vec![0x8000_0001, 0x8000_0002]
+    );
+    assert_eq!(
+        values(&out, "cxtp.echo.index")
+            .iter()
+            .map(|s| num(s))
+            .collect::<Vec<_>>(),
+        vec![0, 0x7fff]
+    );
+    assert_eq!(values(&out, "cxtp.echo.verdict"), vec!["1", "1"]);
+    // After the three packets of the TCP handshake: no expert items.
+    for p in &out.as_array().unwrap()[3..] {
+        let layers = &p["_source"]["layers"];
+        assert!(values(layers, "_ws.expert").is_empty(), "{layers}");
+    }
+}

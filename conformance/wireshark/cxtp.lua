@@ -1,6 +1,7 @@
 -- Wireshark dissector for the Context Transfer Protocol (CXTP, RFC 4067),
 -- with the IANA values of RFC 4065 and this project's extensions (feature
--- profiles 0xFF00-0xFF02, segmentation blocks, status codes >= 0x80).
+-- profiles 0xFF00-0xFF03, segmentation blocks, the transfer id echo of an
+-- identified transfer's CTDR, status codes >= 0x80).
 --
 -- Transports: TCP port 5091 (messages framed by the CXTP Length field, so one
 -- TCP segment may hold several messages or part of one) and SCTP port 5091
@@ -10,7 +11,10 @@
 --
 -- Every header field, address, token, key block, Context Data Block (with the
 -- MLD profile and segmentation blocks decoded), request block and CTAA/CTDR
--- entry is shown. Inconsistent lengths are marked with expert items.
+-- entry is shown; a CTDR that starts with exactly six entries of FPT 0xFF03
+-- also shows the transfer id echo they carry in their Status octets
+-- (transfer id, then V | message index). Inconsistent lengths are marked
+-- with expert items.
 
 local PORT = 5091
 
@@ -26,6 +30,7 @@ local fpt_names = {
     [0xFF00] = "Segmentation (edge-mobility)",
     [0xFF01] = "Application service context (edge-mobility)",
     [0xFF02] = "TCP session context (edge-mobility)",
+    [0xFF03] = "Transfer id echo (edge-mobility)",
 }
 local status_names = {
     [0x00] = "Success", [0x01] = "BAD_CHECKSUM",
@@ -81,6 +86,10 @@ f.seg_total = ProtoField.uint32("cxtp.seg.total", "Total length", base.DEC)
 f.seg_off   = ProtoField.uint32("cxtp.seg.offset", "Offset", base.DEC)
 f.seg_clen  = ProtoField.uint32("cxtp.seg.chunk_length", "Chunk length", base.DEC)
 f.seg_chunk = ProtoField.bytes("cxtp.seg.chunk", "Chunk")
+f.echo      = ProtoField.none("cxtp.echo", "Transfer id echo")
+f.echo_tid  = ProtoField.uint32("cxtp.echo.transfer_id", "Transfer id", base.HEX)
+f.echo_v    = ProtoField.bool("cxtp.echo.verdict", "V (verdict of the whole transfer)")
+f.echo_idx  = ProtoField.uint16("cxtp.echo.index", "Message index (0x7fff with V: the receiver gives up)", base.DEC)
 
 local e_len   = ProtoExpert.new("cxtp.length.bad", "Length disagrees with the message", expert.group.MALFORMED, expert.severity.ERROR)
 local e_trunc = ProtoExpert.new("cxtp.truncated", "Truncated field", expert.group.MALFORMED, expert.severity.ERROR)
@@ -193,7 +202,34 @@ local function dissect_requests(tree, tvb, off, stop)
     end
 end
 
-local function dissect_entries(tree, tvb, off, stop)
+local ECHO_FPT = 0xFF03
+local ECHO_ENTRIES = 6
+
+-- The transfer id echo: exactly six leading entries of FPT 0xFF03, one
+-- octet of (transfer id u32 | V bit | index u15) in each Status.
+local function dissect_echo(tree, tvb, off, stop)
+    local n = 0
+    while off + 4 * (n + 1) <= stop and tvb(off + 4 * n, 2):uint() == ECHO_FPT do
+        n = n + 1
+    end
+    if n ~= ECHO_ENTRIES then return end
+    local s = {}
+    for i = 0, ECHO_ENTRIES - 1 do s[i] = tvb(off + 4 * i + 2, 1):uint() end
+    local tid = ((s[0] * 256 + s[1]) * 256 + s[2]) * 256 + s[3]
+    local vi = s[4] * 256 + s[5]
+    local verdict = vi >= 0x8000
+    local index = verdict and vi - 0x8000 or vi
+    local range = tvb(off, 4 * ECHO_ENTRIES)
+    local t = tree:add(f.echo, range)
+    t:append_text(string.format(": transfer 0x%08x, %s %d", tid,
+        verdict and "verdict, message" or "message", index))
+    t:add(f.echo_tid, range, tid)
+    t:add(f.echo_v, range, verdict)
+    t:add(f.echo_idx, range, index)
+end
+
+local function dissect_entries(tree, tvb, off, stop, ctdr)
+    if ctdr then dissect_echo(tree, tvb, off, stop) end
     while off + 4 <= stop do
         local t = tree:add(f.entry, tvb(off, 4))
         t:append_text(string.format(": FPT 0x%04x, status 0x%02x", tvb(off, 2):uint(), tvb(off + 2, 1):uint()))
@@ -266,7 +302,7 @@ local function dissect_message(tvb, pinfo, root)
         tree:add(f.token, tvb(off + 4, 4))
         dissect_requests(tree, tvb, off + 8, len)
     elseif mtype == 2 or mtype == 5 then
-        dissect_entries(tree, tvb, off, len)
+        dissect_entries(tree, tvb, off, len, mtype == 5)
     elseif mtype == 3 or mtype == 4 then
         if mtype == 4 then
             if off + 4 > len then tree:add_proto_expert_info(e_trunc, "key block"); return end
