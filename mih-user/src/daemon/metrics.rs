@@ -20,7 +20,9 @@
 //! | `mih_user_handover_queue_full_total` | counter | |
 //! | `mih_user_x2_*_total` | counter | X2 trigger counters |
 //! | `mih_user_api_*` | counter/gauge | API server counters |
-//! | `mih_user_cxtp_messages_total` | counter | `direction` (`in`, `out`, `dropped`) |
+//! | `mih_user_cxtp_messages_total` | counter | `direction` (`in`, `out`, `dropped`, `stale`: of another attempt) |
+//! | `mih_user_complete_total` | counter | `event` (`sent`, `answered`, `unanswered`: the source's MIH_N2N_HO_Complete and its repeats; `stale`: Completes received of another attempt, answered and ignored) |
+//! | `mih_user_commit_repeated_total` | counter | |
 //! | `mih_user_cxtp_connections_open` | gauge | `direction` (`in`, `out`) |
 //! | `mih_user_cxtp_connections_accepted_total` | counter | |
 //! | `mih_user_cxtp_connections_refused_total` | counter | `reason` (`unknown_peer`, `limit`, `peer_limit`) |
@@ -341,9 +343,30 @@ pub fn render(s: &Snapshot<'_>) -> String {
         ("out", s.orchestrator.cxtp_sent),
         ("in", s.orchestrator.cxtp_received),
         ("dropped", s.orchestrator.cxtp_dropped),
+        ("stale", s.orchestrator.cxtp_stale),
     ] {
         let _ = writeln!(o, "mih_user_cxtp_messages_total{{direction=\"{d}\"}} {v}");
     }
+    head(
+        &mut o,
+        "complete_total",
+        "counter",
+        "MIH_N2N_HO_Complete: sent (with repeats), answered, unanswered after the repeats (source); of another attempt (destination).",
+    );
+    for (e, v) in [
+        ("sent", s.orchestrator.complete_sent),
+        ("answered", s.orchestrator.complete_answered),
+        ("unanswered", s.orchestrator.complete_unanswered),
+        ("stale", s.orchestrator.complete_stale),
+    ] {
+        let _ = writeln!(o, "mih_user_complete_total{{event=\"{e}\"}} {v}");
+    }
+    counter(
+        &mut o,
+        "commit_repeated_total",
+        "MIH_N2N_HO_Commit indications of an attempt seen already.",
+        s.orchestrator.commit_repeated,
+    );
     counter(
         &mut o,
         "cxtp_send_errors_total",

@@ -40,7 +40,28 @@
 //! that Complete. After a successful CTDR it commits on
 //! `MIH_N2N_HO_Complete(Success)`, or at `complete_timeout` if the source
 //! is never heard of again (the source commits as soon as it has the
-//! CTDR). Every outcome is an [`Event::Finished`] naming its [`Cause`].
+//! CTDR). The source repeats its Complete (a new transaction each time)
+//! every `complete_retry_interval`, at most `complete_retries` more times,
+//! until a response echoes the attempt; `complete_timeout` is longer than
+//! that ([`OrchestratorConfig::source_horizon`]): the destination waits
+//! longer than the source keeps trying, so a lost Complete(Failure) does
+//! not leave the UE committed at the destination and restored at the
+//! source. Every outcome is an [`Event::Finished`] naming its [`Cause`].
+//!
+//! **Attempts.** Each handover the source starts is an attempt with its
+//! own id (a random start per process, then +1, never 0), on the wire in
+//! every message of it: our vendor TLV in MIH_N2N_HO_Commit and
+//! MIH_N2N_HO_Complete (echoed in their responses, [`mih`]), the transfer
+//! id of the CXTP TRANSFER block in every CTD, and the echo of it in every
+//! CTDR (`cxtp::profile::echo`). The destination acts only on messages of
+//! the attempt it accepted; a message of an earlier attempt of the same
+//! UE (late, repeated) is answered if it asks for an answer and otherwise
+//! dropped, and counted. A CTC cannot name an attempt, so it is ignored;
+//! the destination gives up with a failure CTDR instead. When an attempt
+//! ends, in either role, the engines forget it: no timer of it fires into
+//! the next. An X2 trigger's `Forget` aborts only the handovers that
+//! trigger started, and only a HandoverCancel does
+//! ([`Orchestrator::abort_x2`]).
 //!
 //! **One handover per UE.** A UE has at most one handover on a node, in
 //! either role; a second `start_handover` for it is refused
