@@ -76,6 +76,7 @@ impl Echo {
 
     /// The echo's entries under `fpt` (normally
     /// [`super::fpt::TRANSFER_ID`]).
+    #[must_use]
     pub fn entries(&self, fpt: u16) -> [StatusEntry; ENTRIES] {
         let id = self.transfer_id.to_be_bytes();
         let v = if self.verdict { VERDICT } else { 0 };
@@ -86,6 +87,7 @@ impl Echo {
     /// The echo at the head of `entries`, and the entries after it. Without
     /// a well-formed echo (exactly [`ENTRIES`] leading entries of `fpt`)
     /// the echo is `None` and every entry is returned.
+    #[must_use]
     pub fn split(fpt: u16, mut entries: Vec<StatusEntry>) -> (Option<Echo>, Vec<StatusEntry>) {
         let lead = entries.iter().take_while(|e| e.fpt == fpt).count();
         if lead != ENTRIES {
