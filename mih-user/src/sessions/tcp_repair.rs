@@ -284,10 +284,52 @@ pub struct Timings {
 /// stopped using it; the caller should hold the peer's packets away from
 /// this host from now on until the socket is rebuilt somewhere. On an
 /// error, the socket is taken out of repair mode again (if it was frozen)
-/// and given back as `Err((error, Some(sock)))`.
+/// and given back as `Err((error, Some(sock)))`. [`freeze`] does the same
+/// without the close.
 pub fn dump(
     sock: OwnedFd,
 ) -> Result<(TcpSessionContext, Timings), (TcpRepairError, Option<OwnedFd>)> {
+    freeze(sock).map(Frozen::close)
+}
+
+/// A socket [`freeze`] froze: its state is read, it is still open, in
+/// repair mode (the kernel sends nothing for it).
+#[derive(Debug)]
+pub struct Frozen {
+    sock: OwnedFd,
+    ctx: TcpSessionContext,
+    timings: Timings,
+}
+
+impl Frozen {
+    /// Its state.
+    pub fn context(&self) -> &TcpSessionContext {
+        &self.ctx
+    }
+
+    /// Close it in repair mode: the kernel drops it silently (no FIN, no
+    /// RST).
+    pub fn close(self) -> (TcpSessionContext, Timings) {
+        let t = Instant::now();
+        drop(self.sock);
+        let mut timings = self.timings;
+        timings.finish = t.elapsed();
+        (self.ctx, timings)
+    }
+
+    /// Take it out of repair mode: it is live again, as it was.
+    pub fn thaw(self) -> OwnedFd {
+        let fd = self.sock.as_raw_fd();
+        let _ = select_queue(fd, 0);
+        let _ = set_repair(fd, false);
+        self.sock
+    }
+}
+
+/// Freeze `sock` (`TCP_REPAIR=1`) and read its state, keeping it open:
+/// [`Frozen::close`] ends it silently, [`Frozen::thaw`] gives it back
+/// live. On an error the socket is thawed and given back, as by [`dump`].
+pub fn freeze(sock: OwnedFd) -> Result<Frozen, (TcpRepairError, Option<OwnedFd>)> {
     let t0 = Instant::now();
     let fd = sock.as_raw_fd();
     if let Err(e) = set_repair(fd, true) {
@@ -295,21 +337,16 @@ pub fn dump(
     }
     let t1 = Instant::now();
     match dump_frozen(fd) {
-        Ok(ctx) => {
-            let t2 = Instant::now();
-            // Closing in repair mode: the kernel drops the socket silently.
-            drop(sock);
-            let t3 = Instant::now();
-            Ok((
-                ctx,
-                Timings {
-                    freeze: t1 - t0,
-                    queues: t2 - t1,
-                    finish: t3 - t2,
-                    path_switch: Duration::ZERO,
-                },
-            ))
-        }
+        Ok(ctx) => Ok(Frozen {
+            sock,
+            ctx,
+            timings: Timings {
+                freeze: t1 - t0,
+                queues: t1.elapsed(),
+                finish: Duration::ZERO,
+                path_switch: Duration::ZERO,
+            },
+        }),
         Err(e) => {
             let _ = select_queue(fd, 0);
             let _ = set_repair(fd, false);
@@ -410,10 +447,66 @@ fn dump_frozen(fd: RawFd) -> Result<TcpSessionContext> {
 /// the network path here: a peer segment reaching the socket after
 /// `TCP_REPAIR=0` is answered normally, one reaching a host without the
 /// socket draws an RST). The unsent bytes are sent normally at the end.
+/// The same as [`rebuild_frozen`] then [`Resumable::resume`].
 pub fn rebuild(
     ctx: &TcpSessionContext,
     before_resume: impl FnOnce() -> std::result::Result<(), String>,
 ) -> Result<(OwnedFd, Timings)> {
+    rebuild_frozen(ctx)?.resume(before_resume)
+}
+
+/// A socket rebuilt in repair mode: connected, queues and window set, but
+/// silent (it sends nothing and a peer segment reaching it is not
+/// answered) until [`Resumable::resume`]. Dropping it closes it in repair
+/// mode: the peer sees nothing.
+pub struct Resumable {
+    socket: Socket,
+    unsent: Bytes,
+    freeze: Duration,
+    queues: Duration,
+}
+
+impl std::fmt::Debug for Resumable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resumable")
+            .field("fd", &self.socket.as_raw_fd())
+            .field("unsent", &self.unsent.len())
+            .finish()
+    }
+}
+
+impl Resumable {
+    /// Run `before_resume` (the path switch), leave repair mode (a window
+    /// probe restarts the flow) and send the unsent bytes normally.
+    pub fn resume(
+        self,
+        before_resume: impl FnOnce() -> std::result::Result<(), String>,
+    ) -> Result<(OwnedFd, Timings)> {
+        let t2 = Instant::now();
+        before_resume().map_err(TcpRepairError::Invalid)?;
+        let th = Instant::now();
+        let fd = self.socket.as_raw_fd();
+        set_repair(fd, false)?;
+        send_all(fd, &self.unsent, "send(unsent)")?;
+        let t3 = Instant::now();
+        // SAFETY: into_raw_fd transfers ownership of a valid descriptor.
+        let owned = unsafe { OwnedFd::from_raw_fd(self.socket.into_raw_fd()) };
+        Ok((
+            owned,
+            Timings {
+                freeze: self.freeze,
+                queues: self.queues,
+                finish: t3 - th,
+                path_switch: th - t2,
+            },
+        ))
+    }
+}
+
+/// The first part of [`rebuild`]: the socket complete and still in repair
+/// mode. A destination keeps its sessions so until it commits, so that
+/// nothing of a handover the source may still roll back reaches the UE.
+pub fn rebuild_frozen(ctx: &TcpSessionContext) -> Result<Resumable> {
     let t0 = Instant::now();
     let total = ctx.unacked.len() + ctx.unsent.len();
     if total > MAX_QUEUE || ctx.recv_queue.len() > MAX_QUEUE {
@@ -514,24 +607,12 @@ pub fn rebuild(
     setsockopt(fd, libc::IPPROTO_TCP, TCP_REPAIR_WINDOW, &win)
         .map_err(io_err("setsockopt(TCP_REPAIR_WINDOW)"))?;
     let t2 = Instant::now();
-    before_resume().map_err(TcpRepairError::Invalid)?;
-    let th = Instant::now();
-    // Leaving repair mode sends a window probe; the peer's ACK restarts
-    // the flow.
-    set_repair(fd, false)?;
-    send_all(fd, &ctx.unsent, "send(unsent)")?;
-    let t3 = Instant::now();
-    // SAFETY: into_raw_fd transfers ownership of a valid descriptor.
-    let owned = unsafe { OwnedFd::from_raw_fd(s.into_raw_fd()) };
-    Ok((
-        owned,
-        Timings {
-            freeze: t1 - t0,
-            queues: t2 - t1,
-            finish: t3 - th,
-            path_switch: th - t2,
-        },
-    ))
+    Ok(Resumable {
+        socket: s,
+        unsent: ctx.unsent.clone(),
+        freeze: t1 - t0,
+        queues: t2 - t1,
+    })
 }
 
 type Key = (SocketAddr, SocketAddr);
@@ -541,8 +622,10 @@ type ResumeHook = Box<dyn Fn(IpAddr) -> std::result::Result<(), String> + Send +
 struct State {
     /// Live sockets handed in by services, by (local, remote).
     live: HashMap<Key, OwnedFd>,
-    /// What `import` rebuilt, per UE.
+    /// What `import` rebuilt, per UE; frozen until `commit`.
     imported: HashMap<IpAddr, Vec<Key>>,
+    /// Imported sockets still in repair mode, by (local, remote).
+    frozen: HashMap<Key, Resumable>,
     last: Vec<Timings>,
 }
 
@@ -701,11 +784,18 @@ impl TcpRepair {
     }
 }
 
-impl SessionExporter for TcpRepair {
-    fn export(
+impl TcpRepair {
+    /// [`SessionExporter::export`] with a step between the freeze and the
+    /// close: every socket of the UE is frozen and read, then
+    /// `before_close` sees their states (the session journal writes them
+    /// durably here), then they are closed in repair mode. If a freeze or
+    /// `before_close` fails, every socket is thawed and stays in the table,
+    /// live, as before the call.
+    pub fn export_then(
         &self,
         ue: IpAddr,
         connections: &[Connection],
+        before_close: impl FnOnce(&[TcpSessionContext]) -> std::result::Result<(), String>,
     ) -> std::result::Result<Vec<TcpSessionContext>, SessionError> {
         let mut st = self.lock();
         let keys: Vec<Key> = connections
@@ -720,35 +810,91 @@ impl SessionExporter for TcpRepair {
                 "no adopted socket for this connection",
             ));
         }
-        let mut out = Vec::with_capacity(keys.len());
-        let mut timings = Vec::with_capacity(keys.len());
+        let mut frozen: Vec<(Key, Frozen)> = Vec::with_capacity(keys.len());
         for k in &keys {
             let Some(fd) = st.live.remove(k) else {
                 continue;
             };
-            match dump(fd) {
-                Ok((ctx, t)) => {
-                    out.push(ctx);
-                    timings.push(t);
-                }
+            match freeze(fd) {
+                Ok(f) => frozen.push((*k, f)),
                 Err((e, fd)) => {
-                    // All-or-nothing: this one is live again (dump undid
-                    // the freeze); rebuild those already closed.
+                    // All-or-nothing: this one is live again (freeze undid
+                    // itself), and so are the others.
                     if let Some(fd) = fd {
                         st.live.insert(*k, fd);
                     }
-                    drop(st);
-                    for (ctx, r) in out.iter().zip(self.rebuild_all(ue, &out)) {
-                        if let Ok(fd) = r {
-                            self.lock().live.insert((ctx.local, ctx.remote), fd);
-                        }
+                    for (k, f) in frozen {
+                        st.live.insert(k, f.thaw());
                     }
                     return Err(session_err(k.0, k.1, e));
                 }
             }
         }
-        st.last = timings;
-        Ok(out)
+        // Not under the table's lock: `before_close` may write to disk.
+        drop(st);
+        let contexts: Vec<TcpSessionContext> =
+            frozen.iter().map(|(_, f)| f.context().clone()).collect();
+        if let Err(reason) = before_close(&contexts) {
+            let mut st = self.lock();
+            for (k, f) in frozen {
+                st.live.insert(k, f.thaw());
+            }
+            return Err(SessionError::Other(reason));
+        }
+        let mut timings = Vec::with_capacity(frozen.len());
+        for (_, f) in frozen {
+            timings.push(f.close().1);
+        }
+        self.lock().last = timings;
+        Ok(contexts)
+    }
+
+    /// Rebuild `sessions` of `ue` here with `hook` as the path switch
+    /// (instead of the resume hook), keeping them in the table. A session
+    /// whose connection already exists here (the kernel refuses a second
+    /// socket with its 4-tuple: `EADDRNOTAVAIL`) counts as restored.
+    pub fn restore_with(
+        &self,
+        ue: IpAddr,
+        sessions: &[TcpSessionContext],
+        hook: Option<&(dyn Fn(IpAddr) -> std::result::Result<(), String> + Send + Sync)>,
+    ) -> Vec<std::result::Result<(), SessionError>> {
+        let mut hook_result: Option<std::result::Result<(), String>> = None;
+        let mut timings = Vec::new();
+        let out = sessions
+            .iter()
+            .map(|ctx| {
+                let r = rebuild(ctx, || {
+                    hook_result
+                        .get_or_insert_with(|| hook.map_or(Ok(()), |h| h(ue)))
+                        .clone()
+                });
+                match r {
+                    Ok((fd, t)) => {
+                        timings.push(t);
+                        self.lock().live.insert((ctx.local, ctx.remote), fd);
+                        Ok(())
+                    }
+                    Err(TcpRepairError::Io {
+                        op: "connect",
+                        source,
+                    }) if source.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+                    Err(e) => Err(session_err(ctx.local, ctx.remote, e)),
+                }
+            })
+            .collect();
+        self.lock().last = timings;
+        out
+    }
+}
+
+impl SessionExporter for TcpRepair {
+    fn export(
+        &self,
+        ue: IpAddr,
+        connections: &[Connection],
+    ) -> std::result::Result<Vec<TcpSessionContext>, SessionError> {
+        self.export_then(ue, connections, |_| Ok(()))
     }
 
     fn restore(
@@ -781,21 +927,35 @@ impl SessionImporter for TcpRepair {
         ue: IpAddr,
         sessions: &[TcpSessionContext],
     ) -> Vec<std::result::Result<(), SessionError>> {
-        let results = self.rebuild_all(ue, sessions);
+        // Rebuilt in repair mode only: the path switch and the resume wait
+        // for the commit, so a handover the source rolls back (or a stale
+        // transfer of an attempt it already rolled back) never takes the
+        // UE's flow away from the source.
+        let mut timings = Vec::new();
+        let results: Vec<_> = sessions
+            .iter()
+            .map(|ctx| rebuild_frozen(ctx).map_err(|e| session_err(ctx.local, ctx.remote, e)))
+            .collect();
         let mut st = self.lock();
         let mut keys = Vec::new();
         let out = sessions
             .iter()
             .zip(results)
             .map(|(ctx, r)| {
-                r.map(|fd| {
+                r.map(|f| {
+                    timings.push(Timings {
+                        freeze: f.freeze,
+                        queues: f.queues,
+                        ..Timings::default()
+                    });
                     let k = (ctx.local, ctx.remote);
-                    st.live.insert(k, fd);
+                    st.frozen.insert(k, f);
                     keys.push(k);
                 })
             })
             .collect();
         st.imported.entry(ue).or_default().extend(keys);
+        st.last = timings;
         out
     }
 
@@ -804,6 +964,8 @@ impl SessionImporter for TcpRepair {
         // the peer sees nothing from this host.
         let mut st = self.lock();
         for k in st.imported.remove(&ue).unwrap_or_default() {
+            // Still in repair mode: closing it sends nothing.
+            drop(st.frozen.remove(&k));
             if let Some(fd) = st.live.remove(&k) {
                 let _ = set_repair(fd.as_raw_fd(), true);
                 drop(fd);
@@ -811,8 +973,47 @@ impl SessionImporter for TcpRepair {
         }
     }
 
+    /// Switch the UE's path here (the resume hook, once) and bring every
+    /// imported session of `ue` out of repair mode; they join the table
+    /// for the service to [`take`](TcpRepair::take). A session that fails
+    /// to resume is closed in repair mode (nothing reaches the peer from
+    /// it) and logged; [`TcpRepair::last_timings`] has the others.
     fn commit(&self, ue: IpAddr) {
-        self.lock().imported.remove(&ue);
+        let frozen: Vec<(Key, Resumable)> = {
+            let mut st = self.lock();
+            let keys = st.imported.remove(&ue).unwrap_or_default();
+            keys.into_iter()
+                .filter_map(|k| st.frozen.remove(&k).map(|f| (k, f)))
+                .collect()
+        };
+        // The hook runs once, before the first socket leaves repair mode;
+        // its failure fails every session. No lock is held while it runs.
+        let mut hook_result: Option<std::result::Result<(), String>> = None;
+        let mut timings = Vec::new();
+        let mut resumed = Vec::new();
+        for (k, f) in frozen {
+            let r = f.resume(|| {
+                hook_result
+                    .get_or_insert_with(|| match &self.resume_hook {
+                        Some(h) => h(ue),
+                        None => Ok(()),
+                    })
+                    .clone()
+            });
+            match r {
+                Ok((fd, t)) => {
+                    timings.push(t);
+                    resumed.push((k, fd));
+                }
+                Err(e) => {
+                    tracing::warn!(%ue, local = %k.0, remote = %k.1, error = %e,
+                        "imported TCP session could not resume at commit");
+                }
+            }
+        }
+        let mut st = self.lock();
+        st.live.extend(resumed);
+        st.last = timings;
     }
 }
 
