@@ -1238,6 +1238,43 @@ impl Registry {
         Ok(told)
     }
 
+    /// Tell one service how a migration of `ue` ended, outside any
+    /// migration this registry knows (a restarted MIH-User finishing what
+    /// its previous process had started: the session journal's recovery).
+    /// As [`Registry::notify_outcome`] at the source, `Committed` also
+    /// ends the UE's registration with the service. Returns false if
+    /// `service_id` is not registered (it may be reconnecting: ask again).
+    pub fn notify_service(
+        &mut self,
+        service_id: &str,
+        ue: IpAddr,
+        role: Role,
+        outcome: Outcome,
+        cause: &str,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        let ue = canonical(ue);
+        let Some(conn) = self.services.get(service_id).map(|s| s.conn) else {
+            return false;
+        };
+        let id = self.alloc_event();
+        let frame = Frame::new(
+            id,
+            Message::MigrationOutcome(MigrationOutcome {
+                service_id: service_id.to_string(),
+                ue,
+                role,
+                outcome,
+                cause: truncate(cause.to_string()),
+            }),
+        );
+        self.send_event(conn, frame, out);
+        if (role, outcome) == (Role::Source, Outcome::Committed) {
+            self.remove_user(service_id, ue);
+        }
+        true
+    }
+
     /// Drop everything (server shutdown): every connection is closed and
     /// every pending operation fails with [`ApiError::Shutdown`] /
     /// `ServiceGone`.

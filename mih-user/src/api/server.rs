@@ -730,6 +730,29 @@ impl ApiServer {
         r
     }
 
+    /// Tell one service how a migration of `ue` ended that this server
+    /// never saw (see [`Registry::notify_service`]: the session journal's
+    /// recovery after a restart). False if the service is not registered.
+    pub fn notify_service(
+        &self,
+        service_id: &str,
+        ue: IpAddr,
+        role: super::wire::Role,
+        outcome: Outcome,
+        cause: &str,
+    ) -> bool {
+        let mut st = self.inner.lock();
+        let mut out = Vec::new();
+        let told = st
+            .registry
+            .notify_service(service_id, ue, role, outcome, cause, &mut out);
+        self.inner.apply(&mut st, out);
+        if told {
+            info!(%ue, service = service_id, ?outcome, cause, "migration outcome (recovered)");
+        }
+        told
+    }
+
     /// Admission: whether `service_id` is registered on this node.
     pub fn has_service(&self, service_id: &str) -> bool {
         self.inner.lock().registry.has_service(service_id)

@@ -31,6 +31,11 @@
 //!   - `MigrationOutcome`: at the source, committed closes the UE's
 //!     downloads, rolled back resumes them; at the destination, rolled back
 //!     drops the imported context.
+//!   - When the API connection closes (the MIH-User restarted), the service
+//!     reconnects, registers again with the UEs it serves, and goes on; a
+//!     download whose socket was handed over stays parked until the socket
+//!     comes back (`TAKE`: the restarted MIH-User restored it from its
+//!     session journal) or an outcome says the UE left.
 //!
 //! Context (version 1, big-endian): `"HTD1" | file size u64 | seed u64 |
 //! count u16 | count × (client addr | server addr | offset u64 | end u64 |
@@ -279,7 +284,8 @@ struct Tables {
 
 struct Service {
     args: Args,
-    api: Option<ServiceClient>,
+    /// The API connection (`None` while reconnecting, or stand-alone).
+    api: Mutex<Option<ServiceClient>>,
     handoff: Option<HandoffClient>,
     tables: Mutex<Tables>,
     next_id: AtomicU64,
@@ -290,6 +296,18 @@ type Shared = Arc<Service>;
 impl Service {
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn api(&self) -> Option<ServiceClient> {
+        self.api.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The UEs with a download running here.
+    fn ues(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self.tables().downloads.values().map(|d| d.ue).collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     fn connections_of(&self, ue: IpAddr) -> Vec<Connection> {
@@ -303,7 +321,7 @@ impl Service {
 
     /// Tell the API which connections `ue` has now.
     async fn sync_user(&self, ue: IpAddr) {
-        let Some(api) = &self.api else { return };
+        let Some(api) = self.api() else { return };
         let conns = self.connections_of(ue);
         let pending_import = self.tables().imported.contains_key(&ue);
         let r = if conns.is_empty() && !pending_import {
@@ -854,6 +872,52 @@ async fn connect_api(
     Ok(Some((client, events)))
 }
 
+/// Serve the API's events; when the connection closes (the MIH-User
+/// restarted), reconnect, register the service and its UEs again, and go
+/// on.
+async fn serve_api(
+    svc: Shared,
+    mut client: ServiceClient,
+    mut events: mih_user::api::client::EventStream,
+) {
+    let Some(path) = svc.args.api_socket.clone() else {
+        return;
+    };
+    loop {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                Event::ExportRequested(req) => svc.on_export(&client, req).await,
+                Event::ImportRequested(req) => svc.on_import(&client, req).await,
+                Event::MigrationOutcome(o) => svc.on_outcome(o.role, o.outcome, o.ue),
+            }
+        }
+        warn!("Service Mobility API connection closed; reconnecting");
+        *svc.api.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut wait = Duration::from_millis(100);
+        (client, events) = loop {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+            let (c, ev) = match ServiceClient::connect(&path).await {
+                Ok(v) => v,
+                Err(e) => {
+                    debug!("API not reachable yet: {e}");
+                    continue;
+                }
+            };
+            match c.register_service(&svc.args.service_id, svc.args.fpt).await {
+                Ok(()) => break (c, ev),
+                Err(e) => warn!("registering the service again failed: {e}"),
+            }
+        };
+        *svc.api.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
+        let ues = svc.ues();
+        info!(service = %svc.args.service_id, users = ues.len(), "registered with the Service Mobility API again");
+        for ue in ues {
+            svc.sync_user(ue).await;
+        }
+    }
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(args.listen).await?;
     let api = connect_api(&args).await?;
@@ -866,24 +930,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     let svc: Shared = Arc::new(Service {
-        api: api.as_ref().map(|(c, _)| c.clone()),
+        api: Mutex::new(api.as_ref().map(|(c, _)| c.clone())),
         handoff,
         args: args.clone(),
         tables: Mutex::new(Tables::default()),
         next_id: AtomicU64::new(1),
     });
-    if let Some((client, mut events)) = api {
+    if let Some((client, events)) = api {
         let svc = svc.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = events.recv().await {
-                match ev {
-                    Event::ExportRequested(req) => svc.on_export(&client, req).await,
-                    Event::ImportRequested(req) => svc.on_import(&client, req).await,
-                    Event::MigrationOutcome(o) => svc.on_outcome(o.role, o.outcome, o.ue),
-                }
-            }
-            warn!("Service Mobility API connection closed; serving stand-alone");
-        });
+        tokio::spawn(async move { serve_api(svc, client, events).await });
     }
     if svc.handoff.is_some() {
         let svc = svc.clone();
@@ -999,7 +1054,7 @@ mod tests {
     fn test_service(rate: u64) -> Shared {
         Arc::new(Service {
             args: Args::parse_from(["x", "--file-size", "100000", "--rate", &rate.to_string()]),
-            api: None,
+            api: Mutex::new(None),
             handoff: None,
             tables: Mutex::new(Tables::default()),
             next_id: AtomicU64::new(1),

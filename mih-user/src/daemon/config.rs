@@ -325,7 +325,8 @@ pub enum SessionMode {
 
 /// A network action: a command (argv; `{ue}` in any argument is replaced
 /// by the UE's address) or a built-in route change over rtnetlink.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// (Serialized as JSON into the session journal: the hold an entry laid.)
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HookConfig {
     /// Run this command (no shell) and wait for it; a non-zero exit is a
@@ -352,7 +353,7 @@ pub struct HookConfig {
 }
 
 /// `[sessions]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sessions {
     /// `none`, `memory` or `tcp_repair`.
@@ -368,6 +369,53 @@ pub struct Sessions {
     /// `tcp_repair`: after rebuilding, before the sockets leave repair
     /// mode (make the UE's path lead here).
     pub path_switch: Option<HookConfig>,
+    /// `tcp_repair`: the session journal's directory (what a source froze,
+    /// written before the sockets close; read back at start). Default:
+    /// next to `handoff_socket`, `<its directory>/<its stem>.journal`.
+    /// One mih-user per directory (locked).
+    pub journal_dir: Option<PathBuf>,
+    /// `tcp_repair`: most journal entries at once (one per export under
+    /// way; a full journal fails the export, which rolls back).
+    pub journal_max_entries: usize,
+    /// `tcp_repair`: most octets in all journal entries together.
+    pub journal_max_bytes: u64,
+    /// `tcp_repair`: after a restart, how long recovery asks the
+    /// destination what became of an unfinished attempt before it decides
+    /// without its answer (ms).
+    pub recovery_timeout_ms: u64,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            mode: SessionMode::None,
+            handoff_socket: None,
+            hold: None,
+            release: None,
+            path_switch: None,
+            journal_dir: None,
+            journal_max_entries: 1024,
+            journal_max_bytes: 256 << 20,
+            recovery_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Sessions {
+    /// The journal directory: `journal_dir`, or next to `handoff_socket`
+    /// (`None` without either).
+    pub fn journal_dir(&self) -> Option<PathBuf> {
+        if let Some(d) = &self.journal_dir {
+            return Some(d.clone());
+        }
+        let h = self.handoff_socket.as_deref()?;
+        let stem = h.file_stem()?.to_string_lossy().into_owned();
+        Some(
+            h.parent()
+                .unwrap_or(Path::new("."))
+                .join(format!("{stem}.journal")),
+        )
+    }
 }
 
 /// `[x2]`.
@@ -598,7 +646,37 @@ impl Config {
             if let Some((k, _)) = hooks.iter().find(|(_, h)| h.is_some()) {
                 return Err(invalid(*k, "only used with mode = \"tcp_repair\""));
             }
+            if s.journal_dir.is_some() {
+                return Err(invalid(
+                    "sessions.journal_dir",
+                    "only used with mode = \"tcp_repair\"",
+                ));
+            }
             return Ok(());
+        }
+        if !(1..=65_536).contains(&s.journal_max_entries) {
+            return Err(invalid(
+                "sessions.journal_max_entries",
+                "must be 1 to 65536",
+            ));
+        }
+        if !((64 << 10)..=(1 << 40)).contains(&s.journal_max_bytes) {
+            return Err(invalid(
+                "sessions.journal_max_bytes",
+                "must be 64 KiB to 1 TiB",
+            ));
+        }
+        if !(1000..=3_600_000).contains(&s.recovery_timeout_ms) {
+            return Err(invalid(
+                "sessions.recovery_timeout_ms",
+                "must be 1000 to 3600000 ms",
+            ));
+        }
+        if s.journal_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return Err(invalid("sessions.journal_dir", "must not be empty"));
         }
         match &s.handoff_socket {
             Some(p) if !p.as_os_str().is_empty() => {}
@@ -849,6 +927,8 @@ impl Config {
             complete_retries: self.timers.complete_retries,
             complete_retry_interval: ms(self.timers.complete_retry_interval_ms),
             first_attempt: None,
+            max_outcomes: OrchestratorConfig::default().max_outcomes,
+            outcome_memory: OrchestratorConfig::default().outcome_memory,
             max_outgoing: self.admission.max_outgoing,
             max_incoming: self.admission.max_incoming,
             max_ues: self.admission.max_ues,
@@ -1067,6 +1147,41 @@ mod tests {
         );
         let c = Config::parse(&ok).unwrap();
         assert_eq!(c.sessions.mode, SessionMode::TcpRepair);
+        // The journal sits next to the hand-off socket unless told.
+        assert_eq!(
+            c.sessions.journal_dir(),
+            Some(PathBuf::from("/run/h.journal"))
+        );
+        assert_eq!(
+            (c.sessions.journal_max_entries, c.sessions.journal_max_bytes),
+            (1024, 256 << 20)
+        );
+        assert_eq!(c.sessions.recovery_timeout_ms, 30_000);
+        let c = Config::parse(&format!(
+            "{MIN}{base}journal_dir = \"/var/lib/mih-user/journal\"\njournal_max_entries = 8\n\
+             journal_max_bytes = 1048576\nrecovery_timeout_ms = 5000\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.sessions.journal_dir(),
+            Some(PathBuf::from("/var/lib/mih-user/journal"))
+        );
+        for (bad, key) in [
+            ("journal_max_entries = 0", "`sessions.journal_max_entries`"),
+            ("journal_max_bytes = 10", "`sessions.journal_max_bytes`"),
+            ("recovery_timeout_ms = 10", "`sessions.recovery_timeout_ms`"),
+            ("journal_dir = \"\"", "`sessions.journal_dir`"),
+        ] {
+            let e = err(&format!("{base}{bad}"));
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        let e = err("[sessions]\nmode = \"memory\"\njournal_dir = \"/tmp/j\"");
+        assert!(e.contains("sessions.journal_dir"), "{e}");
+        // A hook serializes (into the journal) and reads back.
+        let c = Config::parse(&ok).unwrap();
+        let hold = c.sessions.hold.clone().unwrap();
+        let text = serde_json::to_string(&hold).unwrap();
+        assert_eq!(serde_json::from_str::<HookConfig>(&text).unwrap(), hold);
         assert_eq!(c.sessions.hold.unwrap().via.as_deref(), Some("blackhole"));
         assert!(err("[x2]\nudp = \"nonsense\"").contains("udp"));
         assert!(err("[[peers]]\nmihf_id = \"b\"\ncxtp = \"127.0.0.2:5091\"\n[[peers]]\nmihf_id = \"c\"\ncxtp = \"127.0.0.2:5092\"").contains("`peers[1].cxtp`"));

@@ -38,6 +38,8 @@ pub mod control;
 pub mod hooks;
 pub mod listener;
 pub mod metrics;
+#[cfg(target_os = "linux")]
+mod recovery;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -62,6 +64,8 @@ use crate::orchestrator::{
     MigrationRecord, NodeView, Orchestrator, PendingState, Requested, ScheduleEvent, Scheduler,
     SessionExporter, SessionImporter, StartError, TriggerKind,
 };
+#[cfg(target_os = "linux")]
+use crate::sessions::journal;
 use crate::tap::{Pace, Tap};
 use crate::x2ap::{ForgetReason, X2Event, X2Trigger};
 use config::{Config, SessionMode};
@@ -84,6 +88,13 @@ pub struct Backends {
     pub exporter: Arc<dyn SessionExporter>,
     /// Destination side.
     pub importer: Arc<dyn SessionImporter>,
+    /// `tcp_repair`: the sessions (and their journal), for the recovery.
+    #[cfg(target_os = "linux")]
+    handoff: Option<Arc<crate::sessions::handoff::HandoffSessions>>,
+    /// What the journal held at start: unfinished migrations of a previous
+    /// process, recovered by [`MihUser::start`].
+    #[cfg(target_os = "linux")]
+    recovered: Arc<Mutex<Vec<(journal::Entry, journal::EntryHandle)>>>,
 }
 
 impl std::fmt::Debug for Backends {
@@ -98,6 +109,10 @@ impl Backends {
         Backends {
             exporter: t.clone(),
             importer: t,
+            #[cfg(target_os = "linux")]
+            handoff: None,
+            #[cfg(target_os = "linux")]
+            recovered: Arc::default(),
         }
     }
 
@@ -108,9 +123,11 @@ impl Backends {
     }
 
     /// What `[sessions]` asks for. For `tcp_repair`: checks the capability,
-    /// binds the hand-off socket, builds the hooks and spawns the hand-off
-    /// reader (call it inside a tokio runtime); the error says what is
-    /// missing.
+    /// opens the session journal (its lock, and what a previous process
+    /// left in it: recovered by [`MihUser::start`]; bad entries are moved
+    /// aside and logged), binds the hand-off socket, builds the hooks and
+    /// spawns the hand-off reader (call it inside a tokio runtime); the
+    /// error says what is missing.
     pub fn from_config(s: &config::Sessions) -> Result<Backends, String> {
         if s.mode != SessionMode::TcpRepair {
             return Ok(Backends::from_mode(s.mode));
@@ -128,6 +145,7 @@ impl Backends {
                 .handoff_socket
                 .as_deref()
                 .ok_or("sessions.handoff_socket is required with mode = \"tcp_repair\"")?;
+            let (journal, specs, found) = open_journal(s)?;
             let server =
                 HandoffServer::bind(path).map_err(|e| format!("sessions.handoff_socket: {e}"))?;
             let build = |key: &str, h: &Option<config::HookConfig>| {
@@ -138,18 +156,66 @@ impl Backends {
                 release: build("sessions.release", &s.release)?,
                 path_switch: build("sessions.path_switch", &s.path_switch)?,
             };
-            let sessions = Arc::new(HandoffSessions::new(server, hooks));
+            let sessions =
+                Arc::new(HandoffSessions::new(server, hooks).with_journal(journal, specs));
             let runner = sessions.clone();
             tokio::spawn(async move {
                 if let Err(e) = runner.run().await {
                     tracing::error!("hand-off socket reader stopped: {e}");
                 }
             });
-            Ok(Backends::both(sessions))
+            let mut b = Backends::both(sessions.clone());
+            b.handoff = Some(sessions);
+            b.recovered = Arc::new(Mutex::new(found));
+            Ok(b)
         }
         #[cfg(not(target_os = "linux"))]
         Err("sessions.mode = \"tcp_repair\" needs Linux".into())
     }
+}
+
+/// Open the session journal of `[sessions]` (`tcp_repair`): its lock, the
+/// entries a previous process left (bad ones moved aside, logged), and the
+/// hooks' description recorded with every entry.
+#[cfg(target_os = "linux")]
+#[allow(clippy::type_complexity)]
+fn open_journal(
+    s: &config::Sessions,
+) -> Result<
+    (
+        Arc<journal::Journal>,
+        journal::HookSpecs,
+        Vec<(journal::Entry, journal::EntryHandle)>,
+    ),
+    String,
+> {
+    let dir = s
+        .journal_dir()
+        .ok_or("sessions.journal_dir: no directory (and no handoff_socket to put it next to)")?;
+    let (j, scan) = journal::Journal::open(journal::JournalConfig {
+        dir,
+        max_entries: s.journal_max_entries,
+        max_bytes: s.journal_max_bytes,
+    })
+    .map_err(|e| format!("sessions.journal_dir: {e}"))?;
+    for e in &scan.bad {
+        tracing::error!(target: "mih_user::recovery", "{e} (moved to {}/)", journal::ASIDE);
+    }
+    for p in &scan.over_cap {
+        tracing::error!(target: "mih_user::recovery", entry = %p.display(), "journal entry over sessions.journal_max_entries / journal_max_bytes: left for the next start");
+    }
+    if scan.removed_temp > 0 {
+        tracing::info!(target: "mih_user::recovery", files = scan.removed_temp, "removed the temporary files of an interrupted journal write");
+    }
+    let json =
+        |h: &Option<config::HookConfig>| h.as_ref().and_then(|h| serde_json::to_string(h).ok());
+    let specs = journal::HookSpecs {
+        hold: json(&s.hold),
+        release: json(&s.release),
+        path_switch: json(&s.path_switch),
+    };
+    tracing::info!(target: "mih_user::recovery", dir = %j.dir().display(), unfinished = scan.entries.len(), "session journal open");
+    Ok((Arc::new(j), specs, scan.entries))
 }
 
 /// Why an operator handover did not produce a record.
@@ -189,6 +255,12 @@ struct State {
     /// Old eNB UE X2AP ID → the migration its trigger asked for.
     x2_ues: HashMap<u16, X2Migration>,
     mihf_id: Option<String>,
+    /// Source rollbacks whose destination refused the contexts (failed
+    /// CTDR, CTC): it cannot commit (recorded in the session journal).
+    rollback_refused: HashMap<IpAddr, bool>,
+    /// The session journal's recovery after a restart.
+    #[cfg(target_os = "linux")]
+    recovery: recovery::Recovery,
 }
 
 /// What an X2 trigger started: the scheduler's request and the handovers
@@ -432,6 +504,20 @@ fn on_schedule_event(e: ScheduleEvent, now: Instant) {
 
 fn on_event(st: &mut State, e: Event) {
     match e {
+        Event::AttemptOutcome {
+            peer,
+            attempt,
+            outcome,
+            ..
+        } => {
+            #[cfg(target_os = "linux")]
+            {
+                let State { recovery, orch, .. } = st;
+                recovery.on_answer(Instant::now(), &peer, attempt, outcome, orch);
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = (peer, attempt, outcome);
+        }
         Event::Started {
             id,
             ue,
@@ -482,6 +568,14 @@ fn on_event(st: &mut State, e: Event) {
                 "migration finished"
             );
             st.metrics.record(&r);
+            if r.role == crate::api::Role::Source && r.outcome == crate::api::Outcome::RolledBack {
+                use crate::orchestrator::Cause;
+                let refused = matches!(r.cause, Some(Cause::CtdrFailure(_) | Cause::CxtpCancelled));
+                if st.rollback_refused.len() >= MAX_X2_UES {
+                    st.rollback_refused.clear();
+                }
+                st.rollback_refused.insert(r.ue, refused);
+            }
             if let Some(w) = st.waiters.remove(&r.id) {
                 let _ = w.send(r.clone());
             }
@@ -520,11 +614,31 @@ fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
             });
         }
         Action::ExportSessions { id, ue } => {
-            let conns = flatten_connections(shared.api.user_connections(ue));
-            let r = shared
-                .backends
-                .exporter
-                .export(ue, &conns)
+            let per_service = shared.api.user_connections(ue);
+            let attempt = {
+                let st = shared.lock();
+                crate::orchestrator::sessions::ExportAttempt {
+                    handover_id: id,
+                    attempt: st.orch.attempt(ue).and_then(std::num::NonZeroU32::new),
+                    peer: st.orch.peer_of(ue).unwrap_or_default().to_string(),
+                    services: per_service.iter().map(|(s, _)| s.clone()).collect(),
+                }
+            };
+            let conns = flatten_connections(per_service);
+            let exporter = &shared.backends.exporter;
+            let r = exporter
+                .export_attempt(ue, &conns, &attempt)
+                .and_then(|sessions| {
+                    // Marked sent (durably, with a journal) before the first
+                    // CTD can leave; if that fails, nothing leaves.
+                    match exporter.sending(ue) {
+                        Ok(()) => Ok(sessions),
+                        Err(e) => {
+                            let _ = exporter.restore(ue, &sessions);
+                            Err(e)
+                        }
+                    }
+                })
                 .map_err(|e| e.to_string());
             count(shared, if r.is_ok() { "export" } else { "export_failed" });
             inputs.push_back(Box::new(move |st, now, _| {
@@ -550,6 +664,8 @@ fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
             }
         }
         Action::RestoreSessions { ue, sessions } => {
+            let refused = shared.lock().rollback_refused.remove(&ue).unwrap_or(false);
+            shared.backends.exporter.rolling_back(ue, refused);
             match shared.backends.exporter.restore(ue, &sessions) {
                 Ok(()) => count(shared, "restore"),
                 Err(e) => {
@@ -722,6 +838,50 @@ async fn timer_task(shared: Arc<Shared>) {
             }
             _ = shared.timer.notified() => {}
         }
+    }
+}
+
+/// Carry out the journal's recovery: the decisions as they are made (the
+/// rebuilds and hooks outside the lock), then the services told, until
+/// nothing is left.
+#[cfg(target_os = "linux")]
+async fn recovery_task(shared: Arc<Shared>) {
+    let Some(sessions) = shared.backends.handoff.clone() else {
+        return;
+    };
+    // A question sent before mihfd confirmed our registration is lost.
+    let t = Instant::now();
+    while !shared.io.registered.load(Ordering::Relaxed) && t.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drive(&shared, |st, now, _| {
+        let State { recovery, orch, .. } = &mut *st;
+        recovery.start(now, orch);
+    });
+    loop {
+        let work = shared.lock().recovery.due(Instant::now());
+        for w in work {
+            let s = sessions.clone();
+            // Rebuilds and hooks block (a hook command may take seconds).
+            let done = tokio::task::spawn_blocking(move || recovery::carry_out(w, &s)).await;
+            let Ok((ue, tell, counter)) = done else {
+                continue;
+            };
+            count(&shared, counter);
+            drive(&shared, |st, now, _| {
+                st.orch.end_recovery(ue);
+                st.recovery.told_later(now, ue, tell);
+            });
+        }
+        {
+            let mut st = shared.lock();
+            st.recovery.tell_services(Instant::now(), &shared.api);
+            if st.recovery.is_idle() {
+                info!(target: "mih_user::recovery", "session journal recovered");
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -923,6 +1083,9 @@ impl MihUser {
             .transpose()?;
 
         let orch = Orchestrator::new(cfg.orchestrator_config(), cfg.peer_list());
+        #[cfg(target_os = "linux")]
+        let recovered =
+            std::mem::take(&mut *backends.recovered.lock().unwrap_or_else(|e| e.into_inner()));
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 orch,
@@ -934,6 +1097,14 @@ impl MihUser {
                 recent: VecDeque::new(),
                 x2_ues: HashMap::new(),
                 mihf_id: None,
+                rollback_refused: HashMap::new(),
+                #[cfg(target_os = "linux")]
+                recovery: recovery::Recovery::new(
+                    recovered,
+                    Duration::from_millis(cfg.sessions.recovery_timeout_ms),
+                    backends.handoff.clone(),
+                    Instant::now(),
+                ),
             }),
             timer: Notify::new(),
             api,
@@ -949,6 +1120,16 @@ impl MihUser {
             metrics_stats: metrics_listener.as_ref().map(|_| Arc::default()),
             started: Instant::now(),
         });
+        // The journal's unfinished migrations: their UEs reserved before
+        // anything runs (their destinations are asked by the recovery task,
+        // once mihfd knows us).
+        #[cfg(target_os = "linux")]
+        let recovering = {
+            let mut st = shared.lock();
+            let State { recovery, orch, .. } = &mut *st;
+            recovery.reserve(orch);
+            recovery.pending() > 0
+        };
         let mut tasks = vec![
             tokio::spawn(sap_reader(shared.clone())),
             tokio::spawn(sap_register(
@@ -958,6 +1139,10 @@ impl MihUser {
             tokio::spawn(timer_task(shared.clone())),
             tokio::spawn(cxtp_receiver(shared.clone(), transport)),
         ];
+        #[cfg(target_os = "linux")]
+        if recovering {
+            tasks.push(tokio::spawn(recovery_task(shared.clone())));
+        }
         if let Some((tap, rx, udp, tcp, pcap)) = x2_parts {
             tasks.push(tokio::spawn(x2_consumer(shared.clone(), rx)));
             let t = tap.clone();
@@ -1195,7 +1380,8 @@ impl MihUserHandle {
         let users = self.shared.api.user_count();
         let st = self.shared.lock();
         let o = st.orch.stats();
-        let handovers: Vec<serde_json::Value> = st
+        #[allow(unused_mut)]
+        let mut handovers: Vec<serde_json::Value> = st
             .orch
             .handovers()
             .into_iter()
@@ -1206,6 +1392,20 @@ impl MihUserHandle {
                 })
             })
             .collect();
+        // Migrations of a previous process the journal's recovery is
+        // finishing: still under way, as far as this node can say.
+        #[cfg(target_os = "linux")]
+        handovers.extend(
+            st.recovery
+                .list()
+                .into_iter()
+                .map(|(ue, id, phase, waiting)| {
+                    serde_json::json!({
+                        "ue": ue.to_string(), "id": id, "role": "source", "state": "recovering",
+                        "journal_phase": phase, "waiting_for": waiting,
+                    })
+                }),
+        );
         let [src, dst] = st.orch.in_progress();
         let now = Instant::now();
         // Queued and retrying UEs, in queue order.
@@ -1246,6 +1446,7 @@ impl MihUserHandle {
             "services": services,
             "users": users,
             "in_progress": { "source": src, "destination": dst },
+            "recovering": st.orch.recovering(),
             "handovers": handovers,
             "waiting": waiting,
             "schedule": {

@@ -29,9 +29,8 @@ const MAX_ABANDONED: usize = 4096;
 /// Most ended attempts whose MIH_N2N_HO_Complete is still being repeated.
 const MAX_CLOSING: usize = 4096;
 
-/// Most ended incoming attempts remembered (a repeated commit of one is
-/// not a new handover).
-const MAX_ENDED_INCOMING: usize = 4096;
+/// Most UEs reserved by recoveries at once.
+const MAX_RECOVERING: usize = 65_536;
 
 /// CTDR status for a session the importer could not rebuild (our range,
 /// next to the API's refusal codes).
@@ -72,6 +71,12 @@ pub struct OrchestratorConfig {
     /// The first attempt id (then +1, never 0); `None`: a random one, so
     /// that the ids of a restarted node do not repeat its earlier ones.
     pub first_attempt: Option<NonZeroU32>,
+    /// Destination: most ended incoming attempts remembered with their
+    /// outcome (a repeated commit of one is not a new handover; a
+    /// restarted source asks what became of one). The oldest goes first.
+    pub max_outcomes: usize,
+    /// Destination: how long an ended incoming attempt is remembered.
+    pub outcome_memory: Duration,
     /// Most handovers in the source role at once.
     pub max_outgoing: usize,
     /// Admission: most handovers in the destination role at once.
@@ -100,6 +105,8 @@ impl Default for OrchestratorConfig {
             complete_retries: 4,
             complete_retry_interval: Duration::from_secs(1),
             first_attempt: None,
+            max_outcomes: 4096,
+            outcome_memory: Duration::from_secs(600),
             max_outgoing: 64,
             max_incoming: 64,
             max_ues: 65_536,
@@ -309,6 +316,19 @@ pub enum Event {
     },
     /// A migration ended.
     Finished(MigrationRecord),
+    /// The answer to [`Orchestrator::query_attempt`]: what the
+    /// destination says became of an attempt of an earlier process
+    /// (`None`: no answer within the repeats).
+    AttemptOutcome {
+        /// UE.
+        ue: IpAddr,
+        /// The destination.
+        peer: String,
+        /// The attempt asked about.
+        attempt: u32,
+        /// Its answer.
+        outcome: Option<mih::AttemptOutcome>,
+    },
 }
 
 /// Counters.
@@ -430,11 +450,23 @@ struct Closing {
     ue: IpAddr,
     peer: String,
     result: HoResult,
+    /// A recovery's question ([`Orchestrator::query_attempt`]): its answer
+    /// (or the lack of one) is an [`Event::AttemptOutcome`].
+    query: bool,
     /// The TIDs of every Complete sent for it.
     tids: Vec<u16>,
     sends: u32,
     /// Next repeat, or (after the last) when to stop waiting.
     next: Instant,
+}
+
+/// An incoming attempt that ended here.
+#[derive(Debug)]
+struct EndedIncoming {
+    peer: String,
+    attempt: u32,
+    committed: bool,
+    at: Instant,
 }
 
 /// The sans-IO orchestrator. See the [module documentation](super).
@@ -451,9 +483,11 @@ pub struct Orchestrator {
     closing: HashMap<u32, Closing>,
     /// TIDs of the Completes of `closing`: TID → attempt.
     complete_tids: HashMap<u16, u32>,
-    /// Incoming attempts that ended here: (source MIHF ID, attempt), oldest
-    /// first.
-    ended_incoming: VecDeque<(String, u32)>,
+    /// Incoming attempts that ended here, oldest first.
+    ended_incoming: VecDeque<EndedIncoming>,
+    /// UEs whose sessions a recovery may restore: no handover in either
+    /// role until it ends.
+    recovering: std::collections::HashSet<IpAddr>,
     par: PreviousRouter,
     nar: NewRouter,
     actions: VecDeque<Action>,
@@ -518,6 +552,7 @@ impl Orchestrator {
             closing: HashMap::new(),
             complete_tids: HashMap::new(),
             ended_incoming: VecDeque::new(),
+            recovering: Default::default(),
             par: PreviousRouter::new(engine_cfg.clone()),
             nar: NewRouter::new(engine_cfg, ProfileRegistry::with_builtins()),
             actions: VecDeque::new(),
@@ -574,9 +609,18 @@ impl Orchestrator {
         [s, self.handovers.len() - s]
     }
 
-    /// Whether `ue` is moving (either role).
+    /// Whether `ue` is moving (either role), or reserved by a recovery.
     pub fn is_moving(&self, ue: IpAddr) -> bool {
-        self.handovers.contains_key(&mih::canonical(ue))
+        let ue = mih::canonical(ue);
+        self.handovers.contains_key(&ue) || self.recovering.contains(&ue)
+    }
+
+    /// The destination of `ue`'s handover under way (either role: the
+    /// other eNBC).
+    pub fn peer_of(&self, ue: IpAddr) -> Option<&str> {
+        self.handovers
+            .get(&mih::canonical(ue))
+            .map(|h| h.peer.as_str())
     }
 
     /// The handover of `ue`: its ID, role and state name.
@@ -707,7 +751,7 @@ impl Orchestrator {
         if self.shut {
             return Err(StartError::ShuttingDown);
         }
-        if self.handovers.contains_key(&ue) {
+        if self.handovers.contains_key(&ue) || self.recovering.contains(&ue) {
             return Err(StartError::Busy(ue));
         }
         let peer_ip = self
@@ -1029,11 +1073,7 @@ impl Orchestrator {
                 return;
             }
         }
-        if self
-            .ended_incoming
-            .iter()
-            .any(|(p, a)| *a == attempt.get() && *p == peer)
-        {
+        if self.ended_outcome(now, &peer, attempt.get()).is_some() {
             self.stats.commit_repeated += 1;
             let why = format!("attempt {attempt} of UE {ue} ended already");
             let rsp = mih::commit_response(&msg, &self.user_id, Status::REJECTED, Some(&why));
@@ -1045,6 +1085,14 @@ impl Orchestrator {
         }
         if self.handovers.contains_key(&ue) {
             return self.refuse(&msg, Some(ue), "busy", format!("UE {ue} is already moving"));
+        }
+        if self.recovering.contains(&ue) {
+            return self.refuse(
+                &msg,
+                Some(ue),
+                "busy",
+                format!("UE {ue}: a restarted migration is being recovered here"),
+            );
         }
         let Some(peer_ip) = self.peers.get(&peer).copied() else {
             return self.refuse(
@@ -1137,37 +1185,137 @@ impl Orchestrator {
         let ue = mih::parse_mn_id(&req.mn_mihf_id);
         let peer = msg.source.to_string();
         let attempt = mih::parse_attempt(&msg);
+        let result = req.result;
         // Only the attempt of the UE's incoming handover: a Complete of an
-        // earlier attempt (repeated, or late) is answered, so the peer's
-        // transaction ends, and acts on nothing.
+        // earlier attempt (repeated, or late, or a restarted source's
+        // question) is answered, so the peer's transaction ends, with what
+        // became of that attempt, and acts on nothing.
         let found = ue.filter(|u| {
             self.handovers.get(u).is_some_and(|h| {
                 h.role == Role::Destination && h.peer == peer && attempt == Some(h.attempt.get())
             })
         });
-        let status = if found.is_some() {
-            Status::SUCCESS
-        } else {
-            self.stats.complete_stale += 1;
-            Status::UNSPECIFIED_FAILURE
+        let (status, outcome) = match found {
+            Some(ue) if result == HoResult::SUCCESS => {
+                if matches!(
+                    self.handovers.get(&ue).map(|h| &h.state),
+                    Some(State::AwaitingComplete)
+                ) {
+                    self.commit(now, ue, None);
+                    (Status::SUCCESS, mih::AttemptOutcome::Committed)
+                } else {
+                    // The source cannot have seen our CTDR yet: ignore.
+                    (Status::SUCCESS, mih::AttemptOutcome::InProgress)
+                }
+            }
+            Some(ue) => {
+                // Rolled back before the answer leaves: whoever reads it
+                // may restore the sessions at once.
+                self.rollback(now, ue, Cause::SourceRolledBack);
+                (Status::SUCCESS, mih::AttemptOutcome::RolledBack)
+            }
+            None => {
+                self.stats.complete_stale += 1;
+                let o = match attempt.and_then(|a| self.ended_outcome(now, &peer, a)) {
+                    Some(true) => mih::AttemptOutcome::Committed,
+                    Some(false) => mih::AttemptOutcome::RolledBack,
+                    None => mih::AttemptOutcome::Unknown,
+                };
+                (Status::UNSPECIFIED_FAILURE, o)
+            }
         };
-        if let Some(rsp) = mih::complete_response(&msg, &self.user_id, status) {
+        if let Some(rsp) = mih::complete_response(&msg, &self.user_id, status, Some(outcome)) {
             self.actions.push_back(Action::Mih(rsp));
         }
-        let Some(ue) = found else {
-            return;
-        };
-        if req.result == HoResult::SUCCESS {
-            if matches!(
-                self.handovers.get(&ue).map(|h| &h.state),
-                Some(State::AwaitingComplete)
-            ) {
-                self.commit(now, ue, None);
-            }
-            // Otherwise the source cannot have seen our CTDR yet: ignore.
-        } else {
-            self.rollback(now, ue, Cause::SourceRolledBack);
+    }
+
+    /// Whether the incoming attempt `attempt` of `peer` ended here
+    /// committed (`Some(true)`) or rolled back (`Some(false)`), if it is
+    /// remembered (forgetting those older than
+    /// [`OrchestratorConfig::outcome_memory`]).
+    fn ended_outcome(&mut self, now: Instant, peer: &str, attempt: u32) -> Option<bool> {
+        self.forget_old_outcomes(now);
+        self.ended_incoming
+            .iter()
+            .rev()
+            .find(|e| e.attempt == attempt && e.peer == peer)
+            .map(|e| e.committed)
+    }
+
+    fn forget_old_outcomes(&mut self, now: Instant) {
+        while self
+            .ended_incoming
+            .front()
+            .is_some_and(|e| now.saturating_duration_since(e.at) > self.cfg.outcome_memory)
+        {
+            self.ended_incoming.pop_front();
         }
+    }
+
+    // ------------------------------------------------------------ recovery
+
+    /// A restarted source asks the destination `peer` what became of its
+    /// attempt `attempt` to move `ue` (an attempt of an earlier process,
+    /// from the session journal): MIH_N2N_HO_Complete(Failure) with the
+    /// attempt id, repeated like any Complete until a response echoes it.
+    /// The Failure also rolls the attempt back if it is still under way
+    /// there. The answer (the response's kind 4) comes as
+    /// [`Event::AttemptOutcome`], `None` after the last repeat. `ue` is
+    /// reserved ([`Orchestrator::reserve`]) until
+    /// [`Orchestrator::end_recovery`].
+    pub fn query_attempt(
+        &mut self,
+        now: Instant,
+        ue: IpAddr,
+        peer: &str,
+        attempt: NonZeroU32,
+    ) -> Result<(), String> {
+        let ue = mih::canonical(ue);
+        if self.closing.contains_key(&attempt.get()) {
+            return Err(format!("attempt {attempt} is being closed already"));
+        }
+        if !self.peers.contains_key(peer) {
+            return Err(format!("{peer:?} is not a configured peer"));
+        }
+        self.reserve(ue)?;
+        self.open_closing(now, ue, peer, attempt.get(), HoResult::FAILURE, true);
+        Ok(())
+    }
+
+    /// A restarted source that had committed `attempt` tells the
+    /// destination again (MIH_N2N_HO_Complete(Success), repeated until
+    /// answered), so it commits without waiting for its timeout.
+    pub fn confirm_attempt(&mut self, now: Instant, ue: IpAddr, peer: &str, attempt: NonZeroU32) {
+        let ue = mih::canonical(ue);
+        if self.closing.contains_key(&attempt.get()) || !self.peers.contains_key(peer) {
+            return;
+        }
+        self.open_closing(now, ue, peer, attempt.get(), HoResult::SUCCESS, false);
+    }
+
+    /// Keep `ue` from moving (no handover in either role: a start is
+    /// refused as [`StartError::Busy`], a peer's commit as busy) while a
+    /// recovery may restore its sessions.
+    pub fn reserve(&mut self, ue: IpAddr) -> Result<(), String> {
+        let ue = mih::canonical(ue);
+        if self.handovers.contains_key(&ue) {
+            return Err(format!("UE {ue} is moving"));
+        }
+        if self.recovering.len() >= MAX_RECOVERING && !self.recovering.contains(&ue) {
+            return Err(format!("{MAX_RECOVERING} UEs reserved already"));
+        }
+        self.recovering.insert(ue);
+        Ok(())
+    }
+
+    /// The recovery of `ue` ended: it may move again.
+    pub fn end_recovery(&mut self, ue: IpAddr) {
+        self.recovering.remove(&mih::canonical(ue));
+    }
+
+    /// UEs reserved by recoveries.
+    pub fn recovering(&self) -> usize {
+        self.recovering.len()
     }
 
     // -------------------------------------------------------------- CXTP
@@ -1662,6 +1810,19 @@ impl Orchestrator {
     /// Complete(Failure) would otherwise let the destination commit at its
     /// complete timeout what the source restored.
     fn start_closing(&mut self, now: Instant, h: &Handover, result: HoResult) {
+        let peer = h.peer.clone();
+        self.open_closing(now, h.ue, &peer, h.attempt.get(), result, false);
+    }
+
+    fn open_closing(
+        &mut self,
+        now: Instant,
+        ue: IpAddr,
+        peer: &str,
+        attempt: u32,
+        result: HoResult,
+        query: bool,
+    ) {
         if self.closing.len() >= MAX_CLOSING {
             // Bounded: give up on the one closest to its end.
             if let Some(a) = self
@@ -1670,22 +1831,38 @@ impl Orchestrator {
                 .min_by_key(|(_, c)| (c.next, c.sends))
                 .map(|(a, _)| *a)
             {
-                self.end_closing(a);
-                self.stats.complete_unanswered += 1;
+                self.give_up_closing(a);
             }
         }
         self.closing.insert(
-            h.attempt.get(),
+            attempt,
             Closing {
-                ue: h.ue,
-                peer: h.peer.clone(),
+                ue,
+                peer: peer.to_string(),
                 result,
+                query,
                 tids: Vec::new(),
                 sends: 0,
                 next: now,
             },
         );
-        self.send_complete(now, h.attempt.get());
+        self.send_complete(now, attempt);
+    }
+
+    /// No answer for `attempt` within the repeats (or evicted).
+    fn give_up_closing(&mut self, attempt: u32) {
+        if let Some(c) = self.closing.get(&attempt) {
+            if c.query {
+                self.events.push_back(Event::AttemptOutcome {
+                    ue: c.ue,
+                    peer: c.peer.clone(),
+                    attempt,
+                    outcome: None,
+                });
+            }
+        }
+        self.end_closing(attempt);
+        self.stats.complete_unanswered += 1;
     }
 
     fn send_complete(&mut self, now: Instant, attempt: u32) {
@@ -1719,6 +1896,19 @@ impl Orchestrator {
             return;
         };
         if mih::parse_attempt(msg) == Some(attempt) {
+            if let Some(c) = self.closing.get(&attempt) {
+                if c.query {
+                    // A destination that does not say (no kind 4) cannot
+                    // vouch for either outcome.
+                    let outcome = mih::parse_outcome(msg).unwrap_or(mih::AttemptOutcome::Unknown);
+                    self.events.push_back(Event::AttemptOutcome {
+                        ue: c.ue,
+                        peer: c.peer.clone(),
+                        attempt,
+                        outcome: Some(outcome),
+                    });
+                }
+            }
             self.end_closing(attempt);
             self.stats.complete_answered += 1;
         }
@@ -1737,8 +1927,7 @@ impl Orchestrator {
                 .get(&a)
                 .is_some_and(|c| c.sends > self.cfg.complete_retries);
             if done {
-                self.end_closing(a);
-                self.stats.complete_unanswered += 1;
+                self.give_up_closing(a);
             } else {
                 self.send_complete(now, a);
             }
@@ -1747,11 +1936,16 @@ impl Orchestrator {
 
     fn finish(&mut self, now: Instant, h: Handover, outcome: Outcome, cause: Option<Cause>) {
         if h.role == Role::Destination {
-            if self.ended_incoming.len() >= MAX_ENDED_INCOMING {
+            self.forget_old_outcomes(now);
+            while self.ended_incoming.len() >= self.cfg.max_outcomes.max(1) {
                 self.ended_incoming.pop_front();
             }
-            self.ended_incoming
-                .push_back((h.peer.clone(), h.attempt.get()));
+            self.ended_incoming.push_back(EndedIncoming {
+                peer: h.peer.clone(),
+                attempt: h.attempt.get(),
+                committed: outcome == Outcome::Committed,
+                at: now,
+            });
         }
         let t = &h.times;
         let phases = match h.role {

@@ -28,6 +28,15 @@
 //!     the attempt's contexts (`cxtp` README, "Identified transfers"), so
 //!     nothing of an earlier attempt of the same UE acts on a later one.
 //!
+//!   - kind 4, in a MIH_N2N_HO_Complete.response: `outcome u8`, what the
+//!     destination did with the attempt the request names: 0 unknown (not
+//!     in its table of recent incoming attempts: never seen, forgotten, or
+//!     it restarted), 1 committed, 2 rolled back, 3 under way (a
+//!     Complete(Success) that came before its CTDR). A Complete(Failure)
+//!     of an attempt under way rolls it back first, so it is answered 2.
+//!     A restarted source uses exactly that to ask what became of an
+//!     attempt it had journalled (`crate::sessions::journal`).
+//!
 //!   Kind 1 and kind 3 are two TLVs of type 100. MIHFs relay unknown TLVs
 //!   unchanged (mihfd does, and so does ODTONE). A request without kind 1
 //!   is read from the MN MIHF ID alone, with an unknown service list; a
@@ -63,6 +72,52 @@ const VERSION: u8 = 1;
 const KIND_INFO: u8 = 1;
 const KIND_REASON: u8 = 2;
 const KIND_ATTEMPT: u8 = 3;
+const KIND_OUTCOME: u8 = 4;
+
+/// What a destination did with an attempt (vendor TLV kind 4 of a
+/// MIH_N2N_HO_Complete.response).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttemptOutcome {
+    /// Not among its recent incoming attempts.
+    Unknown,
+    /// Committed: it serves the UE.
+    Committed,
+    /// Rolled back (also: rolled back by this very Complete(Failure)).
+    RolledBack,
+    /// Still under way (a Complete(Success) before its CTDR; ignored).
+    InProgress,
+}
+
+impl AttemptOutcome {
+    fn to_u8(self) -> u8 {
+        match self {
+            AttemptOutcome::Unknown => 0,
+            AttemptOutcome::Committed => 1,
+            AttemptOutcome::RolledBack => 2,
+            AttemptOutcome::InProgress => 3,
+        }
+    }
+
+    fn from_u8(v: u8) -> Option<AttemptOutcome> {
+        Some(match v {
+            0 => AttemptOutcome::Unknown,
+            1 => AttemptOutcome::Committed,
+            2 => AttemptOutcome::RolledBack,
+            3 => AttemptOutcome::InProgress,
+            _ => return None,
+        })
+    }
+
+    /// Name for logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            AttemptOutcome::Unknown => "unknown",
+            AttemptOutcome::Committed => "committed",
+            AttemptOutcome::RolledBack => "rolled_back",
+            AttemptOutcome::InProgress => "in_progress",
+        }
+    }
+}
 /// Put our TLV after every standard TLV.
 const AFTER_ALL: usize = 1 << 20;
 
@@ -274,8 +329,13 @@ pub fn complete_request(
 
 /// The answer to a MIH_N2N_HO_Complete.indication (it echoes the
 /// indication's attempt id, so the source knows this attempt's Complete
-/// arrived).
-pub fn complete_response(indication: &Message, user: &MihfId, status: Status) -> Option<Message> {
+/// arrived, and says what became of the attempt here: `outcome`, kind 4).
+pub fn complete_response(
+    indication: &Message,
+    user: &MihfId,
+    status: Status,
+    outcome: Option<AttemptOutcome>,
+) -> Option<Message> {
     let Body::N2nHoCompleteRequest(r) = &indication.body else {
         return None;
     };
@@ -292,10 +352,26 @@ pub fn complete_response(indication: &Message, user: &MihfId, status: Status) ->
             resource_retention: None,
         }),
     );
-    if let Some(a) = parse_attempt(indication) {
-        m.extra = vendor_tlvs(&[&attempt_value(a)]);
-    }
+    let echo = parse_attempt(indication).map(attempt_value);
+    let outcome = outcome.map(|o| [MAGIC[0], MAGIC[1], VERSION, KIND_OUTCOME, o.to_u8()]);
+    let values: Vec<&[u8]> = [
+        echo.as_ref().map(|e| &e[..]),
+        outcome.as_ref().map(|o| &o[..]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    m.extra = vendor_tlvs(&values);
     Some(m)
+}
+
+/// What a MIH_N2N_HO_Complete.response/confirm says became of the attempt
+/// (kind 4: exactly one known octet), if it says.
+pub fn parse_outcome(msg: &Message) -> Option<AttemptOutcome> {
+    match vendor_value(msg, KIND_OUTCOME)? {
+        [v] => AttemptOutcome::from_u8(*v),
+        _ => None,
+    }
 }
 
 /// The value of our vendor TLV of `kind`, if the message has a
@@ -518,10 +594,54 @@ mod tests {
         };
         assert_eq!(r.result, HoResult::FAILURE);
         assert_eq!(parse_attempt(&c), Some(78));
-        let a =
-            round_trip(&complete_response(&c, &MihfId::from_static("b"), Status::SUCCESS).unwrap());
+        let a = round_trip(
+            &complete_response(&c, &MihfId::from_static("b"), Status::SUCCESS, None).unwrap(),
+        );
         assert_eq!(a.header.tid, 4);
         assert_eq!(parse_attempt(&a), Some(78), "echoed");
+        assert_eq!(parse_outcome(&a), None);
+    }
+
+    #[test]
+    fn complete_response_says_what_became_of_the_attempt() {
+        let ue: IpAddr = "10.77.0.2".parse().unwrap();
+        let q = round_trip(&complete_request(
+            9,
+            &MihfId::from_static("a"),
+            "b",
+            ue,
+            HoResult::FAILURE,
+            0x8000_0005,
+        ));
+        for o in [
+            AttemptOutcome::Unknown,
+            AttemptOutcome::Committed,
+            AttemptOutcome::RolledBack,
+            AttemptOutcome::InProgress,
+        ] {
+            let a = round_trip(
+                &complete_response(&q, &MihfId::from_static("b"), Status::SUCCESS, Some(o))
+                    .unwrap(),
+            );
+            assert_eq!(parse_outcome(&a), Some(o));
+            assert_eq!(parse_attempt(&a), Some(0x8000_0005));
+            // The exact octets: "EM" | 1 | 4 | outcome, after the echo.
+            let tlvs: Vec<_> = a.extra.iter().flat_map(|r| r.iter()).collect();
+            assert_eq!(tlvs.len(), 2);
+            assert_eq!(tlvs[1].value, &[b'E', b'M', 1, 4, o.to_u8()][..]);
+        }
+        // An unknown value, or a cut or long one, says nothing.
+        let mut m = round_trip(
+            &complete_response(&q, &MihfId::from_static("b"), Status::SUCCESS, None).unwrap(),
+        );
+        for bad in [
+            &[b'E', b'M', 1, 4, 9][..],
+            &[b'E', b'M', 1, 4],
+            &[b'E', b'M', 1, 4, 1, 1],
+        ] {
+            m.extra = vendor_tlvs(&[bad]);
+            assert_eq!(parse_outcome(&round_trip(&m)), None, "{bad:?}");
+        }
         assert_eq!(
             parse_mn_id(&"::ffff:10.0.0.1".parse::<IpAddr>().map(mn_id).unwrap()),
             Some("10.0.0.1".parse().unwrap())

@@ -39,6 +39,20 @@ pub enum SessionError {
     Other(String),
 }
 
+/// The handover attempt whose sessions are exported: what an exporter
+/// that journals its state (`crate::sessions::journal`) records with it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportAttempt {
+    /// The handover (this process's id).
+    pub handover_id: u64,
+    /// The on-wire attempt id (MIH vendor TLV kind 3).
+    pub attempt: Option<std::num::NonZeroU32>,
+    /// The destination eNBC's MIHF ID.
+    pub peer: String,
+    /// The services that exported the UE.
+    pub services: Vec<String>,
+}
+
 /// Source side: capture the UE's TCP sessions, and put them back or let
 /// them go when the migration ends.
 ///
@@ -53,6 +67,31 @@ pub trait SessionExporter: Send + Sync {
         ue: IpAddr,
         connections: &[Connection],
     ) -> Result<Vec<TcpSessionContext>, SessionError>;
+    /// [`SessionExporter::export`] for the attempt `attempt` (the daemon
+    /// calls this one). A journaling exporter records the attempt with
+    /// the sessions before it closes them.
+    fn export_attempt(
+        &self,
+        ue: IpAddr,
+        connections: &[Connection],
+        attempt: &ExportAttempt,
+    ) -> Result<Vec<TcpSessionContext>, SessionError> {
+        let _ = attempt;
+        self.export(ue, connections)
+    }
+    /// The exported sessions of `ue` are about to leave for the
+    /// destination (before the first CTD). An error stops the handover:
+    /// the caller restores the sessions.
+    fn sending(&self, ue: IpAddr) -> Result<(), SessionError> {
+        let _ = ue;
+        Ok(())
+    }
+    /// The migration of `ue` rolls back (called before
+    /// [`SessionExporter::restore`]); `peer_refused`: the destination
+    /// refused the contexts, so it cannot commit.
+    fn rolling_back(&self, ue: IpAddr, peer_refused: bool) {
+        let _ = (ue, peer_refused);
+    }
     /// The migration rolled back: rebuild `sessions` (what `export`
     /// returned) here, so the services keep serving the UE.
     fn restore(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Result<(), SessionError>;

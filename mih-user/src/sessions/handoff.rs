@@ -60,9 +60,12 @@ use nix::sys::socket::{
     recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrLike, UnixAddr,
 };
 
+use super::journal::{self, EntryHandle, HookSpecs, Journal, Phase, Record};
 use super::tcp_repair::TcpRepair;
 use crate::api::Connection;
-use crate::orchestrator::sessions::{SessionError, SessionExporter, SessionImporter};
+use crate::orchestrator::sessions::{
+    ExportAttempt, SessionError, SessionExporter, SessionImporter,
+};
 
 /// Most descriptors in one `GIVE`.
 pub const MAX_FDS: usize = 64;
@@ -218,6 +221,12 @@ impl HandoffServer {
     /// Counters.
     pub fn stats(&self) -> HandoffStats {
         self.lock().stats
+    }
+
+    /// Whether a service announced the listen address that takes a socket
+    /// whose local address is `local`.
+    pub fn has_service_for(&self, local: SocketAddr) -> bool {
+        service_for(&self.lock().services, local).is_some()
     }
 
     /// Read every queued datagram: remember `HELO`s, put the sockets of
@@ -465,11 +474,27 @@ type Key = (SocketAddr, SocketAddr);
 /// * import: rebuild (path switch hook) and keep the sockets until the
 ///   commit, which hands them to the service; a discard closes them in
 ///   repair mode.
+///
+/// With a journal ([`HandoffSessions::with_journal`]), the export writes
+/// the attempt's entry durably after the freeze and before the close, and
+/// the entry follows the migration: `sending` marks it sent, `release`
+/// marks it committed (before the hold is released) and removes it,
+/// `rolling_back`/`restore` mark it rolled back and remove it once the
+/// sessions are rebuilt and handed back (see `crate::sessions::journal`).
+///
+/// A socket that cannot be handed to its service (none announced its
+/// address yet: a service reconnecting after a restart) stays here and is
+/// handed over when a `HELO` arrives.
 pub struct HandoffSessions {
     repair: TcpRepair,
     server: HandoffServer,
     hooks: Hooks,
     imported: Mutex<HashMap<IpAddr, Vec<Key>>>,
+    journal: Option<(Arc<Journal>, HookSpecs)>,
+    /// The journal entry of each UE's export under way.
+    entries: Mutex<HashMap<IpAddr, EntryHandle>>,
+    /// Sockets kept here until their service announces itself.
+    undelivered: Mutex<Vec<Key>>,
 }
 
 impl std::fmt::Debug for HandoffSessions {
@@ -493,7 +518,120 @@ impl HandoffSessions {
             server,
             hooks,
             imported: Mutex::new(HashMap::new()),
+            journal: None,
+            entries: Mutex::new(HashMap::new()),
+            undelivered: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Journal every export in `journal`; `specs` describe the hooks (what
+    /// lays the hold and what undoes it), recorded with each entry.
+    pub fn with_journal(mut self, journal: Arc<Journal>, specs: HookSpecs) -> HandoffSessions {
+        self.journal = Some((journal, specs));
+        self
+    }
+
+    /// The journal, if exports are journalled.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref().map(|(j, _)| j)
+    }
+
+    /// The hooks.
+    pub fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    /// Whether a service announced itself for sockets whose local address
+    /// is `local`.
+    pub fn has_service_for(&self, local: SocketAddr) -> bool {
+        self.server.has_service_for(local)
+    }
+
+    /// Sockets kept here until their service announces itself.
+    pub fn undelivered(&self) -> usize {
+        lock(&self.undelivered).len()
+    }
+
+    /// Recovery at a restart: rebuild `sessions` of `ue` here (the sockets
+    /// a previous process exported), with `path_switch` run before they
+    /// leave repair mode, and hand them to their services (kept here until
+    /// the service announces itself). A session whose connection already
+    /// exists here counts as restored. One result per session.
+    pub fn restore_recovered(
+        &self,
+        ue: IpAddr,
+        sessions: &[TcpSessionContext],
+        path_switch: Option<&Hook>,
+    ) -> Vec<Result<(), SessionError>> {
+        self.poll();
+        let out = self
+            .repair
+            .restore_with(ue, sessions, path_switch.map(|h| &**h as _));
+        self.give_back(ue);
+        out
+    }
+
+    fn entry_phase(
+        &self,
+        ue: IpAddr,
+        phase: Phase,
+        peer_refused: bool,
+    ) -> Result<(), SessionError> {
+        let mut entries = lock(&self.entries);
+        let Some(h) = entries.get_mut(&ue) else {
+            return Ok(());
+        };
+        h.set_phase(phase, peer_refused).map_err(|e| {
+            tracing::error!(%ue, phase = phase.label(), "session journal: {e}");
+            SessionError::Other(format!("session journal: {e}"))
+        })
+    }
+
+    fn remove_entry(&self, ue: IpAddr) {
+        let Some(h) = lock(&self.entries).remove(&ue) else {
+            return;
+        };
+        if let Some((j, _)) = &self.journal {
+            if let Err(e) = j.remove(h) {
+                tracing::error!(%ue, "session journal: {e}");
+            }
+        }
+    }
+
+    /// Write the entry of an export (after the freeze, before the close).
+    fn journal_export(
+        &self,
+        ue: IpAddr,
+        attempt: &ExportAttempt,
+        sessions: &[TcpSessionContext],
+    ) -> Result<(), String> {
+        let Some((j, specs)) = &self.journal else {
+            return Ok(());
+        };
+        let rec = Record {
+            created_unix_ms: journal::unix_ms(),
+            handover_id: attempt.handover_id,
+            attempt: attempt.attempt,
+            ue,
+            peer: attempt.peer.clone(),
+            services: attempt.services.clone(),
+            hooks: specs.clone(),
+            sessions: sessions.to_vec(),
+        };
+        let h = j.create(&rec, Phase::Exported).map_err(|e| {
+            tracing::error!(%ue, "session journal: {e}");
+            format!("session journal: {e}")
+        })?;
+        if let Some(old) = lock(&self.entries).insert(ue, h) {
+            // The handover it belonged to ended without a release or a
+            // restore (an export its orchestrator abandoned): it is stale.
+            tracing::warn!(%ue, entry = old.name(), "session journal: stale entry replaced");
+            if let Err(e) = j.remove(old) {
+                tracing::error!(%ue, "session journal: {e}");
+            }
+        }
+        journal::kill_point("exported");
+        Ok(())
     }
 
     /// The hand-off server's counters.
@@ -507,9 +645,14 @@ impl HandoffSessions {
     }
 
     /// Read the hand-off queue now (also done before every export and
-    /// import).
+    /// import); a `HELO` hands over the sockets kept for that service.
     pub fn poll(&self) -> usize {
-        self.server.poll(&self.repair)
+        let hellos = self.server.stats().hellos;
+        let n = self.server.poll(&self.repair);
+        if self.server.stats().hellos != hellos && !lock(&self.undelivered).is_empty() {
+            self.deliver_kept();
+        }
+        n
     }
 
     /// Read the hand-off queue whenever a datagram arrives, until the
@@ -531,9 +674,40 @@ impl HandoffSessions {
 
     fn deliver(&self, fd: OwnedFd) {
         if let Err((e, fd)) = self.server.deliver(fd) {
-            tracing::warn!("socket kept here, not handed to a service: {e}");
-            let _ = self.repair.adopt(fd);
+            tracing::warn!("socket kept here until its service announces itself: {e}");
+            if let Ok(key) = self.repair.adopt(fd) {
+                let mut u = lock(&self.undelivered);
+                if !u.contains(&key) && u.len() < MAX_UNDELIVERED {
+                    u.push(key);
+                }
+            }
         }
+    }
+
+    /// Hand the sockets kept here to the services that announced
+    /// themselves since.
+    fn deliver_kept(&self) {
+        let keys = std::mem::take(&mut *lock(&self.undelivered));
+        let mut left = Vec::new();
+        for key in keys {
+            if !self.server.has_service_for(key.0) {
+                left.push(key);
+                continue;
+            }
+            if let Some(fd) = self.repair.take(key.0, key.1) {
+                match self.server.deliver(fd) {
+                    Ok(()) => {
+                        tracing::info!(local = %key.0, remote = %key.1, "kept socket handed to its service")
+                    }
+                    Err((e, fd)) => {
+                        tracing::warn!(local = %key.0, remote = %key.1, "socket still kept here: {e}");
+                        let _ = self.repair.adopt(fd);
+                        left.push(key);
+                    }
+                }
+            }
+        }
+        lock(&self.undelivered).extend(left);
     }
 
     /// Hand every socket of `ue` in the table back to its service.
@@ -576,6 +750,15 @@ impl SessionExporter for HandoffSessions {
         ue: IpAddr,
         connections: &[Connection],
     ) -> Result<Vec<TcpSessionContext>, SessionError> {
+        self.export_attempt(ue, connections, &ExportAttempt::default())
+    }
+
+    fn export_attempt(
+        &self,
+        ue: IpAddr,
+        connections: &[Connection],
+        attempt: &ExportAttempt,
+    ) -> Result<Vec<TcpSessionContext>, SessionError> {
         self.poll();
         let unacked = self.repair.drain(ue, connections, DRAIN_LIMIT);
         if unacked > 0 {
@@ -589,7 +772,8 @@ impl SessionExporter for HandoffSessions {
                 return Err(SessionError::Other(format!("flow hold failed: {e}")));
             }
         }
-        match self.repair.export(ue, connections) {
+        let journalled = |s: &[TcpSessionContext]| self.journal_export(ue, attempt, s);
+        match self.repair.export_then(ue, connections, journalled) {
             Ok(s) => Ok(s),
             Err(e) => {
                 self.give_back(ue);
@@ -599,18 +783,51 @@ impl SessionExporter for HandoffSessions {
         }
     }
 
+    fn sending(&self, ue: IpAddr) -> Result<(), SessionError> {
+        self.entry_phase(ue, Phase::Sent, false)?;
+        journal::kill_point("sent");
+        Ok(())
+    }
+
+    fn rolling_back(&self, ue: IpAddr, peer_refused: bool) {
+        // Not fatal: without it the entry says sent, and a recovery asks
+        // the destination.
+        let _ = self.entry_phase(ue, Phase::RolledBack, peer_refused);
+    }
+
     fn restore(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Result<(), SessionError> {
+        let rolled_back = lock(&self.entries)
+            .get(&ue)
+            .is_some_and(|h| h.phase() == Phase::RolledBack);
+        if !rolled_back {
+            let _ = self.entry_phase(ue, Phase::RolledBack, false);
+        }
         let r = self.repair.restore(ue, sessions);
         self.give_back(ue);
         self.release_hold(ue);
+        // Rebuilt and handed back (or lost for good): the entry is done.
+        self.remove_entry(ue);
         r
     }
 
     fn release(&self, ue: IpAddr) {
+        journal::kill_point("before_commit");
+        // Durable before the services hear of the commit and before the
+        // destination is told (the actions that follow this one).
+        let _ = self.entry_phase(ue, Phase::Committed, false);
+        journal::kill_point("committed");
         self.repair.release(ue);
         self.release_hold(ue);
+        self.remove_entry(ue);
     }
 }
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Most sockets kept here for a service that has not announced itself.
+const MAX_UNDELIVERED: usize = 4096;
 
 impl SessionImporter for HandoffSessions {
     fn import(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Vec<Result<(), SessionError>> {

@@ -4,6 +4,8 @@
 #[cfg(all(target_os = "linux", feature = "daemon"))]
 pub mod handoff;
 #[cfg(target_os = "linux")]
+pub mod journal;
+#[cfg(target_os = "linux")]
 pub mod netns;
 #[cfg(target_os = "linux")]
 pub mod route;

@@ -254,6 +254,20 @@ impl RouteHandle {
         })
     }
 
+    /// `ip route del blackhole DST/LEN`: delete the route only while it is
+    /// a blackhole (the kernel matches the type), so a route that replaced
+    /// it since (a path switch) is left alone: error of kind
+    /// [`io::ErrorKind::NotFound`] then.
+    pub fn delete_blackhole(&self, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
+        let family = check_prefix(dst, prefix_len)?;
+        let mut msg = route_message(family, dst, prefix_len, RouteType::BlackHole);
+        msg.header.protocol = RouteProtocol::Unspec;
+        msg.header.scope = RouteScope::NoWhere;
+        self.request(RouteNetlinkMessage::DelRoute(msg), 0, || {
+            format!("del blackhole {dst}/{prefix_len}")
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,0 +1,508 @@
+//! Recovery at start: the attempts a previous process froze, exported and
+//! did not finish, from the session journal (`crate::sessions::journal`).
+//!
+//! Before the daemon serves anything, `Backends::from_config` opens the
+//! journal (bad entries are moved aside and logged) and [`Recovery::start`]
+//! reserves every UE found in it (no handover of it in either role until
+//! its entry is resolved) and asks each entry's destination what became
+//! of the attempt: MIH_N2N_HO_Complete(Failure) with the attempt id, which
+//! also rolls the attempt back there if it is still under way
+//! ([`Orchestrator::query_attempt`]); an entry that says committed is
+//! confirmed instead (Complete(Success)). [`journal::decide`] then says,
+//! per entry, what to do; the recovery task carries it out:
+//!
+//! * **restore** (as a rollback): the sessions are rebuilt here, the path
+//!   switch back to this eNBC running before they leave repair mode (it
+//!   ends the hold: removing the hold earlier would let the UE's packets
+//!   reach a host without the socket, which answers with a RST), then the
+//!   release hook; the sockets go to their services over the hand-off
+//!   socket (kept here until a service announces itself, which a
+//!   reconnecting one does with its next `HELO`; the rebuild waits up to
+//!   [`SERVICE_WAIT`] for it), and the services are told through the API
+//!   that the UE stays (`MigrationOutcome(source, rolled back)`) once they
+//!   are registered;
+//! * **commit** (ours, or the destination's): the release hook only (the
+//!   destination's path switch ended the hold), the services told
+//!   committed;
+//! * **unresolved** (the destination may have committed and cannot say):
+//!   nothing is rebuilt; the hold is ended without taking the path back
+//!   (the release hook, or for a built-in blackhole route a delete that
+//!   only removes it while it is still a blackhole), and the entry is moved
+//!   to `aside/` for the operator.
+//!
+//! The entry is removed once its sessions are rebuilt and handed over (or
+//! released), then the UE is free to move again.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info, warn};
+
+use super::config::HookConfig;
+use super::hooks;
+use crate::api::{Outcome, Role};
+use crate::orchestrator::mih::AttemptOutcome;
+use crate::orchestrator::Orchestrator;
+use crate::sessions::handoff::{HandoffSessions, Hook};
+use crate::sessions::journal::{self, Decision, Entry, EntryHandle, PeerAnswer, Phase};
+use crate::sessions::route::{is_not_found, RouteHandle};
+
+/// How long a restore waits for the services of its sessions to announce
+/// themselves on the hand-off socket before it rebuilds anyway (the
+/// sockets are then kept here for them).
+pub const SERVICE_WAIT: Duration = Duration::from_secs(10);
+/// How long the services of an entry have to (re)register with the API to
+/// be told the outcome.
+pub const OUTCOME_WAIT: Duration = Duration::from_secs(60);
+
+/// One unfinished entry.
+struct Item {
+    entry: Entry,
+    handle: EntryHandle,
+    answer: Option<PeerAnswer>,
+    /// A question is out (an [`crate::orchestrator::Event::AttemptOutcome`]
+    /// will come).
+    asking: bool,
+    started: Instant,
+    /// A restore decided at this time, waiting for the services.
+    restore_since: Option<Instant>,
+}
+
+impl Item {
+    fn ue(&self) -> IpAddr {
+        self.entry.record.ue
+    }
+    fn attempt(&self) -> Option<NonZeroU32> {
+        self.entry.record.attempt
+    }
+}
+
+/// A service to tell how a recovered migration ended, once it is
+/// registered.
+struct Tell {
+    service: String,
+    ue: IpAddr,
+    outcome: Outcome,
+    cause: String,
+    until: Instant,
+}
+
+/// The recovery of one daemon's journal (inside the daemon's state; the
+/// recovery task drives it).
+#[derive(Default)]
+pub(super) struct Recovery {
+    items: Vec<Item>,
+    timeout: Duration,
+    tell: Vec<Tell>,
+    sessions: Option<Arc<HandoffSessions>>,
+}
+
+/// An entry whose decision is made, to carry out outside the lock.
+pub(super) struct Work {
+    item: Item,
+    decision: Decision,
+}
+
+fn answer_of(o: AttemptOutcome) -> Option<PeerAnswer> {
+    match o {
+        AttemptOutcome::Committed => Some(PeerAnswer::Committed),
+        AttemptOutcome::RolledBack => Some(PeerAnswer::RolledBack),
+        AttemptOutcome::Unknown => Some(PeerAnswer::Unknown),
+        // Not an answer to a Failure: ask again.
+        AttemptOutcome::InProgress => None,
+    }
+}
+
+fn decision_label(d: Decision) -> &'static str {
+    match d {
+        Decision::FinishCommit => "finish_commit",
+        Decision::PeerCommitted => "peer_committed",
+        Decision::Restore => "restore",
+        Decision::Ask => "ask",
+        Decision::Unresolved => "unresolved",
+    }
+}
+
+impl Recovery {
+    /// The entries a scan found (oldest first), answered within `timeout`.
+    pub(super) fn new(
+        entries: Vec<(Entry, EntryHandle)>,
+        timeout: Duration,
+        sessions: Option<Arc<HandoffSessions>>,
+        now: Instant,
+    ) -> Recovery {
+        Recovery {
+            items: entries
+                .into_iter()
+                .map(|(entry, handle)| Item {
+                    entry,
+                    handle,
+                    answer: None,
+                    asking: false,
+                    started: now,
+                    restore_since: None,
+                })
+                .collect(),
+            timeout,
+            tell: Vec::new(),
+            sessions,
+        }
+    }
+
+    /// Whether anything is left to do.
+    pub(super) fn is_idle(&self) -> bool {
+        self.items.is_empty() && self.tell.is_empty()
+    }
+
+    /// Entries not resolved yet.
+    pub(super) fn pending(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The unresolved entries: UE, the handover id of the process that
+    /// wrote it, its phase, and the decision waiting to be carried out
+    /// (`ask`: for the destination's answer).
+    pub(super) fn list(&self) -> Vec<(IpAddr, u64, &'static str, &'static str)> {
+        self.items
+            .iter()
+            .map(|i| {
+                let waiting = if i.restore_since.is_some() {
+                    "restore"
+                } else {
+                    "ask"
+                };
+                (
+                    i.ue(),
+                    i.entry.record.handover_id,
+                    i.entry.phase.label(),
+                    waiting,
+                )
+            })
+            .collect()
+    }
+
+    /// Reserve every UE (before the daemon serves anything).
+    pub(super) fn reserve(&mut self, orch: &mut Orchestrator) {
+        for it in &self.items {
+            let ue = it.ue();
+            if let Err(e) = orch.reserve(ue) {
+                warn!(target: "mih_user::recovery", %ue, "cannot reserve the UE: {e}");
+            }
+        }
+    }
+
+    /// Ask (or tell) each destination (once the MIHF knows us: a question
+    /// sent before the registration would be lost).
+    pub(super) fn start(&mut self, now: Instant, orch: &mut Orchestrator) {
+        for it in &mut self.items {
+            it.started = now;
+            let r = &it.entry.record;
+            info!(
+                target: "mih_user::recovery",
+                entry = %it.handle.name(),
+                ue = %r.ue,
+                peer = %r.peer,
+                attempt = r.attempt.map_or(0, NonZeroU32::get),
+                handover = r.handover_id,
+                phase = it.entry.phase.label(),
+                peer_refused = it.entry.peer_refused,
+                sessions = r.sessions.len(),
+                "unfinished migration in the session journal"
+            );
+            let Some(attempt) = r.attempt else {
+                continue;
+            };
+            if it.entry.phase == Phase::Committed {
+                orch.confirm_attempt(now, r.ue, &r.peer, attempt);
+            } else {
+                match orch.query_attempt(now, r.ue, &r.peer, attempt) {
+                    Ok(()) => it.asking = true,
+                    Err(e) => {
+                        warn!(target: "mih_user::recovery", ue = %r.ue, peer = %r.peer, "cannot ask the destination: {e}")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The destination's answer about `attempt` (`None`: none within the
+    /// repeats: ask again while the wait lasts).
+    pub(super) fn on_answer(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        attempt: u32,
+        outcome: Option<AttemptOutcome>,
+        orch: &mut Orchestrator,
+    ) {
+        let timeout = self.timeout;
+        let Some(it) = self.items.iter_mut().find(|i| {
+            i.attempt().map(NonZeroU32::get) == Some(attempt) && i.entry.record.peer == peer
+        }) else {
+            return;
+        };
+        it.asking = false;
+        info!(
+            target: "mih_user::recovery",
+            ue = %it.ue(),
+            peer,
+            attempt,
+            answer = outcome.map_or("none", AttemptOutcome::label),
+            "destination answered"
+        );
+        if let Some(a) = outcome.and_then(answer_of) {
+            it.answer = Some(a);
+            return;
+        }
+        if now < it.started + timeout {
+            if let Some(a) = it.attempt() {
+                let ue = it.ue();
+                if orch.query_attempt(now, ue, peer, a).is_ok() {
+                    it.asking = true;
+                }
+            }
+        }
+    }
+
+    /// The entries whose decision is made and that can be carried out now.
+    pub(super) fn due(&mut self, now: Instant) -> Vec<Work> {
+        let mut out = Vec::new();
+        let mut keep = Vec::new();
+        for mut it in std::mem::take(&mut self.items) {
+            let over = now >= it.started + self.timeout;
+            let d = journal::decide(it.entry.phase, it.entry.peer_refused, it.answer, over);
+            match d {
+                Decision::Ask => keep.push(it),
+                Decision::Restore => {
+                    let since = *it.restore_since.get_or_insert(now);
+                    let ready = self.sessions.as_ref().is_none_or(|s| {
+                        it.entry
+                            .record
+                            .sessions
+                            .iter()
+                            .all(|c| s.has_service_for(c.local))
+                    });
+                    if ready || now >= since + SERVICE_WAIT {
+                        out.push(Work {
+                            item: it,
+                            decision: d,
+                        });
+                    } else {
+                        keep.push(it);
+                    }
+                }
+                _ => out.push(Work {
+                    item: it,
+                    decision: d,
+                }),
+            }
+        }
+        self.items = keep;
+        out
+    }
+
+    /// Remember to tell the services of `w` how it ended.
+    fn tell(
+        &mut self,
+        now: Instant,
+        services: &[String],
+        ue: IpAddr,
+        outcome: Outcome,
+        cause: &str,
+    ) {
+        for s in services {
+            self.tell.push(Tell {
+                service: s.clone(),
+                ue,
+                outcome,
+                cause: cause.to_string(),
+                until: now + OUTCOME_WAIT,
+            });
+        }
+    }
+}
+
+/// A hook from the journal's description of it (the JSON of its
+/// `[sessions]` configuration), or `fallback`.
+fn hook_of(key: &str, spec: &Option<String>, fallback: Option<&Hook>) -> Option<Hook> {
+    let Some(text) = spec else {
+        return fallback.cloned();
+    };
+    match serde_json::from_str::<HookConfig>(text).map_err(|e| e.to_string()) {
+        Ok(cfg) => match hooks::build(key, &cfg) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warn!(target: "mih_user::recovery", key, "the journal's hook does not build ({e}); using the configured one");
+                fallback.cloned()
+            }
+        },
+        Err(e) => {
+            warn!(target: "mih_user::recovery", key, "the journal's hook does not parse ({e}); using the configured one");
+            fallback.cloned()
+        }
+    }
+}
+
+fn run(key: &str, h: &Hook, ue: IpAddr) {
+    if let Err(e) = h(ue) {
+        warn!(target: "mih_user::recovery", %ue, key, "hook failed: {e}");
+    }
+}
+
+/// End the hold of an entry without taking the UE's path back: the
+/// release hook, or, for a built-in blackhole route, a delete that only
+/// removes it while it is still a blackhole. Returns what was done.
+fn end_hold_in_place(entry: &Entry, sessions: &HandoffSessions) -> String {
+    let r = &entry.record;
+    if let Some(h) = hook_of(
+        "sessions.release",
+        &r.hooks.release,
+        sessions.hooks().release.as_ref(),
+    ) {
+        return match h(r.ue) {
+            Ok(()) => "released (release hook)".into(),
+            Err(e) => format!("release hook failed: {e}"),
+        };
+    }
+    let Some(text) = &r.hooks.hold else {
+        return "no hold was laid".into();
+    };
+    let Ok(cfg) = serde_json::from_str::<HookConfig>(text) else {
+        return format!("the hold {text} does not parse: left in place");
+    };
+    let (Some(route), Some("blackhole"), false) = (&cfg.route, cfg.via.as_deref(), cfg.delete)
+    else {
+        return format!(
+            "the hold {text} stays (no sessions.release to end it without moving the UE's path)"
+        );
+    };
+    let handle = match &cfg.netns {
+        Some(ns) => RouteHandle::in_netns(&crate::sessions::netns::path(ns)),
+        None => RouteHandle::new(),
+    };
+    let prefix = hooks::parse_prefix(&route.replace("{ue}", &r.ue.to_string()));
+    match (handle, prefix) {
+        (Ok(h), Ok((dst, len))) => match h.delete_blackhole(dst, len) {
+            Ok(()) => format!("blackhole {dst}/{len} deleted"),
+            Err(e) if is_not_found(&e) => {
+                format!("{dst}/{len} is no blackhole any more (the path moved): left alone")
+            }
+            Err(e) => format!("deleting the blackhole failed: {e}"),
+        },
+        (Err(e), _) => format!("the hold's namespace: {e}"),
+        (_, Err(e)) => format!("the hold's route: {e}"),
+    }
+}
+
+/// The services of an entry, and what to tell them.
+pub(super) type Told = (Vec<String>, Outcome, String);
+
+/// Carry out one decision (outside the daemon's lock). Returns the UE to
+/// free, the outcome to tell its services, and a counter label.
+pub(super) fn carry_out(
+    w: Work,
+    sessions: &HandoffSessions,
+) -> (IpAddr, Option<Told>, &'static str) {
+    let Work { item, decision } = w;
+    let e = &item.entry;
+    let r = &e.record;
+    let ue = r.ue;
+    let journal = sessions.journal();
+    let hooks = sessions.hooks();
+    let release = hook_of("sessions.release", &r.hooks.release, hooks.release.as_ref());
+    let attempt = r.attempt.map_or(0, NonZeroU32::get);
+    let label = decision_label(decision);
+    let tell;
+    let counter = match decision {
+        Decision::Restore => {
+            let switch = hook_of(
+                "sessions.path_switch",
+                &r.hooks.path_switch,
+                hooks.path_switch.as_ref(),
+            );
+            let results = sessions.restore_recovered(ue, &r.sessions, switch.as_ref());
+            if let Some(h) = &release {
+                run("sessions.release", h, ue);
+            }
+            let failed: Vec<String> = results
+                .iter()
+                .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+                .collect();
+            if failed.is_empty() {
+                info!(target: "mih_user::recovery", %ue, attempt, decision = label, phase = e.phase.label(), sessions = r.sessions.len(), kept_for_services = sessions.undelivered(), "sessions restored here");
+            } else {
+                error!(target: "mih_user::recovery", %ue, attempt, decision = label, "sessions not restored: {}", failed.join("; "));
+            }
+            tell = Some((
+                r.services.clone(),
+                Outcome::RolledBack,
+                "recovered after a restart: the UE stays here".to_string(),
+            ));
+            if failed.is_empty() {
+                "recovered_restore"
+            } else {
+                "recovered_restore_failed"
+            }
+        }
+        Decision::FinishCommit | Decision::PeerCommitted => {
+            if let Some(h) = &release {
+                run("sessions.release", h, ue);
+            }
+            info!(target: "mih_user::recovery", %ue, attempt, decision = label, peer = %r.peer, "migration committed: state dropped here");
+            tell = Some((
+                r.services.clone(),
+                Outcome::Committed,
+                "recovered after a restart: the UE moved".to_string(),
+            ));
+            "recovered_commit"
+        }
+        Decision::Unresolved | Decision::Ask => {
+            let hold = end_hold_in_place(e, sessions);
+            let aside = journal.map(|j| j.move_aside(item.handle, "unresolved"));
+            error!(
+                target: "mih_user::recovery",
+                %ue,
+                attempt,
+                peer = %r.peer,
+                phase = e.phase.label(),
+                answer = ?item.answer,
+                hold = %hold,
+                entry = ?aside.as_ref().map(|r| r.as_ref().map(|p| p.display().to_string()).map_err(ToString::to_string)),
+                "migration not resolved: the destination may have committed and cannot say; the sessions are not restored here"
+            );
+            return (ue, None, "recovered_unresolved");
+        }
+    };
+    if let Some(j) = journal {
+        if let Err(err) = j.remove(item.handle) {
+            error!(target: "mih_user::recovery", %ue, "session journal: {err}");
+        }
+    }
+    (ue, tell, counter)
+}
+
+impl Recovery {
+    /// Record what to tell the services after [`carry_out`].
+    pub(super) fn told_later(&mut self, now: Instant, ue: IpAddr, tell: Option<Told>) {
+        if let Some((services, outcome, cause)) = tell {
+            self.tell(now, &services, ue, outcome, &cause);
+        }
+    }
+
+    /// Tell the services that are registered now; forget those that did
+    /// not come back in time.
+    pub(super) fn tell_services(&mut self, now: Instant, api: &crate::api::server::ApiServer) {
+        self.tell.retain(|t| {
+            if api.notify_service(&t.service, t.ue, Role::Source, t.outcome, &t.cause) {
+                return false;
+            }
+            if now >= t.until {
+                warn!(target: "mih_user::recovery", ue = %t.ue, service = %t.service, "service did not come back to hear the outcome");
+                return false;
+            }
+            true
+        });
+    }
+}
