@@ -832,6 +832,9 @@ const MAX_UNDELIVERED: usize = 4096;
 impl SessionImporter for HandoffSessions {
     fn import(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Vec<Result<(), SessionError>> {
         self.poll();
+        // A destination killed here has its contexts and no CTDR sent: the
+        // source must roll back at its CXTP timeout.
+        journal::kill_point("import");
         let out = self.repair.import(ue, sessions);
         let keys: Vec<Key> = sessions
             .iter()

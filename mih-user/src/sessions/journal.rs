@@ -1027,7 +1027,9 @@ pub fn decide(
 /// sockets still frozen; `sent`: the sent marker is durable, the first CTD
 /// not yet sent; `before_commit`: the successful CTDR arrived, nothing of
 /// the commit done; `committed`: the committed marker is durable, the
-/// services not told and the Complete not sent). For crash tests only.
+/// services not told and the Complete not sent; `import`: at a
+/// destination, the contexts arrived, the sessions not rebuilt and no
+/// CTDR sent). For crash tests only.
 pub fn kill_point(point: &str) {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("MIH_USER_TEST_KILL_AT").ok());
