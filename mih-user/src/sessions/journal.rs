@@ -701,13 +701,25 @@ impl Journal {
             .mode(0o600)
             .open(&lock_path)
             .map_err(io_at(&lock_path, "open"))?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // A child forked by the previous holder keeps the lock's open file
+        // description until it execs (close-on-exec), so a lock that was
+        // just released may still read as held for a moment: retry for up
+        // to a second before calling it another process's.
+        let mut tries = 0;
+        loop {
+            // SAFETY: flock on a descriptor we own; no memory is involved.
+            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                break;
+            }
             let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(io_at(&lock_path, "flock")(e));
+            }
+            tries += 1;
+            if tries >= 50 {
                 return Err(JournalError::Locked { path: lock_path });
             }
-            return Err(io_at(&lock_path, "flock")(e));
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let j = Journal {
             cfg,
