@@ -8,8 +8,9 @@
 //!   every phase timed in every record, one TCP session moved each time;
 //! * rollback, destination refuses (its service serves another file): the
 //!   source restores the socket and the stream continues from it;
-//! * rollback, destination killed while it rebuilds the socket: the source
-//!   restores at the CXTP timeout and the stream continues;
+//! * rollback, destination killed (by the demo's relay) when its CTDR
+//!   leaves, after it imported the socket: the source restores at the
+//!   CXTP timeout and the stream continues;
 //! * faults on the backhaul (nftables loss in every eNBC namespace, the
 //!   demo's relay for delay, reordering and duplication, SIGKILLs
 //!   mid-migration): 10 % and 30 % loss, a source killed mid-migration,

@@ -52,8 +52,9 @@ pub enum Rollback {
     /// context (it serves another file): the source restores the socket.
     Refuse,
     /// Every Nth handover goes to an extra eNBC whose mih-user is killed
-    /// (SIGKILL) while it rebuilds the sockets: the source restores the
-    /// socket at the CXTP timeout.
+    /// (SIGKILL) when its CTDR reaches the relay (it imported the sockets;
+    /// its answer dies with it): the source restores the socket at the CXTP
+    /// timeout.
     Kill,
 }
 
@@ -183,7 +184,11 @@ fn percent(s: &str) -> Result<f64, String> {
 impl Args {
     /// The relay is needed (delay, reordering, duplication, kills).
     fn needs_relay(&self) -> bool {
-        self.delay_ms > 0 || self.reorder || self.duplicate > 0.0 || self.kill.is_some()
+        self.delay_ms > 0
+            || self.reorder
+            || self.duplicate > 0.0
+            || self.kill.is_some()
+            || self.rollback == Rollback::Kill
     }
 
     /// Any fault on the backhaul.
@@ -532,7 +537,6 @@ struct Restart {
     k: usize,
     daemon: Daemon,
     at: Instant,
-    with_service: bool,
 }
 
 fn restart_now(t: &mut Topology, r: &Restart) -> Result<(), String> {
@@ -551,14 +555,17 @@ fn restart_now(t: &mut Topology, r: &Restart) -> Result<(), String> {
         }
         Daemon::User => {
             t.start_user(r.k, true)?;
-            if r.with_service {
-                // The example service does not reconnect to a restarted
-                // mih-user's API socket; it serves nobody here, so it is
-                // restarted with it (as PartOf= would).
-                t.stop(r.k, Daemon::Service);
-                t.start_service(r.k, true)?;
-            }
-            Ok(())
+            // The example service reconnects to the restarted mih-user's
+            // API socket and registers again.
+            let ctl = t.enbcs[r.k].ctl.clone();
+            wait_for(
+                "the service to register with the restarted mih-user",
+                15,
+                || {
+                    let s = status(&ctl)?;
+                    (!s["services"].as_array()?.is_empty()).then_some(())
+                },
+            )
         }
         Daemon::Service => t.start_service(r.k, true),
     }
@@ -630,6 +637,25 @@ fn one_handover(
             };
             (k, node, daemon, trigger, drop)
         });
+    // --rollback kill: the failing eNBC's mih-user dies when its CTDR
+    // reaches the relay: it has imported the sockets (still in repair
+    // mode), its answer is lost with it, and the source must restore at
+    // its CXTP timeout. The main loop restarts it (and its service).
+    let failing_kill = to_failing && args.rollback == Rollback::Kill;
+    let kill = kill.or_else(|| {
+        failing_kill.then(|| {
+            (
+                KillTarget::Destination,
+                dst,
+                Daemon::User,
+                Trigger::Ctdr {
+                    from: t.enbcs[dst].idx,
+                    to: t.enbcs[src].idx,
+                },
+                true,
+            )
+        })
+    });
     if let Some((_, node, daemon, trigger, drop)) = kill {
         let pid = t.pid(node, daemon).ok_or("no process to kill")?;
         let relay = t.relay.as_ref().ok_or("--kill needs the relay")?;
@@ -658,12 +684,13 @@ fn one_handover(
                 if daemon == Daemon::User {
                     w[usize::from(node != src)].killed();
                 }
-                restart = Some(Restart {
-                    k: node,
-                    daemon,
-                    at: at + Duration::from_secs(1),
-                    with_service: k == KillTarget::Destination,
-                });
+                if !failing_kill {
+                    restart = Some(Restart {
+                        k: node,
+                        daemon,
+                        at: at + Duration::from_secs(1),
+                    });
+                }
             }
         }
         if let Some(r) = restart.as_ref().filter(|r| now >= r.at) {
@@ -694,7 +721,7 @@ fn one_handover(
                         .and_then(|c| c.try_wait().ok().flatten());
                     t.reap(node, Daemon::User);
                     w[i].killed();
-                    if !(to_failing && args.rollback == Rollback::Kill) {
+                    if !failing_kill {
                         h.failures.push(format!(
                             "handover {}: the mih-user of {} exited ({})",
                             n + 1,
@@ -952,7 +979,10 @@ fn run(args: &Args) -> Result<(), String> {
         // retransmission waits (about a retransmission timeout per lost
         // packet) and the kills their timeouts. Leave spare.
         let mut per_ms = args.interval_ms as f64 + 60.0 + 4.0 * args.extra_one_way_ms() as f64;
-        per_ms += args.loss / 100.0 * 4.0 * timers.retransmission_timeout_ms as f64;
+        // Per handover about 8 MIH datagrams and 5 CXTP segments can be
+        // lost, each costing a retransmission timeout (MIH's, or TCP's
+        // 200 ms doubling); 200 handovers at 30 % took 0.88 s each.
+        per_ms += args.loss / 100.0 * (8.0 * timers.retransmission_timeout_ms as f64 + 1500.0);
         let mut secs = f64::from(args.handovers) * per_ms / 1000.0;
         if let Some(k) = args.kill {
             let each = match k {

@@ -26,7 +26,8 @@
 //!   header's Length) and each message is written `delay` after it was
 //!   read, in order. Reordering segments is TCP's business.
 //! * Kills ([`Arm`]): the first CTD from the source to the destination
-//!   (source or destination kill), or the first MIH_N2N_HO_Commit.request
+//!   (source or destination kill), the first CTDR from the destination
+//!   (`--rollback kill`), or the first MIH_N2N_HO_Commit.request
 //!   from the source's mihfd (mihfd kill), makes the relay SIGKILL the
 //!   armed process before it forwards the message; with `drop` the message
 //!   is not forwarded (nor anything after it in that direction of that
@@ -72,6 +73,8 @@ pub struct RelayConfig {
 pub enum Trigger {
     /// The first CTD from eNBC `from` to eNBC `to`.
     Ctd { from: u32, to: u32 },
+    /// The first CTDR from eNBC `from` to eNBC `to`.
+    Ctdr { from: u32, to: u32 },
     /// The first MIH_N2N_HO_Commit.request from `from`'s mihfd to `to`'s.
     MihCommit { from: u32, to: u32 },
 }
@@ -477,7 +480,12 @@ async fn tcp_pump(
             sh.stats
                 .cxtp_octets
                 .fetch_add(frame.len() as u64, Ordering::Relaxed);
-            if ty == Some(MessageType::Ctd) && sh.fire(Trigger::Ctd { from, to }) == Some(true) {
+            let trigger = match ty {
+                Some(MessageType::Ctd) => Some(Trigger::Ctd { from, to }),
+                Some(MessageType::Ctdr) => Some(Trigger::Ctdr { from, to }),
+                _ => None,
+            };
+            if trigger.is_some_and(|t| sh.fire(t) == Some(true)) {
                 dropping = true;
             }
             if dropping {

@@ -362,14 +362,10 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             "[sessions.hold]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"blackhole\"\n\n",
             ue = self.ue_ns
         );
-        if e.failing == Some(Rollback::Kill) {
-            s += "[sessions.path_switch]\ncommand = [\"sh\", \"-c\", \"kill -9 $PPID\"]\n\n";
-        } else {
-            s += &format!(
-                "[sessions.path_switch]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"10.231.{i}.1\"\nsrc = \"{UE_IP}\"\n\n",
-                ue = self.ue_ns
-            );
-        }
+        s += &format!(
+            "[sessions.path_switch]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"10.231.{i}.1\"\nsrc = \"{UE_IP}\"\n\n",
+            ue = self.ue_ns
+        );
         if self.enbcs.iter().any(|o| o.failing.is_some()) {
             // One attempt per X2 trigger: the demo reads each trigger's own
             // record, and a retry towards the failing eNBC would add records
@@ -525,7 +521,10 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             .args(["netns", "exec", ns])
             .arg(&path)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("HANDOVER_DEMO_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -555,6 +554,11 @@ handoff_socket = "{d}/e{i}-handoff.sock"
         let cfg = self.dir.join(format!("e{}-mih-user.toml", e.idx));
         if !append {
             std::fs::write(&cfg, self.user_toml(e)).map_err(|x| x.to_string())?;
+            // A session journal left by an earlier run in this directory
+            // (the daemon keeps it next to the hand-off socket) is not this
+            // run's: a restart (append) must find its own, a first start
+            // none.
+            let _ = std::fs::remove_dir_all(self.dir.join(format!("e{}-handoff.journal", e.idx)));
         }
         let _ = std::fs::remove_file(&e.ctl);
         let child = self.spawn(
