@@ -294,38 +294,9 @@ impl JournalConfig {
 
 // ------------------------------------------------------------ CRC-32C
 
-const fn crc_table() -> [u32; 256] {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82f6_3b78
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-}
-
-static CRC: [u32; 256] = crc_table();
-
-fn crc_update(mut c: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        c = CRC[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    c
-}
-
 /// CRC-32C (Castagnoli) of the concatenation of `parts`.
 fn crc32c(parts: &[&[u8]]) -> u32 {
-    !parts.iter().fold(0xffff_ffff, |c, p| crc_update(c, p))
+    parts.iter().fold(0, |c, p| crc32c::crc32c_append(c, p))
 }
 
 // ----------------------------------------------------------- encoding

@@ -147,10 +147,9 @@ impl<'a> SctpPacket<'a> {
 
     /// Whether the checksum field holds the CRC32c of the packet (RFC 9260 appendix A).
     pub fn checksum_ok(&self) -> bool {
-        let mut c = crc32c_update(0xffff_ffff, &self.packet[..8]);
-        c = crc32c_update(c, &[0; 4]);
-        c = crc32c_update(c, &self.packet[12..]);
-        !c == self.checksum
+        let c = crc32c::crc32c(&self.packet[..8]);
+        let c = crc32c::crc32c_append(c, &[0; 4]);
+        crc32c::crc32c_append(c, &self.packet[12..]) == self.checksum
     }
 
     /// The chunks, in order; a malformed chunk ends the iteration with its error.
@@ -229,35 +228,6 @@ impl<'a> Chunks<'a> {
             value: &chunk[4..],
         })
     }
-}
-
-const fn crc32c_table() -> [u32; 256] {
-    let mut t = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82f6_3b78
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-}
-
-static CRC32C: [u32; 256] = crc32c_table();
-
-fn crc32c_update(mut c: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        c = CRC32C[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    c
 }
 
 /// The SCTP association and stream a DATA chunk belongs to.
@@ -723,7 +693,7 @@ pub fn build_data_packet(
     p.extend_from_slice(&chunk.ppid.to_be_bytes());
     p.extend_from_slice(data);
     p.resize(p.len().div_ceil(4) * 4, 0);
-    let crc = !crc32c_update(0xffff_ffff, &p);
+    let crc = crc32c::crc32c(&p);
     p[8..12].copy_from_slice(&crc.to_le_bytes());
     p
 }
@@ -747,7 +717,7 @@ mod tests {
     #[test]
     fn crc32c_known_value() {
         // RFC 3720 B.4: 32 octets of zeros -> 0x8a9136aa
-        assert_eq!(!crc32c_update(0xffff_ffff, &[0u8; 32]), 0x8a91_36aa);
+        assert_eq!(crc32c::crc32c(&[0u8; 32]), 0x8a91_36aa);
     }
 
     #[test]
