@@ -796,10 +796,19 @@ impl Stream {
     }
 
     fn take(&self, at: &BenchSessions, what: &str) -> TcpStream {
-        let fd = at
-            .repair
-            .take(self.service, self.peer)
-            .unwrap_or_else(|| panic!("{what}: the server socket is not in the eNBC's table"));
+        // A destination resumes its imported sockets when its commit runs,
+        // just after its record is out: wait for it a moment.
+        let t = Instant::now();
+        let fd = loop {
+            if let Some(fd) = at.repair.take(self.service, self.peer) {
+                break fd;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "{what}: the server socket is not in the eNBC's table"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        };
         let s = TcpStream::from(fd);
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
