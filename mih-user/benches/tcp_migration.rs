@@ -459,15 +459,22 @@ impl SessionExporter for BenchSessions {
     fn release(&self, ue: IpAddr) {
         let t0 = Instant::now();
         self.repair.release(ue);
-        if let Err(e) = self.paths.unhold(ue) {
-            eprintln!("flow release for {ue}: {e}");
-        }
+        // The hold stays: the UE's route still points here until the
+        // destination's commit switches it, and without the blackhole this
+        // host (no socket any more) would answer the UE's segments with a
+        // reset. It is deleted when a session of the UE is next rebuilt
+        // here (`import`, or the rollback path).
         self.profile.lock().unwrap().release = t0.elapsed();
     }
 }
 
 impl SessionImporter for BenchSessions {
     fn import(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Vec<Result<(), SessionError>> {
+        // A hold left here when the UE last left (see `release`) would make
+        // the repair-mode connect fail (EINVAL from the blackhole).
+        if let Err(e) = self.paths.unhold(ue) {
+            eprintln!("old flow hold for {ue}: {e}");
+        }
         let r = self.repair.import(ue, sessions);
         let t = self.repair.last_timings();
         let mut p = self.profile.lock().unwrap();
