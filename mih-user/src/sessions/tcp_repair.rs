@@ -616,7 +616,34 @@ pub fn rebuild_frozen(ctx: &TcpSessionContext) -> Result<Resumable> {
 }
 
 type Key = (SocketAddr, SocketAddr);
-type ResumeHook = Box<dyn Fn(IpAddr) -> std::result::Result<(), String> + Send + Sync>;
+type Hook = dyn Fn(IpAddr) -> std::result::Result<(), String> + Send + Sync;
+type ResumeHook = Box<Hook>;
+
+/// The path switch of one UE's sessions: `hook` runs once, before the
+/// first socket leaves repair mode, and its result (a failure fails every
+/// session) stands for the others.
+struct HookOnce<'a> {
+    hook: Option<&'a Hook>,
+    ue: IpAddr,
+    result: Option<std::result::Result<(), String>>,
+}
+
+impl<'a> HookOnce<'a> {
+    fn new(hook: Option<&'a Hook>, ue: IpAddr) -> Self {
+        HookOnce {
+            hook,
+            ue,
+            result: None,
+        }
+    }
+
+    fn run(&mut self) -> std::result::Result<(), String> {
+        let (hook, ue) = (self.hook, self.ue);
+        self.result
+            .get_or_insert_with(|| hook.map_or(Ok(()), |h| h(ue)))
+            .clone()
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -755,21 +782,12 @@ impl TcpRepair {
         ue: IpAddr,
         sessions: &[TcpSessionContext],
     ) -> Vec<Result<OwnedFd, SessionError>> {
-        // The hook runs once, before the first socket leaves repair mode;
-        // its failure fails every session.
-        let mut hook_result: Option<std::result::Result<(), String>> = None;
+        let mut hook = HookOnce::new(self.resume_hook.as_deref(), ue);
         let mut timings = Vec::new();
         let out = sessions
             .iter()
             .map(|ctx| {
-                let r = rebuild(ctx, || {
-                    hook_result
-                        .get_or_insert_with(|| match &self.resume_hook {
-                            Some(h) => h(ue),
-                            None => Ok(()),
-                        })
-                        .clone()
-                });
+                let r = rebuild(ctx, || hook.run());
                 match r {
                     Ok((fd, t)) => {
                         timings.push(t);
@@ -857,18 +875,14 @@ impl TcpRepair {
         &self,
         ue: IpAddr,
         sessions: &[TcpSessionContext],
-        hook: Option<&(dyn Fn(IpAddr) -> std::result::Result<(), String> + Send + Sync)>,
+        hook: Option<&Hook>,
     ) -> Vec<std::result::Result<(), SessionError>> {
-        let mut hook_result: Option<std::result::Result<(), String>> = None;
+        let mut hook = HookOnce::new(hook, ue);
         let mut timings = Vec::new();
         let out = sessions
             .iter()
             .map(|ctx| {
-                let r = rebuild(ctx, || {
-                    hook_result
-                        .get_or_insert_with(|| hook.map_or(Ok(()), |h| h(ue)))
-                        .clone()
-                });
+                let r = rebuild(ctx, || hook.run());
                 match r {
                     Ok((fd, t)) => {
                         timings.push(t);
@@ -986,20 +1000,12 @@ impl SessionImporter for TcpRepair {
                 .filter_map(|k| st.frozen.remove(&k).map(|f| (k, f)))
                 .collect()
         };
-        // The hook runs once, before the first socket leaves repair mode;
-        // its failure fails every session. No lock is held while it runs.
-        let mut hook_result: Option<std::result::Result<(), String>> = None;
+        // No lock is held while the hook runs.
+        let mut hook = HookOnce::new(self.resume_hook.as_deref(), ue);
         let mut timings = Vec::new();
         let mut resumed = Vec::new();
         for (k, f) in frozen {
-            let r = f.resume(|| {
-                hook_result
-                    .get_or_insert_with(|| match &self.resume_hook {
-                        Some(h) => h(ue),
-                        None => Ok(()),
-                    })
-                    .clone()
-            });
+            let r = f.resume(|| hook.run());
             match r {
                 Ok((fd, t)) => {
                     timings.push(t);
