@@ -18,6 +18,12 @@
 //!   answers committed, eNBC 1 drops its state and the download goes on
 //!   from eNBC 2.
 //!
+//! A destination killed after its successful CTDR (eNBC 1 committed on
+//! it) loses nothing either: its journal entry, written before the CTDR
+//! left, holds the imported session, which the restarted eNBC 2 rebuilds
+//! and commits (`dest_commit`: still waiting for the Complete; `resuming`:
+//! in its commit).
+//!
 //! Each checks that the download is byte-exact and never reset
 //! (`EstabResets` 0 in the UE namespace), that the hold is gone (the UE's
 //! route to the service leads to the eNBC that serves it), and that the
@@ -674,4 +680,110 @@ fn a_blackhole_is_deleted_only_while_it_is_one() {
     let e = h.delete_blackhole(svc, 32).unwrap_err();
     assert!(is_not_found(&e), "{e}");
     assert!(show().contains("via 10.231.9.1"), "{}", show());
+}
+
+/// One run with the destination killed: eNBC 2's mih-user kills itself at
+/// `kill_at`, after the successful CTDR (eNBC 1 commits on it), and is
+/// restarted a second later; its journal entry (`phase`) brings the
+/// imported session back and the restarted daemon commits it: the
+/// download completes from eNBC 2, byte-exact, without a reset.
+fn run_destination(tag: &str, kill_at: &str, phase: Phase) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut bed) = Bed::new(tag) else {
+        return;
+    };
+    bed.mihfd(1);
+    bed.mihfd(2);
+    bed.user(1, None);
+    bed.user(2, Some(kill_at));
+    bed.service(1);
+    bed.service(2);
+
+    let dl = download(&bed);
+    wait_for(
+        "the UE registered at eNBC 1",
+        Duration::from_secs(10),
+        || status(&bed.ctl(1)).filter(|s| s["users"] == 1),
+    );
+    wait_for("500 KB downloaded", Duration::from_secs(10), || {
+        (dl.got.load(std::sync::atomic::Ordering::Relaxed) > 500_000).then_some(())
+    });
+    let answer = control(
+        &bed.ctl(1),
+        &json!({"op": "handover", "ue": UE_IP, "target": "enbc2", "timeout_ms": 10000}),
+        Duration::from_secs(15),
+    )
+    .expect("eNBC 1 answers the handover");
+    assert_eq!(answer["record"]["outcome"], "committed", "{answer}");
+    let killed = wait_for("eNBC 2's mih-user to die", Duration::from_secs(10), || {
+        bed.child("e2-mih-user").try_wait().unwrap()
+    });
+    assert_eq!(killed.signal(), Some(libc::SIGKILL), "{killed:?}");
+    bed.procs.retain(|(n, _)| n != "e2-mih-user");
+
+    // What it left: the imported session, durable.
+    let entries = bed.entries(2);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let e = journal::decode(
+        &entries[0],
+        bytes::Bytes::from(std::fs::read(&entries[0]).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(e.phase, phase, "{e:?}");
+    assert_eq!(e.record.ue.to_string(), UE_IP);
+    assert_eq!(e.record.peer, "enbc1");
+    assert_eq!(e.record.sessions.len(), 1);
+    assert!(e.record.attempt.is_some());
+
+    std::thread::sleep(Duration::from_secs(1));
+    bed.user(2, None);
+
+    let (body, err) = dl.handle.join().unwrap();
+    assert!(err.is_none(), "client read error: {err:?}");
+    assert_eq!(body.len() as u64, FILE_SIZE, "octets received");
+    let want = common::expected(SEED, FILE, 0, FILE_SIZE as usize);
+    if let Some(i) = (0..body.len()).find(|&i| body[i] != want[i]) {
+        panic!("download differs at octet {i}");
+    }
+    assert_eq!(bed.ue_counter("EstabResets"), 0, "the client saw a reset");
+    let route = bed.ue_route();
+    assert!(route.contains("via 10.231.2.1"), "UE route: {route}");
+    wait_for("eNBC 2's journal to empty", Duration::from_secs(10), || {
+        bed.entries(2).is_empty().then_some(())
+    });
+    assert!(bed.aside(2).is_empty(), "{:?}", bed.aside(2));
+    let log = bed.log("e2-mih-user");
+    for l in log
+        .lines()
+        .filter(|l| l.contains("recovery") || l.contains("journal"))
+    {
+        println!("{l}");
+    }
+    let said = if phase == Phase::Resuming {
+        "incoming migration committed after a restart"
+    } else {
+        "imported sessions rebuilt"
+    };
+    assert!(log.contains(said), "eNBC 2's log:\n{log}");
+    let s2 = status(&bed.ctl(2)).unwrap();
+    if phase == Phase::Imported {
+        assert!(
+            s2["recent"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["role"] == "destination" && r["outcome"] == "committed"),
+            "{s2}"
+        );
+    }
+}
+
+#[test]
+fn destination_killed_after_its_ctdr_commits_the_journalled_import_after_restart() {
+    run_destination("d", "dest_commit", Phase::Imported);
+}
+
+#[test]
+fn destination_killed_in_its_commit_finishes_it_after_restart() {
+    run_destination("r", "resuming", Phase::Resuming);
 }

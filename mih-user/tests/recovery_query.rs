@@ -516,3 +516,87 @@ fn the_answer_goes_only_to_the_source_of_the_attempt() {
     assert_eq!(mih::parse_outcome(&rsp), Some(AttemptOutcome::Unknown));
     assert_eq!(s.nodes[1].handover(ue()).unwrap().2, "awaiting_complete");
 }
+
+impl Sim {
+    /// The destination's process dies after its successful CTDR; a new one
+    /// takes the attempt back from its journal (the sessions rebuilt
+    /// frozen: [`Orchestrator::recover_incoming`]).
+    fn restart_destination(&mut self, attempt: u32) {
+        self.nodes[1] = orch(1, 700_000);
+        self.logs[1] = Log::default();
+        self.nodes[1]
+            .recover_incoming(self.now, ue(), NAMES[0], NonZeroU32::new(attempt).unwrap())
+            .unwrap();
+        self.run();
+    }
+
+    /// The CTDRs held back reach the source now.
+    fn release_ctdr(&mut self) {
+        self.hold_ctdr = false;
+        for b in std::mem::take(&mut self.held) {
+            self.nodes[0].handle_cxtp(self.now, ip(IPS[1]), b);
+        }
+        self.run();
+    }
+}
+
+#[test]
+fn a_restarted_destination_commits_on_the_sources_complete() {
+    let mut s = Sim::new();
+    s.hold_ctdr = true;
+    let attempt = s.start();
+    s.restart_destination(attempt);
+    assert_eq!(s.nodes[1].handover(ue()).unwrap().2, "awaiting_complete");
+    // The CTDR left before the crash: the source commits on it and says so.
+    s.release_ctdr();
+    assert_eq!(
+        s.logs[0].records.last().unwrap().outcome,
+        Outcome::Committed
+    );
+    assert_eq!(s.logs[1].committed, 1);
+    assert_eq!(s.logs[1].discarded, 0);
+    let r = s.logs[1].records.last().unwrap();
+    assert_eq!((r.outcome, r.attempt), (Outcome::Committed, attempt));
+    assert_eq!(s.logs[1].outcomes.last().unwrap().0, Outcome::Committed);
+    assert_eq!(s.nodes[0].closing(), 0, "the Complete was answered");
+}
+
+#[test]
+fn a_restarted_destination_whose_ctdr_never_arrived_rolls_back_with_the_source() {
+    let mut s = Sim::new();
+    s.hold_ctdr = true;
+    let attempt = s.start();
+    // Killed before its CTDR left: the source never reads one.
+    s.held.clear();
+    s.restart_destination(attempt);
+    s.advance(Duration::from_secs(3));
+    assert_eq!(
+        s.logs[0].records.last().unwrap().outcome,
+        Outcome::RolledBack
+    );
+    assert_eq!(
+        s.logs[1].committed, 0,
+        "never committed after the source rolled back"
+    );
+    assert_eq!(s.logs[1].discarded, 1);
+    assert_eq!(
+        s.logs[1].records.last().unwrap().outcome,
+        Outcome::RolledBack
+    );
+}
+
+#[test]
+fn a_restarted_destination_commits_at_its_timeout_when_the_source_is_silent() {
+    let mut s = Sim::new();
+    s.hold_ctdr = true;
+    let attempt = s.start();
+    s.mih_up = false;
+    s.restart_destination(attempt);
+    s.advance(Duration::from_millis(800));
+    assert_eq!(s.logs[1].committed, 0);
+    s.advance(Duration::from_millis(200));
+    assert_eq!(s.logs[1].committed, 1);
+    // An attempt of a source that is not a configured peer is refused.
+    let e = s.nodes[1].recover_incoming(s.now, ue(), "nobody", NonZeroU32::new(1).unwrap());
+    assert!(e.unwrap_err().contains("not a configured peer"));
+}

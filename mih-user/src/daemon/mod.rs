@@ -646,10 +646,19 @@ fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
             }));
         }
         Action::ImportSessions { id, ue, sessions } => {
+            let attempt = {
+                let st = shared.lock();
+                crate::orchestrator::sessions::ExportAttempt {
+                    handover_id: id,
+                    attempt: st.orch.attempt(ue).and_then(std::num::NonZeroU32::new),
+                    peer: st.orch.peer_of(ue).unwrap_or_default().to_string(),
+                    services: Vec::new(),
+                }
+            };
             let r: Vec<Result<(), String>> = shared
                 .backends
                 .importer
-                .import(ue, &sessions)
+                .import_attempt(ue, &sessions, &attempt)
                 .into_iter()
                 .map(|r| r.map_err(|e| e.to_string()))
                 .collect();
@@ -1082,10 +1091,20 @@ impl MihUser {
             .map(|l| l.local_addr())
             .transpose()?;
 
-        let orch = Orchestrator::new(cfg.orchestrator_config(), cfg.peer_list());
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+        let mut orch = Orchestrator::new(cfg.orchestrator_config(), cfg.peer_list());
         #[cfg(target_os = "linux")]
         let recovered =
             std::mem::take(&mut *backends.recovered.lock().unwrap_or_else(|e| e.into_inner()));
+        // A destination's unfinished imports first: rebuilt frozen and
+        // waiting for their source again before anything is served.
+        #[cfg(target_os = "linux")]
+        let (recovered, recovered_counts) = recovery::recover_incoming(
+            recovered,
+            backends.handoff.as_deref(),
+            &mut orch,
+            Instant::now(),
+        );
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 orch,
@@ -1120,6 +1139,10 @@ impl MihUser {
             metrics_stats: metrics_listener.as_ref().map(|_| Arc::default()),
             started: Instant::now(),
         });
+        #[cfg(target_os = "linux")]
+        for c in recovered_counts {
+            *shared.lock().sessions.entry(c).or_default() += 1;
+        }
         // The journal's unfinished migrations: their UEs reserved before
         // anything runs (their destinations are asked by the recovery task,
         // once mihfd knows us).

@@ -506,3 +506,85 @@ impl Recovery {
         });
     }
 }
+
+/// The destination's entries of a previous process (phases imported and
+/// resuming: incoming attempts whose sessions were rebuilt here and not
+/// yet committed or discarded), recovered before the daemon serves
+/// anything; the source's entries are returned for [`Recovery`].
+///
+/// * **imported**: the sessions are rebuilt frozen again and the attempt
+///   waits for the source's MIH_N2N_HO_Complete as before the crash
+///   ([`Orchestrator::recover_incoming`]): the source, which committed on
+///   the successful CTDR or rolled back without one, repeats its Complete
+///   until it is answered; without one the complete timeout commits, as
+///   it would have without the crash;
+/// * **resuming**: the commit was under way: rebuilt and committed at once
+///   (path switch, then the sockets leave repair mode and go to their
+///   services).
+///
+/// Returns the source's entries and counters (`recovered_import`,
+/// `recovered_resume`, `recovered_import_failed`).
+pub(super) fn recover_incoming(
+    entries: Vec<(Entry, EntryHandle)>,
+    sessions: Option<&HandoffSessions>,
+    orch: &mut Orchestrator,
+    now: Instant,
+) -> (Vec<(Entry, EntryHandle)>, Vec<&'static str>) {
+    let (incoming, rest): (Vec<_>, Vec<_>) = entries
+        .into_iter()
+        .partition(|(e, _)| e.phase.is_incoming());
+    let mut counters = Vec::new();
+    for (e, h) in incoming {
+        let r = &e.record;
+        let ue = r.ue;
+        let attempt = r.attempt.map_or(0, NonZeroU32::get);
+        info!(target: "mih_user::recovery", entry = %h.name(), %ue, peer = %r.peer, attempt, phase = e.phase.label(), sessions = r.sessions.len(), "unfinished incoming migration in the session journal");
+        let Some(s) = sessions else {
+            continue;
+        };
+        let aside = |h: EntryHandle, why: &str| {
+            if let Some(j) = s.journal() {
+                if let Err(err) = j.move_aside(h, why) {
+                    error!(target: "mih_user::recovery", %ue, "session journal: {err}");
+                }
+            }
+        };
+        let Some(a) = r.attempt else {
+            error!(target: "mih_user::recovery", %ue, "incoming entry without an attempt id: set aside");
+            aside(h, "no attempt id");
+            counters.push("recovered_import_failed");
+            continue;
+        };
+        let phase = e.phase;
+        let results = s.recover_import(&e, h);
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|x| x.as_ref().err().map(ToString::to_string))
+            .collect();
+        if failed.len() == results.len() {
+            error!(target: "mih_user::recovery", %ue, attempt, "imported sessions not rebuilt: {}", failed.join("; "));
+            counters.push("recovered_import_failed");
+            continue;
+        }
+        if phase == Phase::Resuming {
+            use crate::orchestrator::sessions::SessionImporter;
+            s.commit(ue);
+            info!(target: "mih_user::recovery", %ue, attempt, sessions = results.len() - failed.len(), "incoming migration committed after a restart");
+            counters.push("recovered_resume");
+            continue;
+        }
+        match orch.recover_incoming(now, ue, &r.peer, a) {
+            Ok(id) => {
+                info!(target: "mih_user::recovery", %ue, attempt, handover = id, sessions = results.len() - failed.len(), "imported sessions rebuilt: waiting for the source's MIH_N2N_HO_Complete");
+                counters.push("recovered_import");
+            }
+            Err(err) => {
+                use crate::orchestrator::sessions::SessionImporter;
+                error!(target: "mih_user::recovery", %ue, attempt, "incoming migration cannot be taken back ({err}): sessions discarded");
+                s.discard(ue);
+                counters.push("recovered_import_failed");
+            }
+        }
+    }
+    (rest, counters)
+}

@@ -1293,6 +1293,62 @@ impl Orchestrator {
         self.open_closing(now, ue, peer, attempt.get(), HoResult::SUCCESS, false);
     }
 
+    /// A restarted destination takes back an incoming attempt its session
+    /// journal says was imported (its sessions rebuilt frozen again, the
+    /// successful CTDR perhaps sent): the handover waits for the source's
+    /// MIH_N2N_HO_Complete as it did before the crash, from `now` for
+    /// [`OrchestratorConfig::complete_timeout`]. Success (the source
+    /// repeats it until answered) commits, Failure rolls back, and the
+    /// timeout commits, as for any successful CTDR. The UE must not be
+    /// moving already, and `peer` (the source) must be configured.
+    pub fn recover_incoming(
+        &mut self,
+        now: Instant,
+        ue: IpAddr,
+        peer: &str,
+        attempt: NonZeroU32,
+    ) -> Result<HandoverId, String> {
+        let ue = mih::canonical(ue);
+        if self.handovers.contains_key(&ue) {
+            return Err(format!("UE {ue} is moving"));
+        }
+        let Some(peer_ip) = self.peers.get(peer).copied() else {
+            return Err(format!("{peer:?} is not a configured peer"));
+        };
+        let id = self.alloc_id();
+        self.handovers.insert(
+            ue,
+            Handover {
+                id,
+                attempt,
+                ue,
+                role: Role::Destination,
+                peer: peer.to_string(),
+                peer_ip,
+                trigger: TriggerKind::Peer,
+                state: State::AwaitingComplete,
+                started: now,
+                deadline: Some(now + self.cfg.complete_timeout),
+                times: Times::default(),
+                sizes: Sizes::default(),
+                // The services imported before the crash: they hear the end.
+                api_asked: true,
+                sessions: None,
+                sessions_imported: true,
+                peer_accepted: true,
+            },
+        );
+        self.stats.started[1] += 1;
+        self.events.push_back(Event::Started {
+            id,
+            ue,
+            role: Role::Destination,
+            peer: peer.to_string(),
+            trigger: TriggerKind::Peer,
+        });
+        Ok(id)
+    }
+
     /// Keep `ue` from moving (no handover in either role: a start is
     /// refused as [`StartError::Busy`], a peer's commit as busy) while a
     /// recovery may restore its sessions.

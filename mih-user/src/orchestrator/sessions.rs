@@ -39,15 +39,17 @@ pub enum SessionError {
     Other(String),
 }
 
-/// The handover attempt whose sessions are exported: what an exporter
-/// that journals its state (`crate::sessions::journal`) records with it.
+/// The handover attempt whose sessions are exported (or, at a destination,
+/// imported): what an exporter or importer that journals its state
+/// (`crate::sessions::journal`) records with it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportAttempt {
     /// The handover (this process's id).
     pub handover_id: u64,
     /// The on-wire attempt id (MIH vendor TLV kind 3).
     pub attempt: Option<std::num::NonZeroU32>,
-    /// The destination eNBC's MIHF ID.
+    /// The other eNBC's MIHF ID (the destination's; at an import, the
+    /// source's).
     pub peer: String,
     /// The services that exported the UE.
     pub services: Vec<String>,
@@ -104,6 +106,18 @@ pub trait SessionExporter: Send + Sync {
 pub trait SessionImporter: Send + Sync {
     /// Rebuild `sessions` for `ue`; one result per session, in order.
     fn import(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Vec<Result<(), SessionError>>;
+    /// [`SessionImporter::import`] for a known attempt (its id and the
+    /// source's MIHF ID in `attempt`), so that an importer with a journal
+    /// can make the rebuilt sessions durable before the CTDR leaves.
+    fn import_attempt(
+        &self,
+        ue: IpAddr,
+        sessions: &[TcpSessionContext],
+        attempt: &ExportAttempt,
+    ) -> Vec<Result<(), SessionError>> {
+        let _ = attempt;
+        self.import(ue, sessions)
+    }
     /// The migration rolled back: remove what `import` built for `ue`.
     fn discard(&self, ue: IpAddr);
     /// The migration committed: keep what `import` built for `ue`.

@@ -493,6 +493,8 @@ pub struct HandoffSessions {
     journal: Option<(Arc<Journal>, HookSpecs)>,
     /// The journal entry of each UE's export under way.
     entries: Mutex<HashMap<IpAddr, EntryHandle>>,
+    /// The journal entry of each UE's import under way (destination).
+    incoming: Mutex<HashMap<IpAddr, EntryHandle>>,
     /// Sockets kept here until their service announces itself.
     undelivered: Mutex<Vec<Key>>,
 }
@@ -520,12 +522,14 @@ impl HandoffSessions {
             imported: Mutex::new(HashMap::new()),
             journal: None,
             entries: Mutex::new(HashMap::new()),
+            incoming: Mutex::new(HashMap::new()),
             undelivered: Mutex::new(Vec::new()),
         }
     }
 
-    /// Journal every export in `journal`; `specs` describe the hooks (what
-    /// lays the hold and what undoes it), recorded with each entry.
+    /// Journal every export and every import in `journal`; `specs`
+    /// describe the hooks (what lays the hold and what undoes it),
+    /// recorded with each entry.
     pub fn with_journal(mut self, journal: Arc<Journal>, specs: HookSpecs) -> HandoffSessions {
         self.journal = Some((journal, specs));
         self
@@ -569,6 +573,83 @@ impl HandoffSessions {
             .restore_with(ue, sessions, path_switch.map(|h| &**h as _));
         self.give_back(ue);
         out
+    }
+
+    /// Recovery at a restart, at a destination: rebuild the sessions of a
+    /// journal entry that says [`Phase::Imported`] (or
+    /// [`Phase::Resuming`]) frozen, as the import before the crash did,
+    /// and keep the entry for the attempt's end: [`SessionImporter::commit`]
+    /// resumes them (path switch first), [`SessionImporter::discard`]
+    /// drops them. One result per session; the entry is removed (and the
+    /// sessions dropped) when none could be rebuilt.
+    pub fn recover_import(
+        &self,
+        entry: &journal::Entry,
+        handle: EntryHandle,
+    ) -> Vec<Result<(), SessionError>> {
+        let r = &entry.record;
+        let ue = r.ue;
+        let out = self.repair.import(ue, &r.sessions);
+        let keys: Vec<Key> = r
+            .sessions
+            .iter()
+            .zip(&out)
+            .filter(|(_, res)| res.is_ok())
+            .map(|(c, _)| (c.local, c.remote))
+            .collect();
+        if keys.is_empty() {
+            if let Some((j, _)) = &self.journal {
+                if let Err(e) = j.remove(handle) {
+                    tracing::error!(%ue, "session journal: {e}");
+                }
+            }
+            return out;
+        }
+        lock(&self.imported).entry(ue).or_default().extend(keys);
+        if let Some(old) = lock(&self.incoming).insert(ue, handle) {
+            self.remove_handle(ue, old);
+        }
+        out
+    }
+
+    fn remove_handle(&self, ue: IpAddr, h: EntryHandle) {
+        if let Some((j, _)) = &self.journal {
+            if let Err(e) = j.remove(h) {
+                tracing::error!(%ue, "session journal: {e}");
+            }
+        }
+    }
+
+    /// Write the entry of an import (the sessions rebuilt frozen, before
+    /// the CTDR). Only the sessions that were rebuilt are recorded.
+    fn journal_import(
+        &self,
+        ue: IpAddr,
+        attempt: &ExportAttempt,
+        sessions: &[TcpSessionContext],
+    ) -> Result<(), String> {
+        let Some((j, specs)) = &self.journal else {
+            return Ok(());
+        };
+        let rec = Record {
+            created_unix_ms: journal::unix_ms(),
+            handover_id: attempt.handover_id,
+            attempt: attempt.attempt,
+            ue,
+            peer: attempt.peer.clone(),
+            services: attempt.services.clone(),
+            hooks: specs.clone(),
+            sessions: sessions.to_vec(),
+        };
+        let h = j.create(&rec, Phase::Imported).map_err(|e| {
+            tracing::error!(%ue, "session journal: {e}");
+            format!("session journal: {e}")
+        })?;
+        if let Some(old) = lock(&self.incoming).insert(ue, h) {
+            tracing::warn!(%ue, entry = old.name(), "session journal: stale import entry replaced");
+            self.remove_handle(ue, old);
+        }
+        Ok(())
     }
 
     fn entry_phase(
@@ -831,35 +912,63 @@ const MAX_UNDELIVERED: usize = 4096;
 
 impl SessionImporter for HandoffSessions {
     fn import(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Vec<Result<(), SessionError>> {
+        self.import_attempt(ue, sessions, &ExportAttempt::default())
+    }
+
+    fn import_attempt(
+        &self,
+        ue: IpAddr,
+        sessions: &[TcpSessionContext],
+        attempt: &ExportAttempt,
+    ) -> Vec<Result<(), SessionError>> {
         self.poll();
         // A destination killed here has its contexts and no CTDR sent: the
         // source must roll back at its CXTP timeout.
         journal::kill_point("import");
         let out = self.repair.import(ue, sessions);
-        let keys: Vec<Key> = sessions
+        let (keys, rebuilt): (Vec<Key>, Vec<TcpSessionContext>) = sessions
             .iter()
             .zip(&out)
             .filter(|(_, r)| r.is_ok())
-            .map(|(c, _)| (c.local, c.remote))
-            .collect();
-        self.imported
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(ue)
-            .or_default()
-            .extend(keys);
+            .map(|(c, _)| ((c.local, c.remote), c.clone()))
+            .unzip();
+        if !rebuilt.is_empty() {
+            // Durable before the CTDR: once the source reads a success it
+            // commits, and these frozen sockets are then the only copy.
+            if let Err(e) = self.journal_import(ue, attempt, &rebuilt) {
+                self.repair.discard(ue);
+                return sessions
+                    .iter()
+                    .map(|_| Err(SessionError::Other(e.clone())))
+                    .collect();
+            }
+        }
+        lock(&self.imported).entry(ue).or_default().extend(keys);
+        journal::kill_point("imported");
         out
     }
 
     fn discard(&self, ue: IpAddr) {
-        self.imported
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&ue);
+        lock(&self.imported).remove(&ue);
         self.repair.discard(ue);
+        if let Some(h) = lock(&self.incoming).remove(&ue) {
+            self.remove_handle(ue, h);
+        }
     }
 
     fn commit(&self, ue: IpAddr) {
+        // The source committed (its Complete(Success) is here), or the
+        // complete timeout passed: durable before the path switch, so that
+        // a restart finishes this commit instead of waiting again.
+        journal::kill_point("dest_commit");
+        let handle = lock(&self.incoming).remove(&ue);
+        let handle = handle.map(|mut h| {
+            if let Err(e) = h.set_phase(Phase::Resuming, false) {
+                tracing::error!(%ue, "session journal: {e}");
+            }
+            h
+        });
+        journal::kill_point("resuming");
         self.repair.commit(ue);
         let keys = self
             .imported
@@ -872,6 +981,9 @@ impl SessionImporter for HandoffSessions {
             if let Some(fd) = self.repair.take(local, remote) {
                 self.deliver(fd);
             }
+        }
+        if let Some(h) = handle {
+            self.remove_handle(ue, h);
         }
     }
 }

@@ -46,6 +46,13 @@
 //! rolled back): the destination refused the contexts (failed CTDR or a
 //! CTC), so it cannot commit.
 //!
+//! A destination writes entries too, with the same layout: 5 imported
+//! (the sessions rebuilt frozen here, written before the successful CTDR
+//! leaves; the peer is the source) and 6 resuming (its commit under way).
+//! A restarted destination rebuilds an imported entry's sessions frozen
+//! and waits for the source's MIH_N2N_HO_Complete as before the crash; a
+//! resuming one it commits at once.
+//!
 //! # Durability
 //!
 //! * **create**: the entry goes to the temporary file, which is
@@ -111,6 +118,15 @@ pub enum Phase {
     Committed = 3,
     /// The source rolled back: written before the sessions are rebuilt.
     RolledBack = 4,
+    /// Destination: the contexts arrived and the sessions are rebuilt here
+    /// in repair mode (frozen); written before the successful CTDR leaves.
+    /// The source may commit from then on, so these sessions must outlive
+    /// a crash until the attempt ends.
+    Imported = 5,
+    /// Destination: the commit is under way (the source committed, or the
+    /// complete timeout passed); written before the path switch and the
+    /// sockets' leaving repair mode.
+    Resuming = 6,
 }
 
 impl Phase {
@@ -120,6 +136,8 @@ impl Phase {
             2 => Phase::Sent,
             3 => Phase::Committed,
             4 => Phase::RolledBack,
+            5 => Phase::Imported,
+            6 => Phase::Resuming,
             _ => return None,
         })
     }
@@ -131,7 +149,15 @@ impl Phase {
             Phase::Sent => "sent",
             Phase::Committed => "committed",
             Phase::RolledBack => "rolled_back",
+            Phase::Imported => "imported",
+            Phase::Resuming => "resuming",
         }
+    }
+
+    /// Whether the entry is a destination's (an incoming attempt), which
+    /// [`decide`] does not cover: see `Imported` and `Resuming`.
+    pub fn is_incoming(self) -> bool {
+        matches!(self, Phase::Imported | Phase::Resuming)
     }
 }
 
@@ -159,13 +185,14 @@ pub struct Record {
     pub attempt: Option<NonZeroU32>,
     /// The UE.
     pub ue: IpAddr,
-    /// The destination eNBC's MIHF ID.
+    /// The other eNBC's MIHF ID (the destination's; in a destination's
+    /// entry, the source's).
     pub peer: String,
-    /// The services that exported the UE.
+    /// The services that exported the UE (a destination's entry: none).
     pub services: Vec<String>,
     /// The hold and how to undo it.
     pub hooks: HookSpecs,
-    /// The exported sessions.
+    /// The exported (at a destination: the imported) sessions.
     pub sessions: Vec<TcpSessionContext>,
 }
 
@@ -995,6 +1022,9 @@ pub fn decide(
 ) -> Decision {
     match (phase, answer) {
         (Phase::Committed, _) => Decision::FinishCommit,
+        // A destination's entry: not a source's decision (the daemon
+        // recovers those before anything runs); never restored here.
+        (Phase::Imported | Phase::Resuming, _) => Decision::Unresolved,
         (Phase::Exported, _) => Decision::Restore,
         (Phase::RolledBack, _) if peer_refused => Decision::Restore,
         (_, Some(PeerAnswer::Committed)) => Decision::PeerCommitted,

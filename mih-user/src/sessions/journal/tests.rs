@@ -496,3 +496,46 @@ fn the_rule_never_lets_both_ends_serve() {
         }
     }
 }
+
+#[test]
+fn destination_entries_survive_a_reopen_and_are_never_restored_by_decide() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let (j, _) = Journal::open(c.clone()).unwrap();
+    let mut r = record(7);
+    r.peer = "enbc1".into();
+    r.services.clear();
+    let mut h = j.create(&r, Phase::Imported).unwrap();
+    assert!(h.phase().is_incoming());
+    drop(j);
+    let (_, scan) = Journal::open(c.clone()).unwrap();
+    assert_eq!(scan.entries.len(), 1);
+    assert_eq!(scan.entries[0].0.phase, Phase::Imported);
+    assert_eq!(scan.entries[0].0.record, r);
+    drop(scan);
+    h.set_phase(Phase::Resuming, false).unwrap();
+    drop(h);
+    let (_, scan) = Journal::open(c).unwrap();
+    assert_eq!(scan.entries[0].0.phase, Phase::Resuming);
+    assert_eq!(Phase::Resuming.label(), "resuming");
+    // A source's rule never restores a destination's entry.
+    for phase in [Phase::Imported, Phase::Resuming] {
+        for answer in [
+            None,
+            Some(PeerAnswer::RolledBack),
+            Some(PeerAnswer::Unknown),
+        ] {
+            for over in [false, true] {
+                assert_ne!(decide(phase, false, answer, over), Decision::Restore);
+            }
+        }
+    }
+    for phase in [
+        Phase::Exported,
+        Phase::Sent,
+        Phase::Committed,
+        Phase::RolledBack,
+    ] {
+        assert!(!phase.is_incoming());
+    }
+}
