@@ -69,6 +69,12 @@ pub enum KillTarget {
     /// relay (it accepted the commit; the CTD is dropped, as if it died
     /// just before reading it).
     Destination,
+    /// The destination's mih-user, when its successful CTDR reaches the
+    /// relay (the CTDR is forwarded: the source commits on it while the
+    /// destination is dead, its imported sessions only in its session
+    /// journal; the restarted destination rebuilds them and commits on
+    /// the source's repeated MIH_N2N_HO_Complete).
+    DestinationAfterCtdr,
     /// The source's mihfd, when its MIH_N2N_HO_Commit.request reaches the
     /// relay (the request is forwarded; mihfd dies with the transaction
     /// open).
@@ -80,6 +86,7 @@ impl KillTarget {
         match self {
             KillTarget::Source => "source",
             KillTarget::Destination => "destination",
+            KillTarget::DestinationAfterCtdr => "destination-after-ctdr",
             KillTarget::Mihfd => "mihfd",
         }
     }
@@ -625,6 +632,15 @@ fn one_handover(
                     },
                     true,
                 ),
+                KillTarget::DestinationAfterCtdr => (
+                    dst,
+                    Daemon::User,
+                    Trigger::Ctdr {
+                        from: t.enbcs[dst].idx,
+                        to: t.enbcs[src].idx,
+                    },
+                    false,
+                ),
                 KillTarget::Mihfd => (
                     src,
                     Daemon::Mihfd,
@@ -784,10 +800,10 @@ fn one_handover(
     if kill.is_some() && h.kill_at.is_none() {
         h.notes.push(format!(
             "the kill did not fire (the migration ended before {})",
-            if args.kill == Some(KillTarget::Mihfd) {
-                "the commit request"
-            } else {
-                "the first CTD"
+            match args.kill {
+                Some(KillTarget::Mihfd) => "the commit request",
+                Some(KillTarget::DestinationAfterCtdr) => "the CTDR",
+                _ => "the first CTD",
             }
         ));
     }
@@ -817,7 +833,10 @@ fn decide(t: &Topology, h: &mut Handover, args: &Args) {
         .and_then(|r| r["outcome"].as_str())
         .map(String::from);
     let src_killed = h.killed == Some(KillTarget::Source) && h.kill_at.is_some();
-    let dst_killed = h.killed == Some(KillTarget::Destination) && h.kill_at.is_some();
+    let dst_killed = matches!(
+        h.killed,
+        Some(KillTarget::Destination | KillTarget::DestinationAfterCtdr)
+    ) && h.kill_at.is_some();
     let (end, location) = match (src_out.as_deref(), dst_out.as_deref()) {
         (Some("committed"), Some("committed")) => (End::Committed, h.dst),
         (Some("committed"), None) if dst_killed => {
@@ -852,7 +871,7 @@ fn decide(t: &Topology, h: &mut Handover, args: &Args) {
             "the source's record died with it (handovers in progress are not persisted)".into(),
         );
     }
-    if dst_killed {
+    if dst_killed && h.killed == Some(KillTarget::Destination) {
         h.notes.push(
             "the destination's record died with it (handovers in progress are not persisted)"
                 .into(),
@@ -988,6 +1007,7 @@ fn run(args: &Args) -> Result<(), String> {
             let each = match k {
                 KillTarget::Source => timers.context_timeout_ms,
                 KillTarget::Destination => timers.transfer_timeout_ms,
+                KillTarget::DestinationAfterCtdr => timers.complete_timeout_ms,
                 KillTarget::Mihfd => timers.mih_timeout_ms,
             } as f64
                 / 1000.0
