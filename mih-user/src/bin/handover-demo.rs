@@ -516,7 +516,14 @@ impl Handover {
     }
 
     pub fn retries(&self) -> usize {
-        self.src_records.len().saturating_sub(1)
+        // A killed source's first attempt left no record (it died with the
+        // process): the restarted one's records are all retries.
+        let lost = usize::from(
+            self.killed == Some(KillTarget::Source)
+                && self.kill_at.is_some()
+                && !self.src_records.is_empty(),
+        );
+        (self.src_records.len() + lost).saturating_sub(1)
     }
 
     pub fn to_json(&self, t: &Topology) -> Value {
