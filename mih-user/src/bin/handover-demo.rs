@@ -731,8 +731,10 @@ fn one_handover(
         }
         for (i, node) in [src, dst].into_iter().enumerate() {
             // A mih-user that died by other hands than the relay's (the
-            // failing eNBC of --rollback kill kills itself).
-            if !w[i].dead {
+            // failing eNBC of --rollback kill kills itself). A kill the
+            // relay made since this loop's check is taken at the next turn.
+            let relay_fired = t.relay.as_ref().is_some_and(Relay::has_fired);
+            if !w[i].dead && !relay_fired {
                 let exited = t.enbcs[node]
                     .user
                     .as_mut()

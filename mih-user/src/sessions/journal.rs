@@ -1057,7 +1057,11 @@ pub fn decide(
 /// the commit done; `committed`: the committed marker is durable, the
 /// services not told and the Complete not sent; `import`: at a
 /// destination, the contexts arrived, the sessions not rebuilt and no
-/// CTDR sent). For crash tests only.
+/// CTDR sent; `imported`: at a destination, the sessions rebuilt frozen
+/// and their entry durable, no CTDR sent; `dest_commit`: at a
+/// destination, its commit begins (the CTDR is out, the source
+/// committed), the entry still says imported; `resuming`: the resuming
+/// marker is durable, the path not switched). For crash tests only.
 pub fn kill_point(point: &str) {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("MIH_USER_TEST_KILL_AT").ok());
