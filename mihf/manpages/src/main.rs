@@ -20,11 +20,11 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 
 #[allow(dead_code)] // the fields are read by mihfd, not here
-#[path = "../../mihf/src/bin/mihfd/cli.rs"]
+#[path = "../../src/bin/mihfd/cli.rs"]
 mod mihfd_cli;
 
 #[allow(dead_code)]
-#[path = "../../mih-user/src/bin/mih-user/cli.rs"]
+#[path = "../../../mih-user/src/bin/mih-user/cli.rs"]
 mod mih_user_cli;
 
 /// Sections clap does not know about, in roff, for the daemons' pages:
