@@ -591,6 +591,24 @@ fn count(shared: &Shared, op: &'static str) {
     *shared.lock().sessions.entry(op).or_default() += 1;
 }
 
+/// What a journalling exporter or importer records of `ue`'s handover
+/// `id` (its attempt id, peer and trigger, from the orchestrator).
+fn attempt_of(
+    shared: &Shared,
+    id: HandoverId,
+    ue: IpAddr,
+    services: Vec<String>,
+) -> crate::orchestrator::sessions::ExportAttempt {
+    let st = shared.lock();
+    crate::orchestrator::sessions::ExportAttempt {
+        handover_id: id,
+        attempt: st.orch.attempt(ue).and_then(std::num::NonZeroU32::new),
+        peer: st.orch.peer_of(ue).unwrap_or_default().to_string(),
+        services,
+        x2_trigger: st.orch.trigger_of(ue) == Some(TriggerKind::X2),
+    }
+}
+
 fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
     match a {
         Action::Mih(m) => send_sap(shared, &m),
@@ -615,16 +633,8 @@ fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
         }
         Action::ExportSessions { id, ue } => {
             let per_service = shared.api.user_connections(ue);
-            let attempt = {
-                let st = shared.lock();
-                crate::orchestrator::sessions::ExportAttempt {
-                    handover_id: id,
-                    attempt: st.orch.attempt(ue).and_then(std::num::NonZeroU32::new),
-                    peer: st.orch.peer_of(ue).unwrap_or_default().to_string(),
-                    services: per_service.iter().map(|(s, _)| s.clone()).collect(),
-                    x2_trigger: st.orch.trigger_of(ue) == Some(TriggerKind::X2),
-                }
-            };
+            let services = per_service.iter().map(|(s, _)| s.clone()).collect();
+            let attempt = attempt_of(shared, id, ue, services);
             let conns = flatten_connections(per_service);
             let exporter = &shared.backends.exporter;
             let r = exporter
@@ -647,16 +657,7 @@ fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
             }));
         }
         Action::ImportSessions { id, ue, sessions } => {
-            let attempt = {
-                let st = shared.lock();
-                crate::orchestrator::sessions::ExportAttempt {
-                    handover_id: id,
-                    attempt: st.orch.attempt(ue).and_then(std::num::NonZeroU32::new),
-                    peer: st.orch.peer_of(ue).unwrap_or_default().to_string(),
-                    services: Vec::new(),
-                    x2_trigger: false,
-                }
-            };
+            let attempt = attempt_of(shared, id, ue, Vec::new());
             let r: Vec<Result<(), String>> = shared
                 .backends
                 .importer

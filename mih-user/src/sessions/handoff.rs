@@ -628,6 +628,20 @@ impl HandoffSessions {
         attempt: &ExportAttempt,
         sessions: &[TcpSessionContext],
     ) -> Result<(), String> {
+        self.journal_create(ue, attempt, sessions, Phase::Imported, &self.incoming)
+    }
+
+    /// Write an entry of `ue` in `phase` and keep its handle in `table`;
+    /// an entry still there for the UE belonged to an attempt that ended
+    /// without its clean-up (abandoned): it is stale, and removed.
+    fn journal_create(
+        &self,
+        ue: IpAddr,
+        attempt: &ExportAttempt,
+        sessions: &[TcpSessionContext],
+        phase: Phase,
+        table: &Mutex<HashMap<IpAddr, EntryHandle>>,
+    ) -> Result<(), String> {
         let Some((j, specs)) = &self.journal else {
             return Ok(());
         };
@@ -642,12 +656,12 @@ impl HandoffSessions {
             sessions: sessions.to_vec(),
             x2_trigger: attempt.x2_trigger,
         };
-        let h = j.create(&rec, Phase::Imported).map_err(|e| {
+        let h = j.create(&rec, phase).map_err(|e| {
             tracing::error!(%ue, "session journal: {e}");
             format!("session journal: {e}")
         })?;
-        if let Some(old) = lock(&self.incoming).insert(ue, h) {
-            tracing::warn!(%ue, entry = old.name(), "session journal: stale import entry replaced");
+        if let Some(old) = lock(table).insert(ue, h) {
+            tracing::warn!(%ue, entry = old.name(), phase = phase.label(), "session journal: stale entry replaced");
             self.remove_handle(ue, old);
         }
         Ok(())
@@ -670,13 +684,9 @@ impl HandoffSessions {
     }
 
     fn remove_entry(&self, ue: IpAddr) {
-        let Some(h) = lock(&self.entries).remove(&ue) else {
-            return;
-        };
-        if let Some((j, _)) = &self.journal {
-            if let Err(e) = j.remove(h) {
-                tracing::error!(%ue, "session journal: {e}");
-            }
+        let h = lock(&self.entries).remove(&ue);
+        if let Some(h) = h {
+            self.remove_handle(ue, h);
         }
     }
 
@@ -687,32 +697,7 @@ impl HandoffSessions {
         attempt: &ExportAttempt,
         sessions: &[TcpSessionContext],
     ) -> Result<(), String> {
-        let Some((j, specs)) = &self.journal else {
-            return Ok(());
-        };
-        let rec = Record {
-            created_unix_ms: journal::unix_ms(),
-            handover_id: attempt.handover_id,
-            attempt: attempt.attempt,
-            ue,
-            peer: attempt.peer.clone(),
-            services: attempt.services.clone(),
-            hooks: specs.clone(),
-            sessions: sessions.to_vec(),
-            x2_trigger: attempt.x2_trigger,
-        };
-        let h = j.create(&rec, Phase::Exported).map_err(|e| {
-            tracing::error!(%ue, "session journal: {e}");
-            format!("session journal: {e}")
-        })?;
-        if let Some(old) = lock(&self.entries).insert(ue, h) {
-            // The handover it belonged to ended without a release or a
-            // restore (an export its orchestrator abandoned): it is stale.
-            tracing::warn!(%ue, entry = old.name(), "session journal: stale entry replaced");
-            if let Err(e) = j.remove(old) {
-                tracing::error!(%ue, "session journal: {e}");
-            }
-        }
+        self.journal_create(ue, attempt, sessions, Phase::Exported, &self.entries)?;
         journal::kill_point("exported");
         Ok(())
     }
