@@ -600,3 +600,57 @@ fn a_restarted_destination_commits_at_its_timeout_when_the_source_is_silent() {
     let e = s.nodes[1].recover_incoming(s.now, ue(), "nobody", NonZeroU32::new(1).unwrap());
     assert!(e.unwrap_err().contains("not a configured peer"));
 }
+
+#[test]
+fn a_destination_restarted_after_the_source_rolled_back_asks_and_rolls_back_at_once() {
+    let mut s = Sim::new();
+    s.hold_ctdr = true;
+    let attempt = s.start();
+    // Down while the source gives up (no CTDR) and repeats its
+    // Complete(Failure) into the void.
+    s.held.clear();
+    s.mih_up = false;
+    s.advance(Duration::from_secs(2));
+    assert_eq!(
+        s.logs[0].records.last().unwrap().outcome,
+        Outcome::RolledBack
+    );
+    assert_eq!(s.nodes[0].closing(), 0, "the source stopped telling");
+    s.mih_up = true;
+    s.restart_destination(attempt);
+    // The source's answer (from its table of ended attempts) ends it now,
+    // long before the complete timeout could commit it.
+    assert!(s.nodes[1].handover(ue()).is_none());
+    assert_eq!(s.logs[1].discarded, 1);
+    assert_eq!(s.logs[1].committed, 0);
+    let r = s.logs[1].records.last().unwrap();
+    assert_eq!((r.outcome, r.attempt), (Outcome::RolledBack, attempt));
+    s.advance(Duration::from_secs(2));
+    assert_eq!(s.logs[1].committed, 0);
+}
+
+#[test]
+fn a_destination_restarted_after_the_source_committed_asks_and_commits_at_once() {
+    let mut s = Sim::new();
+    s.hold_ctdr = true;
+    let attempt = s.start();
+    // The CTDR reaches the source, whose Complete(Success) repeats are
+    // all lost while the destination is down.
+    s.mih_up = false;
+    s.release_ctdr();
+    s.advance(Duration::from_secs(1));
+    assert_eq!(
+        s.logs[0].records.last().unwrap().outcome,
+        Outcome::Committed
+    );
+    assert_eq!(s.nodes[0].closing(), 0);
+    s.mih_up = true;
+    s.restart_destination(attempt);
+    assert_eq!(s.logs[1].committed, 1);
+    let r = s.logs[1].records.last().unwrap();
+    assert_eq!((r.outcome, r.attempt), (Outcome::Committed, attempt));
+    assert_eq!(
+        r.cause.as_ref().map(|c| c.label()),
+        Some("source_confirmed")
+    );
+}

@@ -579,7 +579,12 @@ fn restart_now(t: &mut Topology, r: &Restart) -> Result<(), String> {
                     let s = status(&ctl)?;
                     (!s["services"].as_array()?.is_empty()).then_some(())
                 },
-            )
+            )?;
+            // What it recovered from its journal (asked its peer, restored,
+            // committed, retried) is over before the next trigger.
+            wait_for("the restarted mih-user's recovery to end", 30, || {
+                quiet(&status(&ctl)?).then_some(())
+            })
         }
         Daemon::Service => t.start_service(r.k, true),
     }

@@ -869,6 +869,8 @@ async fn recovery_task(shared: Arc<Shared>) {
     drive(&shared, |st, now, _| {
         let State { recovery, orch, .. } = &mut *st;
         recovery.start(now, orch);
+        // The destination's recovered imports ask their sources too.
+        orch.ask_recovered_sources(now);
     });
     loop {
         let work = shared.lock().recovery.due(Instant::now());
@@ -1179,6 +1181,8 @@ impl MihUser {
             started: Instant::now(),
         });
         #[cfg(target_os = "linux")]
+        let incoming_recovered = recovered_counts.contains(&"recovered_import");
+        #[cfg(target_os = "linux")]
         for c in recovered_counts {
             *shared.lock().sessions.entry(c).or_default() += 1;
         }
@@ -1190,7 +1194,7 @@ impl MihUser {
             let mut st = shared.lock();
             let State { recovery, orch, .. } = &mut *st;
             recovery.reserve(orch);
-            recovery.pending() > 0
+            recovery.pending() > 0 || incoming_recovered
         };
         let mut tasks = vec![
             tokio::spawn(sap_reader(shared.clone())),

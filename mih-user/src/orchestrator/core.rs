@@ -71,9 +71,10 @@ pub struct OrchestratorConfig {
     /// The first attempt id (then +1, never 0); `None`: a random one, so
     /// that the ids of a restarted node do not repeat its earlier ones.
     pub first_attempt: Option<NonZeroU32>,
-    /// Destination: most ended incoming attempts remembered with their
-    /// outcome (a repeated commit of one is not a new handover; a
-    /// restarted source asks what became of one). The oldest goes first.
+    /// Most ended attempts remembered with their outcome: incoming ones (a
+    /// repeated commit of one is not a new handover; a restarted source
+    /// asks what became of one) and outgoing ones the destination had
+    /// accepted (a restarted destination asks). The oldest goes first.
     pub max_outcomes: usize,
     /// Destination: how long an ended incoming attempt is remembered.
     pub outcome_memory: Duration,
@@ -441,6 +442,23 @@ struct Handover {
     sessions_imported: bool,
     /// Source: the destination accepted the commit (tell it the end).
     peer_accepted: bool,
+    /// Destination: taken back from the session journal after a restart
+    /// ([`Orchestrator::recover_incoming`]).
+    recovered: bool,
+}
+
+/// Why a [`Closing`] sends MIH_N2N_HO_Complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClosingKind {
+    /// A source tells how its attempt ended.
+    Tell,
+    /// A restarted source's question ([`Orchestrator::query_attempt`]):
+    /// its answer (or the lack of one) is an [`Event::AttemptOutcome`].
+    Query,
+    /// A restarted destination's question about its recovered incoming
+    /// attempt ([`Orchestrator::recover_incoming`]), to the source: the
+    /// answer commits or rolls back that attempt here.
+    IncomingQuery,
 }
 
 /// An ended attempt (source) whose MIH_N2N_HO_Complete is repeated until
@@ -450,9 +468,8 @@ struct Closing {
     ue: IpAddr,
     peer: String,
     result: HoResult,
-    /// A recovery's question ([`Orchestrator::query_attempt`]): its answer
-    /// (or the lack of one) is an [`Event::AttemptOutcome`].
-    query: bool,
+    /// Why the Complete is sent.
+    kind: ClosingKind,
     /// The TIDs of every Complete sent for it.
     tids: Vec<u16>,
     sends: u32,
@@ -460,9 +477,12 @@ struct Closing {
     next: Instant,
 }
 
-/// An incoming attempt that ended here.
+/// An attempt that ended here, in either role (a destination's, which a
+/// restarted source asks about; a source's, which a restarted destination
+/// asks about).
 #[derive(Debug)]
 struct EndedIncoming {
+    role: Role,
     peer: String,
     attempt: u32,
     committed: bool,
@@ -733,6 +753,7 @@ impl Orchestrator {
             sessions: None,
             sessions_imported: false,
             peer_accepted: false,
+            recovered: false,
         };
         self.handovers.insert(ue, h);
         self.stats.started[0] += 1;
@@ -963,7 +984,7 @@ impl Orchestrator {
                 self.on_commit_confirm(now, msg)
             }
             (Opcode::Confirm, _) if mid == N2N_HO_COMPLETE.with_opcode(Opcode::Confirm) => {
-                self.on_complete_confirm(&msg)
+                self.on_complete_confirm(now, &msg)
             }
             (Opcode::Indication, Body::N2nHoCommitRequest(_)) => {
                 self.on_commit_indication(now, msg, view)
@@ -1171,6 +1192,7 @@ impl Orchestrator {
                 sessions: None,
                 sessions_imported: false,
                 peer_accepted: true,
+                recovered: false,
             },
         );
         self.stats.started[1] += 1;
@@ -1221,9 +1243,13 @@ impl Orchestrator {
             }
             None => {
                 self.stats.complete_stale += 1;
-                let o = match attempt.and_then(|a| self.ended_outcome(now, &peer, a)) {
-                    Some(true) => mih::AttemptOutcome::Committed,
-                    Some(false) => mih::AttemptOutcome::RolledBack,
+                let o = match attempt.map(|a| (a, self.ended_outcome(now, &peer, a))) {
+                    Some((_, Some(true))) => mih::AttemptOutcome::Committed,
+                    Some((_, Some(false))) => mih::AttemptOutcome::RolledBack,
+                    // Not one of our incoming attempts: perhaps one of
+                    // ours to that peer, asked about by a restarted
+                    // destination.
+                    Some((a, None)) => self.outgoing_outcome(now, &peer, a),
                     None => mih::AttemptOutcome::Unknown,
                 };
                 (Status::UNSPECIFIED_FAILURE, o)
@@ -1239,12 +1265,34 @@ impl Orchestrator {
     /// remembered (forgetting those older than
     /// [`OrchestratorConfig::outcome_memory`]).
     fn ended_outcome(&mut self, now: Instant, peer: &str, attempt: u32) -> Option<bool> {
+        self.ended_in(now, Role::Destination, peer, attempt)
+    }
+
+    fn ended_in(&mut self, now: Instant, role: Role, peer: &str, attempt: u32) -> Option<bool> {
         self.forget_old_outcomes(now);
         self.ended_incoming
             .iter()
             .rev()
-            .find(|e| e.attempt == attempt && e.peer == peer)
+            .find(|e| e.role == role && e.attempt == attempt && e.peer == peer)
             .map(|e| e.committed)
+    }
+
+    /// What a source can say of its own attempt `attempt` to `peer` (a
+    /// restarted destination asks): still under way, or how it ended if it
+    /// is remembered.
+    fn outgoing_outcome(&mut self, now: Instant, peer: &str, attempt: u32) -> mih::AttemptOutcome {
+        let live = self
+            .handovers
+            .values()
+            .any(|h| h.role == Role::Source && h.peer == peer && h.attempt.get() == attempt);
+        if live {
+            return mih::AttemptOutcome::InProgress;
+        }
+        match self.ended_in(now, Role::Source, peer, attempt) {
+            Some(true) => mih::AttemptOutcome::Committed,
+            Some(false) => mih::AttemptOutcome::RolledBack,
+            None => mih::AttemptOutcome::Unknown,
+        }
     }
 
     fn forget_old_outcomes(&mut self, now: Instant) {
@@ -1283,7 +1331,14 @@ impl Orchestrator {
             return Err(format!("{peer:?} is not a configured peer"));
         }
         self.reserve(ue)?;
-        self.open_closing(now, ue, peer, attempt.get(), HoResult::FAILURE, true);
+        self.open_closing(
+            now,
+            ue,
+            peer,
+            attempt.get(),
+            HoResult::FAILURE,
+            ClosingKind::Query,
+        );
         Ok(())
     }
 
@@ -1295,7 +1350,14 @@ impl Orchestrator {
         if self.closing.contains_key(&attempt.get()) || !self.peers.contains_key(peer) {
             return;
         }
-        self.open_closing(now, ue, peer, attempt.get(), HoResult::SUCCESS, false);
+        self.open_closing(
+            now,
+            ue,
+            peer,
+            attempt.get(),
+            HoResult::SUCCESS,
+            ClosingKind::Tell,
+        );
     }
 
     /// A restarted destination takes back an incoming attempt its session
@@ -1304,8 +1366,11 @@ impl Orchestrator {
     /// MIH_N2N_HO_Complete as it did before the crash, from `now` for
     /// [`OrchestratorConfig::complete_timeout`]. Success (the source
     /// repeats it until answered) commits, Failure rolls back, and the
-    /// timeout commits, as for any successful CTDR. The UE must not be
-    /// moving already, and `peer` (the source) must be configured.
+    /// timeout commits, as for any successful CTDR; before that,
+    /// [`Orchestrator::ask_recovered_sources`] asks the source
+    /// (MIH_N2N_HO_Complete with the attempt id, repeated like any
+    /// Complete). The UE must not be moving already, and `peer` (the
+    /// source) must be configured.
     pub fn recover_incoming(
         &mut self,
         now: Instant,
@@ -1341,6 +1406,7 @@ impl Orchestrator {
                 sessions: None,
                 sessions_imported: true,
                 peer_accepted: true,
+                recovered: true,
             },
         );
         self.stats.started[1] += 1;
@@ -1352,6 +1418,32 @@ impl Orchestrator {
             trigger: TriggerKind::Peer,
         });
         Ok(id)
+    }
+
+    /// Ask the sources of the attempts [`Orchestrator::recover_incoming`]
+    /// took back (once the local MIHF knows this MIH-User again: a question
+    /// sent before is lost): a source that rolled back or committed while
+    /// this node was down, and told it then, answers from its table of
+    /// ended attempts, and that answer ends the attempt here at once.
+    pub fn ask_recovered_sources(&mut self, now: Instant) {
+        let asks: Vec<(IpAddr, String, u32)> = self
+            .handovers
+            .values()
+            .filter(|h| h.recovered && matches!(h.state, State::AwaitingComplete))
+            .map(|h| (h.ue, h.peer.clone(), h.attempt.get()))
+            .collect();
+        for (ue, peer, attempt) in asks {
+            if !self.closing.contains_key(&attempt) {
+                self.open_closing(
+                    now,
+                    ue,
+                    &peer,
+                    attempt,
+                    HoResult::FAILURE,
+                    ClosingKind::IncomingQuery,
+                );
+            }
+        }
     }
 
     /// Keep `ue` from moving (no handover in either role: a start is
@@ -1872,7 +1964,7 @@ impl Orchestrator {
     /// complete timeout what the source restored.
     fn start_closing(&mut self, now: Instant, h: &Handover, result: HoResult) {
         let peer = h.peer.clone();
-        self.open_closing(now, h.ue, &peer, h.attempt.get(), result, false);
+        self.open_closing(now, h.ue, &peer, h.attempt.get(), result, ClosingKind::Tell);
     }
 
     fn open_closing(
@@ -1882,7 +1974,7 @@ impl Orchestrator {
         peer: &str,
         attempt: u32,
         result: HoResult,
-        query: bool,
+        kind: ClosingKind,
     ) {
         if self.closing.len() >= MAX_CLOSING {
             // Bounded: give up on the one closest to its end.
@@ -1901,7 +1993,7 @@ impl Orchestrator {
                 ue,
                 peer: peer.to_string(),
                 result,
-                query,
+                kind,
                 tids: Vec::new(),
                 sends: 0,
                 next: now,
@@ -1913,7 +2005,7 @@ impl Orchestrator {
     /// No answer for `attempt` within the repeats (or evicted).
     fn give_up_closing(&mut self, attempt: u32) {
         if let Some(c) = self.closing.get(&attempt) {
-            if c.query {
+            if c.kind == ClosingKind::Query {
                 self.events.push_back(Event::AttemptOutcome {
                     ue: c.ue,
                     peer: c.peer.clone(),
@@ -1951,14 +2043,43 @@ impl Orchestrator {
     /// A MIH_N2N_HO_Complete.confirm: the destination's answer ends the
     /// repeats when it echoes the attempt; a confirm without it (the local
     /// MIHF's failure: the peer was not reached) does not.
-    fn on_complete_confirm(&mut self, msg: &Message) {
+    fn on_complete_confirm(&mut self, now: Instant, msg: &Message) {
         let Some(&attempt) = self.complete_tids.get(&msg.header.tid) else {
             self.stats.mih_unexpected += 1;
             return;
         };
         if mih::parse_attempt(msg) == Some(attempt) {
+            if let Some(c) = self
+                .closing
+                .get(&attempt)
+                .filter(|c| c.kind == ClosingKind::IncomingQuery)
+            {
+                let outcome = mih::parse_outcome(msg).unwrap_or(mih::AttemptOutcome::Unknown);
+                let (ue, peer) = (c.ue, c.peer.clone());
+                let ours = self.handovers.get(&ue).is_some_and(|h| {
+                    h.role == Role::Destination
+                        && h.peer == peer
+                        && h.attempt.get() == attempt
+                        && matches!(h.state, State::AwaitingComplete)
+                });
+                match outcome {
+                    mih::AttemptOutcome::Committed | mih::AttemptOutcome::RolledBack => {
+                        self.end_closing(attempt);
+                        self.stats.complete_answered += 1;
+                        if ours && outcome == mih::AttemptOutcome::Committed {
+                            self.commit(now, ue, Some(Cause::SourceConfirmed));
+                        } else if ours {
+                            self.rollback(now, ue, Cause::SourceRolledBack);
+                        }
+                    }
+                    // Under way there, or not remembered: ask again at the
+                    // next repeat; the complete timeout decides at last.
+                    _ => {}
+                }
+                return;
+            }
             if let Some(c) = self.closing.get(&attempt) {
-                if c.query {
+                if c.kind == ClosingKind::Query {
                     // A destination that does not say (no kind 4) cannot
                     // vouch for either outcome.
                     let outcome = mih::parse_outcome(msg).unwrap_or(mih::AttemptOutcome::Unknown);
@@ -1996,12 +2117,13 @@ impl Orchestrator {
     }
 
     fn finish(&mut self, now: Instant, h: Handover, outcome: Outcome, cause: Option<Cause>) {
-        if h.role == Role::Destination {
+        if h.role == Role::Destination || h.peer_accepted {
             self.forget_old_outcomes(now);
             while self.ended_incoming.len() >= self.cfg.max_outcomes.max(1) {
                 self.ended_incoming.pop_front();
             }
             self.ended_incoming.push_back(EndedIncoming {
+                role: h.role,
                 peer: h.peer.clone(),
                 attempt: h.attempt.get(),
                 committed: outcome == Outcome::Committed,

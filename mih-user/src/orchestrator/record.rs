@@ -55,6 +55,9 @@ pub enum Cause {
     /// Destination: no MIH_N2N_HO_Complete after the successful CTDR; the
     /// migration was committed at the timeout.
     CompleteTimeout,
+    /// Destination: restarted with the attempt in its session journal, it
+    /// asked the source, which answered that it had committed.
+    SourceConfirmed,
     /// Source: the mih-user restarted in the middle of the migration and
     /// restored the UE's sessions from its session journal.
     SourceRestarted,
@@ -79,6 +82,7 @@ impl Cause {
             Cause::SourceRolledBack => "source_rolled_back",
             Cause::CompleteTimeout => "complete_timeout",
             Cause::SourceRestarted => "source_restarted",
+            Cause::SourceConfirmed => "source_confirmed",
         }
     }
 }
@@ -134,6 +138,10 @@ impl fmt::Display for Cause {
                     "no MIH_N2N_HO_Complete from the source; committed at the timeout"
                 )
             }
+            Cause::SourceConfirmed => write!(
+                f,
+                "recovered after a restart: the source answered that it committed"
+            ),
             Cause::SourceRestarted => write!(
                 f,
                 "the source restarted mid-migration and restored the sessions from its journal"

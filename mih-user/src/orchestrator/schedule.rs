@@ -536,7 +536,7 @@ pub struct Scheduler {
 /// | `CtdrFailure` with an entry: unsupported FPT (service not registered), malformed, unauthorised, refused by the service | no | the next attempt carries the same contexts to the same services |
 /// | `Aborted` | no | the operator, the RAN (X2 cancel) or a shutdown decided |
 /// | `SourceRestarted` | yes | a restarted source restored the UE from its journal ([`Scheduler::retry_recovered`]) |
-/// | `NoContext`, `ImportFailed`, `SourceRolledBack`, `CompleteTimeout` | no | destination causes; the destination never retries |
+/// | `NoContext`, `ImportFailed`, `SourceRolledBack`, `CompleteTimeout`, `SourceConfirmed` | no | destination causes; the destination never retries |
 pub fn retryable(cause: &Cause) -> bool {
     match cause {
         Cause::Refused { reason, .. } => !refusal_is_final(reason),
@@ -562,7 +562,8 @@ pub fn retryable(cause: &Cause) -> bool {
         Cause::NoContext
         | Cause::ImportFailed(_)
         | Cause::SourceRolledBack
-        | Cause::CompleteTimeout => false,
+        | Cause::CompleteTimeout
+        | Cause::SourceConfirmed => false,
         Cause::SourceRestarted => true,
     }
 }
