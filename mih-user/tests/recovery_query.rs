@@ -527,6 +527,8 @@ impl Sim {
         self.nodes[1]
             .recover_incoming(self.now, ue(), NAMES[0], NonZeroU32::new(attempt).unwrap())
             .unwrap();
+        // Registered with its MIHF again: it asks the source.
+        self.nodes[1].ask_recovered_sources(self.now);
         self.run();
     }
 
