@@ -89,7 +89,8 @@ fn parse_u16(s: &str) -> Result<u16, String> {
 /// 0x9E3779B97F4A7C15). The first line on stdout is "listening on
 /// http://ADDR"; logs go to stderr (RUST_LOG, default info).
 #[derive(Parser, Debug, Clone)]
-#[command(version)]
+// `--version` says "mih-user", as it did when this binary was part of that package.
+#[command(name = "mih-user", version)]
 pub(crate) struct Args {
     /// HTTP listen address (port 0 picks a free port; the address is
     /// printed on stdout as "listening on http://ADDR").
