@@ -39,17 +39,10 @@
 //!
 //! The context's format (what moves with the UE) is in `context.rs`.
 //!
-//! The source is laid out by concern, so that each part can be read (and
-//! copied) on its own:
-//!
-//! | file | what it does |
-//! |---|---|
-//! | `main.rs` | command line, start-up: the listener, the API connection, the hand-off socket |
-//! | `http.rs` | HTTP/1.1: the request head, `Range`, response heads, one connection's download |
-//! | `service.rs` | the downloads: pacing, freezing, handing off, the imported offsets waiting for their UE |
-//! | `context.rs` | the context's wire format (the octets that move from node to node) |
-//! | `mobility.rs` | the Service Mobility API: registration, user updates, export, import, outcomes, reconnecting |
-//! | `handoff.rs` | the socket hand-off with the MIH-User (`GIVE` at the export, `TAKE` when a socket comes back) |
+//! The source is split by concern: `http.rs` (serving), `service.rs` (the
+//! downloads), `context.rs`, `mobility.rs` (the Service Mobility API) and
+//! `handoff.rs` (the socket hand-off); `mih-user/testbed/README.md`, "Shape
+//! of the code", says what each holds.
 
 mod context;
 mod handoff;
@@ -128,8 +121,6 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 256)]
     pub(crate) max_connections: usize,
 }
-
-// ------------------------------------------------------------------- main --
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(args.listen).await?;
