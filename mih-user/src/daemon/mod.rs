@@ -622,6 +622,7 @@ fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
                     attempt: st.orch.attempt(ue).and_then(std::num::NonZeroU32::new),
                     peer: st.orch.peer_of(ue).unwrap_or_default().to_string(),
                     services: per_service.iter().map(|(s, _)| s.clone()).collect(),
+                    x2_trigger: st.orch.trigger_of(ue) == Some(TriggerKind::X2),
                 }
             };
             let conns = flatten_connections(per_service);
@@ -653,6 +654,7 @@ fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
                     attempt: st.orch.attempt(ue).and_then(std::num::NonZeroU32::new),
                     peer: st.orch.peer_of(ue).unwrap_or_default().to_string(),
                     services: Vec::new(),
+                    x2_trigger: false,
                 }
             };
             let r: Vec<Result<(), String>> = shared
@@ -871,17 +873,53 @@ async fn recovery_task(shared: Arc<Shared>) {
         let work = shared.lock().recovery.due(Instant::now());
         for w in work {
             let s = sessions.clone();
+            let ue = w.ue();
             // Rebuilds and hooks block (a hook command may take seconds).
             let done = tokio::task::spawn_blocking(move || recovery::carry_out(w, &s)).await;
-            let Ok((ue, tell, counter)) = done else {
+            let Ok(recovery::Done {
+                tell,
+                counter,
+                retry,
+                ..
+            }) = done
+            else {
+                tracing::error!(target: "mih_user::recovery", %ue, "the recovery of this UE's entry failed (its task panicked)");
+                drive(&shared, |st, _, _| {
+                    st.orch.end_recovery(ue);
+                    st.recovery.carried(ue);
+                });
                 continue;
             };
             count(&shared, counter);
             drive(&shared, |st, now, _| {
                 st.orch.end_recovery(ue);
+                st.recovery.carried(ue);
                 st.recovery.told_later(now, ue, tell);
+                if let Some(target) = retry {
+                    // Retried once its services are back (the status
+                    // lists it as recovering until then).
+                    st.recovery.retry_later(now, ue, target);
+                }
             });
         }
+        drive(&shared, |st, now, view| {
+            let State {
+                recovery, sched, ..
+            } = &mut *st;
+            for (ue, target) in recovery.due_retries(now, view) {
+                let req = HandoverRequest {
+                    ue,
+                    target,
+                    trigger: TriggerKind::X2,
+                    cell: None,
+                };
+                // Queued in the same step as it leaves the recovery: the
+                // status shows it recovering or waiting, never neither.
+                if sched.retry_recovered(now, req) {
+                    info!(target: "mih_user::recovery", %ue, "restored migration to be retried (X2-triggered)");
+                }
+            }
+        });
         {
             let mut st = shared.lock();
             st.recovery.tell_services(Instant::now(), &shared.api);

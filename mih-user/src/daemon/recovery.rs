@@ -31,7 +31,9 @@
 //!   to `aside/` for the operator.
 //!
 //! The entry is removed once its sessions are rebuilt and handed over (or
-//! released), then the UE is free to move again.
+//! released), then the UE is free to move again. A restored migration the
+//! RAN had triggered (X2) is retried then, as after any rollback
+//! ([`crate::orchestrator::schedule::Scheduler::retry_recovered`]).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -89,6 +91,14 @@ struct Tell {
     until: Instant,
 }
 
+/// A restored X2-triggered migration to retry once the UE's services are
+/// registered again (a retry before that would find no service and end).
+struct Retry {
+    ue: IpAddr,
+    peer: String,
+    until: Instant,
+}
+
 /// The recovery of one daemon's journal (inside the daemon's state; the
 /// recovery task drives it).
 #[derive(Default)]
@@ -96,6 +106,10 @@ pub(super) struct Recovery {
     items: Vec<Item>,
     timeout: Duration,
     tell: Vec<Tell>,
+    retries: Vec<Retry>,
+    /// Entries handed to [`carry_out`] and not yet back (UE, handover id,
+    /// phase): still listed, so the status never shows a gap.
+    carrying: Vec<(IpAddr, u64, &'static str)>,
     sessions: Option<Arc<HandoffSessions>>,
 }
 
@@ -103,6 +117,13 @@ pub(super) struct Recovery {
 pub(super) struct Work {
     item: Item,
     decision: Decision,
+}
+
+impl Work {
+    /// Its UE.
+    pub(super) fn ue(&self) -> IpAddr {
+        self.item.ue()
+    }
 }
 
 fn answer_of(o: AttemptOutcome) -> Option<PeerAnswer> {
@@ -147,13 +168,58 @@ impl Recovery {
                 .collect(),
             timeout,
             tell: Vec::new(),
+            retries: Vec::new(),
+            carrying: Vec::new(),
             sessions,
         }
     }
 
     /// Whether anything is left to do.
     pub(super) fn is_idle(&self) -> bool {
-        self.items.is_empty() && self.tell.is_empty()
+        self.items.is_empty()
+            && self.tell.is_empty()
+            && self.retries.is_empty()
+            && self.carrying.is_empty()
+    }
+
+    /// [`carry_out`] of `ue`'s entry is back.
+    pub(super) fn carried(&mut self, ue: IpAddr) {
+        if let Some(i) = self.carrying.iter().position(|c| c.0 == ue) {
+            self.carrying.remove(i);
+        }
+    }
+
+    /// Retry the restored migration of `ue` to `peer` once its services
+    /// are registered again (within [`OUTCOME_WAIT`]).
+    pub(super) fn retry_later(&mut self, now: Instant, ue: IpAddr, peer: String) {
+        self.retries.push(Retry {
+            ue,
+            peer,
+            until: now + OUTCOME_WAIT,
+        });
+    }
+
+    /// The retries whose UE has its services again (to hand to the
+    /// scheduler now); those whose services did not come back in time are
+    /// dropped.
+    pub(super) fn due_retries(
+        &mut self,
+        now: Instant,
+        view: &dyn crate::orchestrator::NodeView,
+    ) -> Vec<(IpAddr, String)> {
+        let mut out = Vec::new();
+        self.retries.retain(|r| {
+            if !view.services_of(r.ue).is_empty() {
+                out.push((r.ue, r.peer.clone()));
+                return false;
+            }
+            if now >= r.until {
+                warn!(target: "mih_user::recovery", ue = %r.ue, "no service registered the restored UE again: its migration is not retried");
+                return false;
+            }
+            true
+        });
+        out
     }
 
     /// Entries not resolved yet.
@@ -165,6 +231,15 @@ impl Recovery {
     /// wrote it, its phase, and the decision waiting to be carried out
     /// (`ask`: for the destination's answer).
     pub(super) fn list(&self) -> Vec<(IpAddr, u64, &'static str, &'static str)> {
+        let retries = self
+            .retries
+            .iter()
+            .map(|r| (r.ue, 0, "restored", "services"))
+            .chain(
+                self.carrying
+                    .iter()
+                    .map(|&(ue, id, phase)| (ue, id, phase, "carrying_out")),
+            );
         self.items
             .iter()
             .map(|i| {
@@ -180,6 +255,7 @@ impl Recovery {
                     waiting,
                 )
             })
+            .chain(retries)
             .collect()
     }
 
@@ -300,6 +376,10 @@ impl Recovery {
             }
         }
         self.items = keep;
+        self.carrying.extend(out.iter().map(|w| {
+            let r = &w.item.entry.record;
+            (r.ue, r.handover_id, w.item.entry.phase.label())
+        }));
         out
     }
 
@@ -399,12 +479,17 @@ fn end_hold_in_place(entry: &Entry, sessions: &HandoffSessions) -> String {
 /// The services of an entry, and what to tell them.
 pub(super) type Told = (Vec<String>, Outcome, String);
 
-/// Carry out one decision (outside the daemon's lock). Returns the UE to
-/// free, the outcome to tell its services, and a counter label.
-pub(super) fn carry_out(
-    w: Work,
-    sessions: &HandoffSessions,
-) -> (IpAddr, Option<Told>, &'static str) {
+/// What [`carry_out`] did (for the UE of its [`Work`]): the outcome to tell its
+/// services, a counter label, and the peer to retry the migration to (a
+/// restored X2-triggered migration: the RAN has moved the UE).
+pub(super) struct Done {
+    pub tell: Option<Told>,
+    pub counter: &'static str,
+    pub retry: Option<String>,
+}
+
+/// Carry out one decision (outside the daemon's lock).
+pub(super) fn carry_out(w: Work, sessions: &HandoffSessions) -> Done {
     let Work { item, decision } = w;
     let e = &item.entry;
     let r = &e.record;
@@ -415,6 +500,7 @@ pub(super) fn carry_out(
     let attempt = r.attempt.map_or(0, NonZeroU32::get);
     let label = decision_label(decision);
     let tell;
+    let mut retry = None;
     let counter = match decision {
         Decision::Restore => {
             let switch = hook_of(
@@ -440,6 +526,9 @@ pub(super) fn carry_out(
                 Outcome::RolledBack,
                 "recovered after a restart: the UE stays here".to_string(),
             ));
+            if r.x2_trigger && failed.is_empty() {
+                retry = Some(r.peer.clone());
+            }
             if failed.is_empty() {
                 "recovered_restore"
             } else {
@@ -472,7 +561,11 @@ pub(super) fn carry_out(
                 entry = ?aside.as_ref().map(|r| r.as_ref().map(|p| p.display().to_string()).map_err(ToString::to_string)),
                 "migration not resolved: the destination may have committed and cannot say; the sessions are not restored here"
             );
-            return (ue, None, "recovered_unresolved");
+            return Done {
+                tell: None,
+                counter: "recovered_unresolved",
+                retry: None,
+            };
         }
     };
     if let Some(j) = journal {
@@ -480,7 +573,11 @@ pub(super) fn carry_out(
             error!(target: "mih_user::recovery", %ue, "session journal: {err}");
         }
     }
-    (ue, tell, counter)
+    Done {
+        tell,
+        counter,
+        retry,
+    }
 }
 
 impl Recovery {

@@ -623,6 +623,11 @@ impl Orchestrator {
             .map(|h| h.peer.as_str())
     }
 
+    /// What started the handover of `ue`.
+    pub fn trigger_of(&self, ue: IpAddr) -> Option<TriggerKind> {
+        self.handovers.get(&mih::canonical(ue)).map(|h| h.trigger)
+    }
+
     /// The handover of `ue`: its ID, role and state name.
     pub fn handover(&self, ue: IpAddr) -> Option<(HandoverId, Role, &'static str)> {
         self.handovers

@@ -55,6 +55,9 @@ pub enum Cause {
     /// Destination: no MIH_N2N_HO_Complete after the successful CTDR; the
     /// migration was committed at the timeout.
     CompleteTimeout,
+    /// Source: the mih-user restarted in the middle of the migration and
+    /// restored the UE's sessions from its session journal.
+    SourceRestarted,
 }
 
 impl Cause {
@@ -75,6 +78,7 @@ impl Cause {
             Cause::ImportFailed(_) => "import_failed",
             Cause::SourceRolledBack => "source_rolled_back",
             Cause::CompleteTimeout => "complete_timeout",
+            Cause::SourceRestarted => "source_restarted",
         }
     }
 }
@@ -130,6 +134,10 @@ impl fmt::Display for Cause {
                     "no MIH_N2N_HO_Complete from the source; committed at the timeout"
                 )
             }
+            Cause::SourceRestarted => write!(
+                f,
+                "the source restarted mid-migration and restored the sessions from its journal"
+            ),
         }
     }
 }

@@ -535,6 +535,7 @@ pub struct Scheduler {
 /// | `CtdrFailure`, every failed entry timed out, lacks capacity, is unavailable, could not be reassembled, or is a session that could not be rebuilt (or an unknown code) | yes | the destination's state can change |
 /// | `CtdrFailure` with an entry: unsupported FPT (service not registered), malformed, unauthorised, refused by the service | no | the next attempt carries the same contexts to the same services |
 /// | `Aborted` | no | the operator, the RAN (X2 cancel) or a shutdown decided |
+/// | `SourceRestarted` | yes | a restarted source restored the UE from its journal ([`Scheduler::retry_recovered`]) |
 /// | `NoContext`, `ImportFailed`, `SourceRolledBack`, `CompleteTimeout` | no | destination causes; the destination never retries |
 pub fn retryable(cause: &Cause) -> bool {
     match cause {
@@ -562,6 +563,7 @@ pub fn retryable(cause: &Cause) -> bool {
         | Cause::ImportFailed(_)
         | Cause::SourceRolledBack
         | Cause::CompleteTimeout => false,
+        Cause::SourceRestarted => true,
     }
 }
 
@@ -798,6 +800,54 @@ impl Scheduler {
                 Err(Refusal::Start(e))
             }
         }
+    }
+
+    /// A restarted source restored the sessions of an X2-triggered
+    /// migration from its session journal (a rollback its previous process
+    /// could not finish): the RAN has moved the UE, so it is retried as
+    /// after any rollback, its first retry
+    /// [`Scheduler::retry_delay`] after `now` (the process that ran the
+    /// first attempt is gone, so the count starts again at one attempt
+    /// made). Returns whether it was queued: not when the scheduler is
+    /// shut, retries are off (`max_attempts` 1), a newer request waits for
+    /// the UE, or the queue is full.
+    pub fn retry_recovered(&mut self, now: Instant, req: HandoverRequest) -> bool {
+        let ue = canonical(req.ue);
+        if self.shut || self.cfg.max_attempts <= 1 || self.pending.contains_key(&ue) {
+            return false;
+        }
+        if self.pending.len() >= self.cfg.max_queued {
+            self.stats.queue_full += 1;
+            return false;
+        }
+        self.stats.requests += 1;
+        let no = self.next_no;
+        self.next_no += 1;
+        let at = now + self.retry_delay(ue, 1);
+        let seq = self.alloc_seq();
+        let cause = Cause::SourceRestarted;
+        let target = req.target.clone();
+        self.emit(ScheduleEvent::Retrying {
+            request: no,
+            ue,
+            target,
+            attempt: 2,
+            at,
+            cause: cause.clone(),
+        });
+        self.pending.insert(
+            ue,
+            Entry {
+                no,
+                seq,
+                req: HandoverRequest { ue, ..req },
+                since: now,
+                attempts: 1,
+                waited: true,
+                wait: Wait::Retry { at, cause },
+            },
+        );
+        true
     }
 
     /// An operator's handover: started now or refused, never queued nor

@@ -53,6 +53,9 @@ pub struct ExportAttempt {
     pub peer: String,
     /// The services that exported the UE.
     pub services: Vec<String>,
+    /// The RAN (X2) triggered the handover: a restarted source that
+    /// restores the sessions retries it.
+    pub x2_trigger: bool,
 }
 
 /// Source side: capture the UE's TCP sessions, and put them back or let

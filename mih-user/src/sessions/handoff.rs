@@ -640,6 +640,7 @@ impl HandoffSessions {
             services: attempt.services.clone(),
             hooks: specs.clone(),
             sessions: sessions.to_vec(),
+            x2_trigger: attempt.x2_trigger,
         };
         let h = j.create(&rec, Phase::Imported).map_err(|e| {
             tracing::error!(%ue, "session journal: {e}");
@@ -698,6 +699,7 @@ impl HandoffSessions {
             services: attempt.services.clone(),
             hooks: specs.clone(),
             sessions: sessions.to_vec(),
+            x2_trigger: attempt.x2_trigger,
         };
         let h = j.create(&rec, Phase::Exported).map_err(|e| {
             tracing::error!(%ue, "session journal: {e}");

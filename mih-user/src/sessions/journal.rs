@@ -28,7 +28,7 @@
 //!
 //! ```text
 //!  0  magic "MIHUJRNL"               8
-//!  8  version u8 (1) | reserved 3    4
+//!  8  version u8 (1) | record flags u8 | reserved 2    4
 //! 12  body length u32                4
 //! 16  phase block: phase u8 | flags u8 | reserved u16 | CRC-32C of those 4 octets u32
 //! 24  CRC-32C of octets 0..16 and of the body, u32
@@ -41,6 +41,10 @@
 //!     hooks: hold, release, path switch, each: present u8 | len u32 | UTF-8
 //!     sessions: count u16 | count × (len u32 | TcpSessionContext encoding)
 //! ```
+//!
+//! Record flags: 0x01 the RAN triggered the handover (X2): a restored UE
+//! is moved again (the scheduler's retry). They are covered by the CRC of
+//! octets 0..16.
 //!
 //! Phases: 1 exported, 2 sent, 3 committed, 4 rolled back; flag 0x01 (with
 //! rolled back): the destination refused the contexts (failed CTDR or a
@@ -90,6 +94,8 @@ use cxtp::profile::{FeatureProfile, TcpSessionContext};
 pub const MAGIC: &[u8; 8] = b"MIHUJRNL";
 /// The format version.
 pub const VERSION: u8 = 1;
+/// Record flag: the RAN (X2) triggered the handover.
+const RECORD_X2: u8 = 0x01;
 /// Octets before the body.
 pub const HEADER_LEN: usize = 32;
 /// Where the phase block sits.
@@ -194,6 +200,9 @@ pub struct Record {
     pub hooks: HookSpecs,
     /// The exported (at a destination: the imported) sessions.
     pub sessions: Vec<TcpSessionContext>,
+    /// The RAN triggered the handover (X2): after a restore at a restart,
+    /// the migration is retried as after any rollback.
+    pub x2_trigger: bool,
 }
 
 /// An entry read back: its record and where it stands.
@@ -394,6 +403,7 @@ pub fn encode(
     let mut head = [0u8; 16];
     head[..8].copy_from_slice(MAGIC);
     head[8] = VERSION;
+    head[9] = if rec.x2_trigger { RECORD_X2 } else { 0 };
     head[12..16].copy_from_slice(&body_len.to_be_bytes());
     let mut out = BytesMut::with_capacity(HEADER_LEN + body.len());
     out.put_slice(&head);
@@ -502,7 +512,11 @@ pub fn decode(path: &Path, file: Bytes) -> Result<Entry> {
     if crc32c(&[&file[..16], &body]) != sum {
         return Err(corrupt("checksum mismatch".into()));
     }
-    let record = decode_body(&body).map_err(corrupt)?;
+    if file[9] & !RECORD_X2 != 0 {
+        return Err(corrupt(format!("record flags {:#04x}", file[9])));
+    }
+    let mut record = decode_body(&body).map_err(corrupt)?;
+    record.x2_trigger = file[9] & RECORD_X2 != 0;
     Ok(Entry {
         name: path
             .file_name()
@@ -576,6 +590,7 @@ fn decode_body(body: &Bytes) -> std::result::Result<Record, String> {
             path_switch,
         },
         sessions,
+        x2_trigger: false,
     })
 }
 
@@ -1042,7 +1057,11 @@ pub fn decide(
 /// the commit done; `committed`: the committed marker is durable, the
 /// services not told and the Complete not sent; `import`: at a
 /// destination, the contexts arrived, the sessions not rebuilt and no
-/// CTDR sent). For crash tests only.
+/// CTDR sent; `imported`: at a destination, the sessions rebuilt frozen
+/// and their entry durable, no CTDR sent; `dest_commit`: at a
+/// destination, its commit begins (the CTDR is out, the source
+/// committed), the entry still says imported; `resuming`: the resuming
+/// marker is durable, the path not switched). For crash tests only.
 pub fn kill_point(point: &str) {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("MIH_USER_TEST_KILL_AT").ok());

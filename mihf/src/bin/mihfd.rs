@@ -1,33 +1,16 @@
 //! mihfd: the IEEE 802.21 MIH Function daemon.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use mihf::daemon::{config::Config, logging, Daemon};
 use tracing::{error, info};
 
-/// IEEE 802.21 MIHF daemon: MIH transactions with peer MIHFs over UDP/TCP
-/// (port 4551 by default) and a local MIH_SAP for MIH-Users.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    /// TOML configuration file (see mihf/README.md).
-    #[arg(short, long, value_name = "FILE")]
-    config: PathBuf,
-    /// Validate the configuration and exit.
-    #[arg(long)]
-    check: bool,
-    /// Log JSON lines instead of text (the filter comes from RUST_LOG).
-    #[arg(long)]
-    log_json: bool,
-    /// Default log filter when RUST_LOG is not set.
-    #[arg(long, default_value = "info", value_name = "FILTER")]
-    log_level: String,
-    /// Worker threads (1 = a single-threaded runtime, the fastest on a small host).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-}
+// The command line, in a file of its own: the man page generator
+// (manpages/) includes it too.
+#[path = "mihfd/cli.rs"]
+mod cli;
+use cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -1424,3 +1424,50 @@ mod property {
         }
     }
 }
+
+#[test]
+fn a_restored_x2_migration_is_retried_after_a_restart() {
+    let u = ue(1);
+    let mut n = Net::new(2, |_, _| {}, |_| scfg());
+    n.nodes[A].view.ues.insert(u);
+    let req = HandoverRequest {
+        ue: u,
+        target: "enbc-b".into(),
+        trigger: TriggerKind::X2,
+        cell: None,
+    };
+    let now = n.now;
+    assert!(n.nodes[A].sched.retry_recovered(now, req.clone()));
+    // One waits for this UE already: not twice.
+    assert!(!n.nodes[A].sched.retry_recovered(now, req.clone()));
+    let p = n.nodes[A].sched.pending();
+    assert_eq!(p.len(), 1);
+    let at = now + n.nodes[A].sched.retry_delay(u, 1);
+    assert_eq!(
+        p[0].state,
+        PendingState::Retrying {
+            at,
+            cause: Cause::SourceRestarted
+        }
+    );
+    n.run_ms(3000);
+    let r = n.source_records(A);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1.outcome, Outcome::Committed);
+    assert!(n.nodes[B].view.ues.contains(&u));
+    assert!(matches!(
+        n.events(A).last(),
+        Some(ScheduleEvent::Done {
+            attempts: 2,
+            outcome: Outcome::Committed,
+            ..
+        })
+    ));
+    // Retries off: nothing is queued.
+    let mut off = Scheduler::new(SchedulerConfig {
+        max_attempts: 1,
+        ..scfg()
+    });
+    assert!(!off.retry_recovered(now, req));
+    assert!(retryable(&Cause::SourceRestarted));
+}

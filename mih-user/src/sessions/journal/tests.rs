@@ -38,6 +38,7 @@ fn record(id: u64) -> Record {
             path_switch: Some(r#"{"command":["true","{ue}"]}"#.into()),
         },
         sessions: vec![session(40000, 1000), session(40001, 0)],
+        x2_trigger: id % 2 == 1,
     }
 }
 
@@ -537,5 +538,24 @@ fn destination_entries_survive_a_reopen_and_are_never_restored_by_decide() {
         Phase::RolledBack,
     ] {
         assert!(!phase.is_incoming());
+    }
+}
+
+#[test]
+fn the_x2_trigger_flag_round_trips_and_unknown_record_flags_are_refused() {
+    for x2 in [false, true] {
+        let mut r = record(3);
+        r.x2_trigger = x2;
+        let file = encode(&r, Phase::Sent, false).unwrap();
+        assert_eq!(file[9], u8::from(x2));
+        let e = decode(Path::new("ho-x-1.jrnl"), file.clone()).unwrap();
+        assert_eq!(e.record, r);
+        // Another flag: refused by name (the CRC is right, the flag unknown).
+        let mut bad = file.to_vec();
+        bad[9] |= 0x80;
+        let sum = crc32c(&[&bad[..16], &bad[HEADER_LEN..]]).to_be_bytes();
+        bad[24..28].copy_from_slice(&sum);
+        let err = decode(Path::new("ho-x-1.jrnl"), Bytes::from(bad)).unwrap_err();
+        assert!(err.to_string().contains("record flags"), "{err}");
     }
 }

@@ -517,7 +517,14 @@ impl Handover {
     }
 
     pub fn retries(&self) -> usize {
-        self.src_records.len().saturating_sub(1)
+        // A killed source's first attempt left no record (it died with the
+        // process): the restarted one's records are all retries.
+        let lost = usize::from(
+            self.killed == Some(KillTarget::Source)
+                && self.kill_at.is_some()
+                && !self.src_records.is_empty(),
+        );
+        (self.src_records.len() + lost).saturating_sub(1)
     }
 
     pub fn to_json(&self, t: &Topology) -> Value {
@@ -725,8 +732,10 @@ fn one_handover(
         }
         for (i, node) in [src, dst].into_iter().enumerate() {
             // A mih-user that died by other hands than the relay's (the
-            // failing eNBC of --rollback kill kills itself).
-            if !w[i].dead {
+            // failing eNBC of --rollback kill kills itself). A kill the
+            // relay made since this loop's check is taken at the next turn.
+            let relay_fired = t.relay.as_ref().is_some_and(Relay::has_fired);
+            if !w[i].dead && !relay_fired {
                 let exited = t.enbcs[node]
                     .user
                     .as_mut()

@@ -277,6 +277,15 @@ impl Relay {
     }
 
     /// When the armed kill fired (once).
+    /// Whether the armed kill fired and was not taken yet.
+    pub fn has_fired(&self) -> bool {
+        self.shared
+            .fired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     pub fn take_fired(&self) -> Option<Instant> {
         self.shared
             .fired
