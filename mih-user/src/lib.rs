@@ -2,12 +2,9 @@
 //! (sans-IO core in [`orchestrator`], tokio daemon in `daemon`).
 
 pub mod api;
-pub mod content;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod orchestrator;
-#[cfg(feature = "daemon")]
-pub mod report;
 pub mod sessions;
 #[cfg(feature = "daemon")]
 pub mod tap;

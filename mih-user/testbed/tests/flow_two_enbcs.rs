@@ -45,7 +45,7 @@ const UE: &str = "127.0.0.1";
 
 fn vector(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../conformance/vectors/x2ap/{name}.json",
+        "{}/../../conformance/vectors/x2ap/{name}.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -285,7 +285,7 @@ fn spawn_user(dir: &Path, name: &str, toml: &str) -> (Proc, PathBuf) {
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(&cfg, toml).unwrap();
     let log = dir.join(format!("{name}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_mih-user"))
+    let child = Command::new(common::bin("mih-user"))
         .arg("-c")
         .arg(&cfg)
         .arg("--log-json")
@@ -345,7 +345,7 @@ impl Bed {
         let (a_x2, b_x2) = (free_udp("127.0.0.1"), free_udp("127.0.0.1"));
         let (a_x2t, b_x2t) = (free_tcp("127.0.0.1"), free_tcp("127.0.0.1"));
         let pcap = format!(
-            "pcap = \"{}/../conformance/vectors/x2ap/x2ap_sctp.pcap\"",
+            "pcap = \"{}/../../conformance/vectors/x2ap/x2ap_sctp.pcap\"",
             env!("CARGO_MANIFEST_DIR")
         );
         let a_extra = if o.a_x2_pcap { pcap.as_str() } else { "" };
@@ -1008,7 +1008,7 @@ fn operator_command_and_cli() {
     bed.wait_service(&bed.a, "http-download");
     bed.wait_service(&bed.b, "http-download");
     // Unknown UE: refused at once, exit 3.
-    let out = Command::new(env!("CARGO_BIN_EXE_mih-user"))
+    let out = Command::new(common::bin("mih-user"))
         .args(["handover", "--control"])
         .arg(&bed.a.ctl)
         .args(["--ue", "10.9.9.9", "--target", "enbc-b"])
@@ -1019,7 +1019,7 @@ fn operator_command_and_cli() {
     // The UE's download; then the operator moves it.
     let (_from_a, _) = start_download(a_http, size, 10_000);
     ue_registered(&bed, &bed.a);
-    let out = Command::new(env!("CARGO_BIN_EXE_mih-user"))
+    let out = Command::new(common::bin("mih-user"))
         .args(["handover", "--control"])
         .arg(&bed.a.ctl)
         .args(["--ue", UE, "--target", "enbc-b"])
@@ -1030,7 +1030,7 @@ fn operator_command_and_cli() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["record"]["outcome"], "committed");
     assert_eq!(v["record"]["trigger"], "operator");
-    let st = Command::new(env!("CARGO_BIN_EXE_mih-user"))
+    let st = Command::new(common::bin("mih-user"))
         .args(["status", "--control"])
         .arg(&bed.a.ctl)
         .output()
@@ -1045,7 +1045,7 @@ fn operator_command_and_cli() {
         "[api]\nsocket = \"/tmp/x\"\n[cxtp]\ntransfer_timout_ms = 5\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mih-user"))
+    let out = Command::new(common::bin("mih-user"))
         .arg("-c")
         .arg(&bad)
         .arg("--check")
@@ -1053,7 +1053,7 @@ fn operator_command_and_cli() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("transfer_timout_ms"));
-    let help = Command::new(env!("CARGO_BIN_EXE_mih-user"))
+    let help = Command::new(common::bin("mih-user"))
         .arg("--help")
         .output()
         .unwrap();

@@ -26,7 +26,7 @@
 //! # Example
 //!
 //! ```
-//! use mih_user::report::{self, PhaseTable, Summary};
+//! use testbed::report::{self, PhaseTable, Summary};
 //!
 //! let total_ms = [1.9, 2.1, 2.0, 2.4, 1.8];
 //! let s = Summary::of(&total_ms).unwrap();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mih_user::content::{fnv1a64_update, FNV1A64_INIT};
+use testbed::content::{fnv1a64_update, FNV1A64_INIT};
 
 use crate::topology::{FILE, SEED, SERVICE_IP, SERVICE_PORT};
 
@@ -69,7 +69,7 @@ pub fn client(size: u64, progress: Arc<AtomicU64>) -> ClientResult {
                 r.longest_gap = r.longest_gap.max(now - last);
                 last = now;
                 let n = n.min((size - r.received) as usize);
-                mih_user::content::fill(SEED, FILE, r.received, &mut want[..n]);
+                testbed::content::fill(SEED, FILE, r.received, &mut want[..n]);
                 if buf[..n] != want[..n] {
                     let i = buf[..n].iter().zip(&want[..n]).position(|(a, b)| a != b);
                     r.error = Some(format!(
@@ -99,7 +99,7 @@ pub fn expected_checksum(size: u64) -> u64 {
     let mut off = 0;
     while off < size {
         let n = (size - off).min(buf.len() as u64) as usize;
-        mih_user::content::fill(SEED, FILE, off, &mut buf[..n]);
+        testbed::content::fill(SEED, FILE, off, &mut buf[..n]);
         h = fnv1a64_update(h, &buf[..n]);
         off += n as u64;
     }

@@ -10,8 +10,8 @@
 //! ```
 //! let mut a = [0u8; 16];
 //! let mut b = [0u8; 8];
-//! mih_user::content::fill(1, "demo.bin", 0, &mut a);
-//! mih_user::content::fill(1, "demo.bin", 8, &mut b);
+//! testbed::content::fill(1, "demo.bin", 0, &mut a);
+//! testbed::content::fill(1, "demo.bin", 8, &mut b);
 //! assert_eq!(&a[8..], &b);
 //! ```
 

@@ -109,7 +109,8 @@ impl KillTarget {
 /// --delay-ms, --reorder, --duplicate (a relay in the core namespace),
 /// --kill (a daemon SIGKILLed mid-migration and restarted after 1 s).
 #[derive(Parser, Debug)]
-#[command(version)]
+// `--version` says "mih-user", as it did when this binary was part of that package.
+#[command(name = "mih-user", version)]
 struct Args {
     /// Number of handovers.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]

@@ -56,22 +56,6 @@ const FILE: &str = "movie.bin";
 const FILE_SIZE: u64 = 5 << 20;
 const RATE: u64 = 1 << 20;
 
-/// The directory with mihfd (another package; built if this run did not).
-fn bin_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_mih-user"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    if !dir.join("mihfd").exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "mihf", "--bin", "mihfd"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build -p mihf --bin mihfd");
-    }
-    dir
-}
-
 fn control(path: &Path, req: &Value, wait: Duration) -> Option<Value> {
     let mut s = UnixStream::connect(path).ok()?;
     s.set_read_timeout(Some(wait)).ok()?;
@@ -288,7 +272,7 @@ impl Bed {
         )
         .unwrap();
         let ns = self.ns(&format!("e{i}"));
-        let prog = bin_dir().join("mihfd");
+        let prog = common::bin("mihfd");
         self.spawn(
             &format!("e{i}-mihfd"),
             &ns,
@@ -362,7 +346,7 @@ cxtp = "10.230.0.{j}:5091"
         self.spawn(
             &format!("e{i}-mih-user"),
             &ns,
-            Path::new(env!("CARGO_BIN_EXE_mih-user")),
+            &common::bin("mih-user"),
             &["-c".into(), cfg.display().to_string()],
             &env,
         );

@@ -20,7 +20,8 @@
 //!
 //! Without root (no namespaces) the tests print SKIP, unless `CI` is set.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -32,23 +33,6 @@ fn can_run() -> bool {
     testkit::require_root("the handover demo (network namespaces, TCP_REPAIR)")
 }
 
-/// The directory with the binaries the demo starts; builds mihfd (another
-/// package) if this test run did not.
-fn bin_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_mih-user"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    if !dir.join("mihfd").exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "mihf", "--bin", "mihfd"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build -p mihf --bin mihfd");
-    }
-    dir
-}
-
 fn demo(args: &[&str]) -> Value {
     let out = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_handover-demo"))
@@ -56,7 +40,7 @@ fn demo(args: &[&str]) -> Value {
         .arg("--out")
         .arg(out.path())
         .arg("--bin-dir")
-        .arg(bin_dir())
+        .arg(common::bin_dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mih_user::report::{histogram_svg, render_size_distribution, PhaseTable, Summary};
 use serde_json::{json, Value};
+use testbed::report::{histogram_svg, render_size_distribution, PhaseTable, Summary};
 
 use crate::client::{expected_checksum, ClientResult};
 use crate::faults::LossCounters;
