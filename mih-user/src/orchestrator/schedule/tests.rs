@@ -1379,6 +1379,10 @@ mod property {
                     Op::Leave { node, ue: u } => {
                         n.nodes[node].view.ues.remove(&ue(u));
                         n.nodes[node].sched.ue_left(ue(u));
+                        // Collect what the call emitted (nothing else may
+                        // run after it: the run loop drains only on
+                        // activity).
+                        n.settle(node);
                     }
                 }
                 check_bounds(&n);
