@@ -3,7 +3,7 @@
 //!
 //! Peer-supplied text (MIHF IDs, names, reasons) reaches the log through
 //! the escaping [`Display`](std::fmt::Display) of
-//! [`MihfId`](crate::wire::MihfId) and [`Escaped`](crate::wire::Escaped):
+//! `mihf::wire::MihfId` and `mihf::wire::Escaped`:
 //! no newline, escape sequence or other control character of a peer gets
 //! into a text line, and JSON lines are valid JSON either way.
 
