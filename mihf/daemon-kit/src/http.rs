@@ -32,6 +32,8 @@ use tokio::sync::oneshot;
 
 use crate::listener::{self, Conn, LocalLimits, LocalStats};
 
+pub use axum;
+
 /// Longest request head read (hyper's smallest read buffer).
 pub const MAX_HEAD: usize = 8192;
 

@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+pub use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. `json` selects JSON lines. Colours only
 /// when stderr is a terminal.

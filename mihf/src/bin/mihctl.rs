@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mihf::daemon::client::SapClient;
-use mihf::daemon::metrics::http_get;
+use daemon_kit::http::get_ok as http_get;
 use mihf::proto::sap::Registration;
 use mihf::proto::status::status_of;
 use mihf::wire::message::*;
