@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{link, reg};
-use mihf::daemon::client::SapClient;
-use mihf::daemon::config::Config;
 use daemon_kit::http::get_ok as http_get;
 use daemon_kit::logging;
+use mihf::daemon::client::SapClient;
+use mihf::daemon::config::Config;
 use mihf::daemon::Daemon;
 use mihf::proto::node::PeerConfig;
 use mihf::proto::status::status_of;

@@ -30,8 +30,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::listener::{self, Conn, LocalLimits, LocalStats};
 use super::{HandoverError, MihUserHandle};
+use daemon_kit::listener::{self, Conn, LocalLimits, LocalStats};
 
 /// Longest request line.
 pub const MAX_LINE: usize = 4096;

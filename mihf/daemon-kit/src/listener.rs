@@ -26,7 +26,6 @@ use cxtp::transport::accept::{Acceptor, Listener, LogLimit, LOG_EVERY};
 use tokio::sync::oneshot;
 use tracing::warn;
 
-
 /// Bounds of one listener.
 #[derive(Clone, Copy, Debug)]
 pub struct LocalLimits {

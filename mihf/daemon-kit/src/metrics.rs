@@ -158,7 +158,8 @@ mod tests {
         );
         x.gauge("d_users", "Users.", 4);
         let h = time_histograms();
-        h.get_or_create(&labels(&[("role", "source")])).observe(0.002);
+        h.get_or_create(&labels(&[("role", "source")]))
+            .observe(0.002);
         x.metric("d_phase_seconds", "Phases.", h);
         let t = x.encode();
         for line in [

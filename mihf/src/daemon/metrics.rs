@@ -293,7 +293,10 @@ pub(crate) fn render(shared: &Shared) -> String {
         "MIH frames per direction and message.",
         stats.messages.iter().map(|((dir, mid, ack), v)| {
             let m = message_label(*mid, *ack);
-            (labels(&[("direction", dir_label(*dir)), ("message", &m)]), *v)
+            (
+                labels(&[("direction", dir_label(*dir)), ("message", &m)]),
+                *v,
+            )
         }),
     );
     let mut gauge = |name: &str, help: &str, v: usize| {
