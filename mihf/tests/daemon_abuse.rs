@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{link, reg};
+use daemon_kit::http::get_ok as http_get;
+use daemon_kit::logging;
 use mihf::daemon::client::SapClient;
 use mihf::daemon::config::Config;
-use mihf::daemon::metrics::http_get;
-use mihf::daemon::{logging, Daemon};
+use mihf::daemon::Daemon;
 use mihf::proto::node::PeerConfig;
 use mihf::proto::status::status_of;
 use mihf::wire::message::*;
@@ -269,7 +270,7 @@ async fn learn_evil(json: bool, sink: &Sink) -> String {
     let w = sink.clone();
     let sub = logging::subscriber(
         json,
-        tracing_subscriber::EnvFilter::new("mihf=debug"),
+        logging::EnvFilter::new("mihf=debug"),
         false,
         move || w.clone(),
     );

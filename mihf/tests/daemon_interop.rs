@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::reg;
+use daemon_kit::http::get_ok as http_get;
 use mihf::daemon::client::SapClient;
 use mihf::daemon::config::Config;
-use mihf::daemon::metrics::http_get;
 use mihf::daemon::Daemon;
 use mihf::proto::node::PeerConfig;
 use mihf::wire::message::*;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{link, reg};
+use daemon_kit::http::get_ok as http_get;
 use mihf::daemon::client::SapClient;
 use mihf::daemon::config::{Config, Transport};
-use mihf::daemon::metrics::http_get;
 use mihf::daemon::Daemon;
 use mihf::proto::node::PeerConfig;
 use mihf::proto::status::status_of;

@@ -8,7 +8,6 @@ use clap::Parser;
 use mih_user::daemon::config::Config;
 use mih_user::daemon::{control, Backends, MihUser};
 use tracing::{error, info};
-use tracing_subscriber::EnvFilter;
 
 // The command line, in a file of its own: the man page generator
 // (manpages/) includes it too.
@@ -16,27 +15,12 @@ use tracing_subscriber::EnvFilter;
 mod cli;
 use cli::{Args, Cmd};
 
-fn init_logs(json: bool, default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    use std::io::IsTerminal;
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        b.json().try_init()
-    } else {
-        b.try_init()
-    };
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(cmd) = args.cmd {
         return client(cmd);
     }
-    init_logs(args.log_json, &args.log_level);
+    daemon_kit::logging::init(args.log_json, &args.log_level);
     let Some(path) = args.config else {
         eprintln!("mih-user: --config FILE is required to run the daemon (see --help)");
         return ExitCode::from(2);
@@ -52,7 +36,7 @@ fn main() -> ExitCode {
         println!("{}: OK", path.display());
         return ExitCode::SUCCESS;
     }
-    let rt = match mihf::daemon::runtime(args.threads) {
+    let rt = match daemon_kit::runtime::runtime(args.threads) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mih-user: cannot start the runtime: {e}");
@@ -61,7 +45,7 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         // Install the handlers before anything can be signalled.
-        let mut signals = match mihf::daemon::ShutdownSignals::install() {
+        let mut signals = match daemon_kit::runtime::ShutdownSignals::install() {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("mih-user: cannot install signal handlers: {e}");

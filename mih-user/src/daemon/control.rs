@@ -12,7 +12,7 @@
 //! `{"ok":false,"error":…}`; the connection stays open (except after an
 //! over-long line). Access control is the socket directory's permissions.
 //!
-//! Bounds ([`super::listener`]): at most `control.max_connections` (16)
+//! Bounds ([`daemon_kit::listener`]): at most `control.max_connections` (16)
 //! connections; when they are all open, a new one closes the oldest one
 //! that waits for a request (or is refused when every one has a request in
 //! progress). A request line must arrive within `control.request_timeout_ms`
@@ -30,8 +30,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::listener::{self, Conn, LocalLimits, LocalStats};
 use super::{HandoverError, MihUserHandle};
+use daemon_kit::listener::{self, Conn, LocalLimits, LocalStats};
 
 /// Longest request line.
 pub const MAX_LINE: usize = 4096;

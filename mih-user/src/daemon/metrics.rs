@@ -1,7 +1,7 @@
-//! Prometheus text exposition (format 0.0.4) of the daemon, written by
-//! hand as mihfd does, and the minimal HTTP/1.0 endpoint that serves it
-//! (`GET /metrics`, `GET /status`; one request per connection, bounded as
-//! the control socket is: [`super::listener`], `metrics.max_connections`,
+//! The daemon's metrics as OpenMetrics text ([`daemon_kit::metrics`], as
+//! mihfd's), and the HTTP endpoint that serves them ([`daemon_kit::http`]:
+//! `GET /metrics`, `GET /status`; one request per connection, bounded as
+//! the control socket is: [`daemon_kit::listener`], `metrics.max_connections`,
 //! `metrics.request_timeout_ms`).
 //!
 //! | metric | type | labels |
@@ -36,16 +36,21 @@
 //! | `mih_user_session_operations_total` | counter | `op` |
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
+
+use daemon_kit::http::axum::http::StatusCode;
+use daemon_kit::http::axum::routing::get;
+use daemon_kit::http::axum::Router;
+use daemon_kit::http::text;
+use daemon_kit::metrics::{labels, time_histograms, Exposition, Histogram, Histograms, Labels};
+use daemon_kit::metrics::{prometheus_client::metrics::family::Family, CONTENT_TYPE};
+
+pub use daemon_kit::listener::ListenerCounters;
+/// Upper bounds (seconds) of the phase histograms (as mihfd's latency).
+pub use daemon_kit::metrics::TIME_BUCKETS;
 
 use crate::orchestrator::{Fate, MigrationRecord, OrchestratorStats, SchedulerStats};
 
-/// Upper bounds (seconds) of the phase histograms (as mihfd's latency).
-pub const TIME_BUCKETS: [f64; 18] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0, 15.0,
-];
 /// Upper bounds (octets) of the size histograms.
 pub const SIZE_BUCKETS: [f64; 10] = [
     256.0,
@@ -60,57 +65,24 @@ pub const SIZE_BUCKETS: [f64; 10] = [
     67_108_864.0,
 ];
 
-/// A fixed-bucket histogram.
-#[derive(Debug, Clone)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    /// Empty, over `bounds`.
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: vec![0; bounds.len() + 1],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-
-    /// Add one value.
-    pub fn observe(&mut self, v: f64) {
-        let i = self
-            .bounds
-            .iter()
-            .position(|&b| v <= b)
-            .unwrap_or(self.bounds.len());
-        self.counts[i] += 1;
-        self.sum += v;
-        self.count += 1;
-    }
-
-    fn render(&self, o: &mut String, name: &str, labels: &str) {
-        let mut cum = 0;
-        for (i, b) in self.bounds.iter().enumerate() {
-            cum += self.counts[i];
-            let _ = writeln!(o, "{name}_bucket{{{labels},le=\"{b}\"}} {cum}");
-        }
-        cum += self.counts[self.bounds.len()];
-        let _ = writeln!(o, "{name}_bucket{{{labels},le=\"+Inf\"}} {cum}");
-        let _ = writeln!(o, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(o, "{name}_count{{{labels}}} {}", self.count);
-    }
-}
-
 /// What the daemon accumulates from finished migrations.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MigrationMetrics {
     outcomes: BTreeMap<(&'static str, &'static str, &'static str), u64>,
-    phases: BTreeMap<(&'static str, &'static str), Histogram>,
-    sizes: BTreeMap<(&'static str, &'static str), Histogram>,
+    /// `{role, phase}`, over [`TIME_BUCKETS`].
+    phases: Histograms,
+    /// `{role, kind}`, over [`SIZE_BUCKETS`].
+    sizes: Histograms,
+}
+
+impl Default for MigrationMetrics {
+    fn default() -> Self {
+        MigrationMetrics {
+            outcomes: BTreeMap::new(),
+            phases: time_histograms(),
+            sizes: Family::new_with_constructor(|| Histogram::new(SIZE_BUCKETS)),
+        }
+    }
 }
 
 impl MigrationMetrics {
@@ -133,8 +105,7 @@ impl MigrationMetrics {
         ] {
             if let Some(d) = d {
                 self.phases
-                    .entry((role, phase))
-                    .or_insert_with(|| Histogram::new(&TIME_BUCKETS))
+                    .get_or_create(&labels(&[("role", role), ("phase", phase)]))
                     .observe(d.as_secs_f64());
             }
         }
@@ -145,8 +116,7 @@ impl MigrationMetrics {
             ("cxtp", s.cxtp_octets),
         ] {
             self.sizes
-                .entry((role, kind))
-                .or_insert_with(|| Histogram::new(&SIZE_BUCKETS))
+                .get_or_create(&labels(&[("role", role), ("kind", kind)]))
                 .observe(v as f64);
         }
     }
@@ -166,25 +136,6 @@ pub struct DriverCounters {
     pub sessions: BTreeMap<&'static str, u64>,
     /// X2 events the orchestrator could not act on.
     pub x2_not_started: u64,
-}
-
-/// Counters of one local listener (control socket, metrics endpoint).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ListenerCounters {
-    /// Connections open now.
-    pub open: u64,
-    /// Connections admitted.
-    pub accepted: u64,
-    /// Connections closed at once: every connection had a request in
-    /// progress.
-    pub refused_full: u64,
-    /// Idle connections closed to make room for a new one.
-    pub evicted_idle: u64,
-    /// Connections closed because a request did not arrive, or an answer
-    /// was not taken, in time.
-    pub timeouts: u64,
-    /// `accept()` errors (each retried after a backoff).
-    pub accept_errors: u64,
 }
 
 /// Everything the render needs, snapshotted under the daemon's lock.
@@ -213,271 +164,193 @@ pub struct Snapshot<'a> {
     pub uptime: Duration,
 }
 
-fn counter(o: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(
-        o,
-        "# HELP mih_user_{name} {help}\n# TYPE mih_user_{name} counter\nmih_user_{name} {v}"
-    );
-}
-
-fn gauge(o: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(
-        o,
-        "# HELP mih_user_{name} {help}\n# TYPE mih_user_{name} gauge\nmih_user_{name} {v}"
-    );
-}
-
-fn head(o: &mut String, name: &str, ty: &str, help: &str) {
-    let _ = writeln!(
-        o,
-        "# HELP mih_user_{name} {help}\n# TYPE mih_user_{name} {ty}"
-    );
+/// One label.
+fn l1(k: &'static str, v: &str) -> Labels {
+    labels(&[(k, v)])
 }
 
 /// Render every metric.
 pub fn render(s: &Snapshot<'_>) -> String {
-    let mut o = String::with_capacity(16 * 1024);
-    head(
-        &mut o,
-        "migrations_started_total",
-        "counter",
-        "Migrations started.",
-    );
+    let mut x = Exposition::new();
     let roles = ["source", "destination"];
-    for (i, role) in roles.iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "mih_user_migrations_started_total{{role=\"{role}\"}} {}",
-            s.orchestrator.started[i]
-        );
-    }
-    head(
-        &mut o,
-        "migrations_total",
-        "counter",
+    x.counters(
+        "mih_user_migrations_started_total",
+        "Migrations started.",
+        roles
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (l1("role", r), s.orchestrator.started[i])),
+    );
+    x.counters(
+        "mih_user_migrations_total",
         "Finished migrations.",
+        s.migrations
+            .outcomes
+            .iter()
+            .map(|(&(role, outcome, cause), &v)| {
+                (
+                    labels(&[("role", role), ("outcome", outcome), ("cause", cause)]),
+                    v,
+                )
+            }),
     );
-    for ((role, outcome, cause), v) in &s.migrations.outcomes {
-        let _ = writeln!(
-            o,
-            "mih_user_migrations_total{{role=\"{role}\",outcome=\"{outcome}\",cause=\"{cause}\"}} {v}"
-        );
-    }
-    head(
-        &mut o,
-        "migration_phase_seconds",
-        "histogram",
+    x.metric(
+        "mih_user_migration_phase_seconds",
         "Phases of each migration (MIH commit, application data, socket data, CXTP, total).",
+        s.migrations.phases.clone(),
     );
-    for ((role, phase), h) in &s.migrations.phases {
-        h.render(
-            &mut o,
-            "mih_user_migration_phase_seconds",
-            &format!("role=\"{role}\",phase=\"{phase}\""),
-        );
-    }
-    head(
-        &mut o,
-        "context_octets",
-        "histogram",
+    x.metric(
+        "mih_user_context_octets",
         "Context sizes of each migration.",
+        s.migrations.sizes.clone(),
     );
-    for ((role, kind), h) in &s.migrations.sizes {
-        h.render(
-            &mut o,
-            "mih_user_context_octets",
-            &format!("role=\"{role}\",kind=\"{kind}\""),
-        );
-    }
-    head(
-        &mut o,
-        "handovers_in_progress",
-        "gauge",
+    x.gauges(
+        "mih_user_handovers_in_progress",
         "Handovers under way.",
+        roles
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (l1("role", r), s.in_progress[i] as i64)),
     );
-    for (i, role) in roles.iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "mih_user_handovers_in_progress{{role=\"{role}\"}} {}",
-            s.in_progress[i]
-        );
-    }
-    head(
-        &mut o,
-        "start_refused_total",
-        "counter",
+    x.counters(
+        "mih_user_start_refused_total",
         "Handovers not started, by reason.",
+        s.orchestrator
+            .start_refused
+            .iter()
+            .map(|(k, &v)| (l1("reason", k), v)),
     );
-    for (k, v) in &s.orchestrator.start_refused {
-        let _ = writeln!(o, "mih_user_start_refused_total{{reason=\"{k}\"}} {v}");
-    }
-    head(
-        &mut o,
-        "admission_refused_total",
-        "counter",
+    x.counters(
+        "mih_user_admission_refused_total",
         "Peer commits refused by admission, by reason.",
+        s.orchestrator
+            .admission_refused
+            .iter()
+            .map(|(k, &v)| (l1("reason", k), v)),
     );
-    for (k, v) in &s.orchestrator.admission_refused {
-        let _ = writeln!(o, "mih_user_admission_refused_total{{reason=\"{k}\"}} {v}");
-    }
-    render_schedule(&mut o, s.schedule, s.waiting);
-    counter(
-        &mut o,
-        "stale_inputs_total",
+    render_schedule(&mut x, s.schedule, s.waiting);
+    x.counter(
+        "mih_user_stale_inputs_total",
         "Answers for handovers that had ended.",
         s.orchestrator.stale_inputs,
     );
-    counter(
-        &mut o,
-        "mih_unexpected_total",
+    x.counter(
+        "mih_user_mih_unexpected_total",
         "MIH frames not expected (unknown TID, other primitives).",
         s.orchestrator.mih_unexpected,
     );
-    head(
-        &mut o,
-        "cxtp_messages_total",
-        "counter",
+    x.counters(
+        "mih_user_cxtp_messages_total",
         "CXTP messages by direction.",
+        [
+            ("out", s.orchestrator.cxtp_sent),
+            ("in", s.orchestrator.cxtp_received),
+            ("dropped", s.orchestrator.cxtp_dropped),
+            ("stale", s.orchestrator.cxtp_stale),
+        ]
+        .map(|(d, v)| (l1("direction", d), v)),
     );
-    for (d, v) in [
-        ("out", s.orchestrator.cxtp_sent),
-        ("in", s.orchestrator.cxtp_received),
-        ("dropped", s.orchestrator.cxtp_dropped),
-        ("stale", s.orchestrator.cxtp_stale),
-    ] {
-        let _ = writeln!(o, "mih_user_cxtp_messages_total{{direction=\"{d}\"}} {v}");
-    }
-    head(
-        &mut o,
-        "complete_total",
-        "counter",
+    x.counters(
+        "mih_user_complete_total",
         "MIH_N2N_HO_Complete: sent (with repeats), answered, unanswered after the repeats (source); of another attempt (destination).",
+        [
+            ("sent", s.orchestrator.complete_sent),
+            ("answered", s.orchestrator.complete_answered),
+            ("unanswered", s.orchestrator.complete_unanswered),
+            ("stale", s.orchestrator.complete_stale),
+        ]
+        .map(|(e, v)| (l1("event", e), v)),
     );
-    for (e, v) in [
-        ("sent", s.orchestrator.complete_sent),
-        ("answered", s.orchestrator.complete_answered),
-        ("unanswered", s.orchestrator.complete_unanswered),
-        ("stale", s.orchestrator.complete_stale),
-    ] {
-        let _ = writeln!(o, "mih_user_complete_total{{event=\"{e}\"}} {v}");
-    }
-    counter(
-        &mut o,
-        "commit_repeated_total",
+    x.counter(
+        "mih_user_commit_repeated_total",
         "MIH_N2N_HO_Commit indications of an attempt seen already.",
         s.orchestrator.commit_repeated,
     );
-    counter(
-        &mut o,
-        "cxtp_send_errors_total",
+    x.counter(
+        "mih_user_cxtp_send_errors_total",
         "CXTP messages that could not be sent.",
         s.driver.cxtp_send_errors,
     );
     let cx = &s.cxtp;
-    head(
-        &mut o,
-        "cxtp_connections_open",
-        "gauge",
+    x.gauges(
+        "mih_user_cxtp_connections_open",
         "CXTP connections open.",
+        [("in", cx.open_incoming), ("out", cx.open_outgoing)]
+            .map(|(d, v)| (l1("direction", d), v as i64)),
     );
-    for (d, v) in [("in", cx.open_incoming), ("out", cx.open_outgoing)] {
-        let _ = writeln!(o, "mih_user_cxtp_connections_open{{direction=\"{d}\"}} {v}");
-    }
-    counter(
-        &mut o,
-        "cxtp_connections_accepted_total",
+    x.counter(
+        "mih_user_cxtp_connections_accepted_total",
         "CXTP connections accepted (past the peer filter and the caps).",
         cx.accepted,
     );
-    head(
-        &mut o,
-        "cxtp_connections_refused_total",
-        "counter",
+    x.counters(
+        "mih_user_cxtp_connections_refused_total",
         "CXTP connections closed before anything was read, by reason.",
+        [
+            ("unknown_peer", cx.refused_unknown_peer),
+            ("limit", cx.refused_limit),
+            ("peer_limit", cx.refused_peer_limit),
+        ]
+        .map(|(r, v)| (l1("reason", r), v)),
     );
-    for (r, v) in [
-        ("unknown_peer", cx.refused_unknown_peer),
-        ("limit", cx.refused_limit),
-        ("peer_limit", cx.refused_peer_limit),
-    ] {
-        let _ = writeln!(
-            o,
-            "mih_user_cxtp_connections_refused_total{{reason=\"{r}\"}} {v}"
-        );
-    }
-    head(
-        &mut o,
-        "cxtp_connections_closed_total",
-        "counter",
+    x.counters(
+        "mih_user_cxtp_connections_closed_total",
         "CXTP connections closed by us, by reason.",
+        [("idle", cx.closed_idle), ("invalid", cx.closed_invalid)]
+            .map(|(r, v)| (l1("reason", r), v)),
     );
-    for (r, v) in [("idle", cx.closed_idle), ("invalid", cx.closed_invalid)] {
-        let _ = writeln!(
-            o,
-            "mih_user_cxtp_connections_closed_total{{reason=\"{r}\"}} {v}"
-        );
-    }
-    head(&mut o, "sap_frames_total", "counter", "MIH_SAP frames.");
-    for (i, d) in ["out", "in", "undecodable", "send_error"]
-        .iter()
-        .enumerate()
-    {
-        let _ = writeln!(
-            o,
-            "mih_user_sap_frames_total{{direction=\"{d}\"}} {}",
-            s.driver.sap[i]
-        );
-    }
-    gauge(
-        &mut o,
-        "sap_registered",
+    x.counters(
+        "mih_user_sap_frames_total",
+        "MIH_SAP frames.",
+        ["out", "in", "undecodable", "send_error"]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (l1("direction", d), s.driver.sap[i])),
+    );
+    x.gauge(
+        "mih_user_sap_registered",
         "1 once mihfd confirmed our registration.",
-        u64::from(s.driver.sap_registered),
+        i64::from(s.driver.sap_registered),
     );
-    head(
-        &mut o,
-        "session_operations_total",
-        "counter",
+    x.counters(
+        "mih_user_session_operations_total",
         "Session exporter/importer calls.",
+        s.driver.sessions.iter().map(|(k, &v)| (l1("op", k), v)),
     );
-    for (k, v) in &s.driver.sessions {
-        let _ = writeln!(o, "mih_user_session_operations_total{{op=\"{k}\"}} {v}");
-    }
-    if let Some(x) = &s.x2 {
+    if let Some(t) = &s.x2 {
         for (name, help, v) in [
-            ("x2_pdus_total", "X2AP PDUs received.", x.pdus),
+            ("x2_pdus_total", "X2AP PDUs received.", t.pdus),
             (
                 "x2_malformed_total",
                 "X2AP PDUs that did not decode.",
-                x.malformed,
+                t.malformed,
             ),
             (
                 "x2_ignored_total",
                 "X2AP PDUs of other procedures.",
-                x.ignored,
+                t.ignored,
             ),
-            ("x2_prepared_total", "HandoverRequests.", x.prepared),
-            ("x2_triggered_total", "Handovers triggered.", x.triggered),
-            ("x2_forgotten_total", "Pending UEs forgotten.", x.forgotten),
-            ("x2_released_total", "UEContextReleases.", x.released),
-            ("x2_timeouts_total", "Pending UEs timed out.", x.timeouts),
-            ("x2_evicted_total", "Pending UEs evicted.", x.evicted),
+            ("x2_prepared_total", "HandoverRequests.", t.prepared),
+            ("x2_triggered_total", "Handovers triggered.", t.triggered),
+            ("x2_forgotten_total", "Pending UEs forgotten.", t.forgotten),
+            ("x2_released_total", "UEContextReleases.", t.released),
+            ("x2_timeouts_total", "Pending UEs timed out.", t.timeouts),
+            ("x2_evicted_total", "Pending UEs evicted.", t.evicted),
             (
                 "x2_unknown_ue_total",
                 "Messages about unknown UEs.",
-                x.unknown_ue,
+                t.unknown_ue,
             ),
             (
                 "x2_unknown_target_total",
                 "Triggers towards unknown targets.",
-                x.unknown_target,
+                t.unknown_target,
             ),
         ] {
-            counter(&mut o, name, help, v);
+            x.counter(&format!("mih_user_{name}"), help, v);
         }
-        counter(
-            &mut o,
-            "x2_not_started_total",
+        x.counter(
+            "mih_user_x2_not_started_total",
             "X2 triggers the orchestrator refused.",
             s.driver.x2_not_started,
         );
@@ -520,156 +393,103 @@ pub fn render(s: &Snapshot<'_>) -> String {
             a.connections_evicted,
         ),
     ] {
-        counter(&mut o, name, help, v);
+        x.counter(&format!("mih_user_{name}"), help, v);
     }
     let local = &s.listeners;
-    head(
-        &mut o,
-        "local_connections_open",
-        "gauge",
+    x.gauges(
+        "mih_user_local_connections_open",
         "Control and metrics connections open.",
+        local
+            .iter()
+            .map(|(l, c)| (l1("listener", l), c.open as i64)),
     );
-    for (l, c) in local {
-        let _ = writeln!(
-            o,
-            "mih_user_local_connections_open{{listener=\"{l}\"}} {}",
-            c.open
-        );
-    }
-    head(
-        &mut o,
-        "local_connections_accepted_total",
-        "counter",
+    x.counters(
+        "mih_user_local_connections_accepted_total",
         "Control and metrics connections admitted.",
+        local.iter().map(|(l, c)| (l1("listener", l), c.accepted)),
     );
-    for (l, c) in local {
-        let _ = writeln!(
-            o,
-            "mih_user_local_connections_accepted_total{{listener=\"{l}\"}} {}",
-            c.accepted
-        );
-    }
-    head(
-        &mut o,
-        "local_connections_refused_total",
-        "counter",
+    x.counters(
+        "mih_user_local_connections_refused_total",
         "Control and metrics connections closed at once, by reason.",
+        local.iter().map(|(l, c)| {
+            (
+                labels(&[("listener", l), ("reason", "busy")]),
+                c.refused_full,
+            )
+        }),
     );
-    for (l, c) in local {
-        let _ = writeln!(
-            o,
-            "mih_user_local_connections_refused_total{{listener=\"{l}\",reason=\"busy\"}} {}",
-            c.refused_full
-        );
-    }
-    head(
-        &mut o,
-        "local_connections_closed_total",
-        "counter",
+    x.counters(
+        "mih_user_local_connections_closed_total",
         "Control and metrics connections closed by us, by reason.",
+        local.iter().flat_map(|(l, c)| {
+            [("evicted_idle", c.evicted_idle), ("timeout", c.timeouts)]
+                .map(|(r, v)| (labels(&[("listener", l), ("reason", r)]), v))
+        }),
     );
-    for (l, c) in local {
-        for (r, v) in [("evicted_idle", c.evicted_idle), ("timeout", c.timeouts)] {
-            let _ = writeln!(
-                o,
-                "mih_user_local_connections_closed_total{{listener=\"{l}\",reason=\"{r}\"}} {v}"
-            );
-        }
-    }
-    head(
-        &mut o,
-        "accept_errors_total",
-        "counter",
+    x.counters(
+        "mih_user_accept_errors_total",
         "accept() errors, each retried after a backoff, by listener.",
+        [
+            (l1("listener", "cxtp"), cx.accept_errors),
+            (l1("listener", "api"), a.accept_errors),
+        ]
+        .into_iter()
+        .chain(
+            local
+                .iter()
+                .map(|(l, c)| (l1("listener", l), c.accept_errors)),
+        ),
     );
-    let _ = writeln!(
-        o,
-        "mih_user_accept_errors_total{{listener=\"cxtp\"}} {}",
-        cx.accept_errors
-    );
-    let _ = writeln!(
-        o,
-        "mih_user_accept_errors_total{{listener=\"api\"}} {}",
-        a.accept_errors
-    );
-    for (l, c) in local {
-        let _ = writeln!(
-            o,
-            "mih_user_accept_errors_total{{listener=\"{l}\"}} {}",
-            c.accept_errors
-        );
-    }
-    gauge(
-        &mut o,
-        "api_connections_open",
+    x.gauge(
+        "mih_user_api_connections_open",
         "API connections open.",
-        a.connections_open,
+        a.connections_open as i64,
     );
-    gauge(
-        &mut o,
-        "uptime_seconds",
+    x.gauge(
+        "mih_user_uptime_seconds",
         "Seconds since start.",
-        s.uptime.as_secs(),
+        s.uptime.as_secs() as i64,
     );
-    o
+    x.encode()
 }
 
 /// The scheduler's counters: queued triggers, retries, how requests ended.
-fn render_schedule(o: &mut String, s: &SchedulerStats, waiting: [usize; 2]) {
-    head(
-        o,
-        "handovers_queued_total",
-        "counter",
+fn render_schedule(x: &mut Exposition, s: &SchedulerStats, waiting: [usize; 2]) {
+    x.counters(
+        "mih_user_handovers_queued_total",
         "X2 triggers queued because the UE was moving or too many handovers were open.",
+        ["busy", "too_many"].map(|reason| {
+            (
+                l1("reason", reason),
+                s.queued.get(reason).copied().unwrap_or(0),
+            )
+        }),
     );
-    for reason in ["busy", "too_many"] {
-        let v = s.queued.get(reason).copied().unwrap_or(0);
-        let _ = writeln!(
-            o,
-            "mih_user_handovers_queued_total{{reason=\"{reason}\"}} {v}"
-        );
-    }
-    head(
-        o,
-        "handovers_queued",
-        "gauge",
+    x.gauges(
+        "mih_user_handovers_queued",
         "Handovers waiting: queued, or retrying after a rollback.",
+        [("queued", waiting[0]), ("retrying", waiting[1])]
+            .map(|(state, v)| (l1("state", state), v as i64)),
     );
-    for (state, v) in [("queued", waiting[0]), ("retrying", waiting[1])] {
-        let _ = writeln!(o, "mih_user_handovers_queued{{state=\"{state}\"}} {v}");
-    }
-    counter(
-        o,
-        "handover_retries_total",
+    x.counter(
+        "mih_user_handover_retries_total",
         "Retry attempts started after rollbacks.",
         s.retries,
     );
-    head(
-        o,
-        "handovers_gave_up_total",
-        "counter",
+    x.counters(
+        "mih_user_handovers_gave_up_total",
         "Handovers whose retries were exhausted, by the cause of the last rollback.",
+        s.gave_up.iter().map(|(k, &v)| (l1("cause", k), v)),
     );
-    for (k, v) in &s.gave_up {
-        let _ = writeln!(o, "mih_user_handovers_gave_up_total{{cause=\"{k}\"}} {v}");
-    }
-    head(
-        o,
-        "handover_requests_total",
-        "counter",
+    x.counters(
+        "mih_user_handover_requests_total",
         "X2 handover requests by how they ended.",
+        Fate::ALL
+            .iter()
+            .map(|f| (l1("fate", f.label()), s.ended(*f))),
     );
-    for f in Fate::ALL {
-        let _ = writeln!(
-            o,
-            "mih_user_handover_requests_total{{fate=\"{}\"}} {}",
-            f.label(),
-            s.ended(f)
-        );
-    }
-    counter(
-        o,
-        "handover_queue_full_total",
+    x.counter(
+        "mih_user_handover_queue_full_total",
         "Requests refused, and retries dropped, because the queue was full.",
         s.queue_full,
     );
@@ -706,67 +526,40 @@ pub fn record_json(r: &MigrationRecord) -> serde_json::Value {
     })
 }
 
+/// The endpoint's routes.
+fn router(h: super::MihUserHandle) -> Router {
+    let m = h.clone();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || async move { text(StatusCode::OK, CONTENT_TYPE, m.metrics_text()) }),
+        )
+        .route(
+            "/status",
+            get(move || async move {
+                text(
+                    StatusCode::OK,
+                    "application/json",
+                    h.status_json().to_string(),
+                )
+            }),
+        )
+        .fallback(|| async {
+            text(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "try /metrics or /status\n".into(),
+            )
+        })
+}
+
 /// Serve `GET /metrics` and `GET /status` on `l`, one request per
-/// connection (see [`super::listener`] for the bounds).
+/// connection (see [`daemon_kit::listener`] for the bounds).
 pub(super) async fn serve(
     h: super::MihUserHandle,
     l: tokio::net::TcpListener,
-    limits: super::listener::LocalLimits,
-    stats: std::sync::Arc<super::listener::LocalStats>,
+    limits: daemon_kit::listener::LocalLimits,
+    stats: std::sync::Arc<daemon_kit::listener::LocalStats>,
 ) {
-    super::listener::serve("metrics", l, limits, stats, move |s, conn| {
-        let h = h.clone();
-        async move {
-            let _ = http(h, s, conn).await;
-        }
-    })
-    .await
-}
-
-/// Longest request head read.
-const MAX_HEAD: usize = 8192;
-
-async fn http(
-    h: super::MihUserHandle,
-    mut s: tokio::net::TcpStream,
-    conn: super::listener::Conn,
-) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let read = async {
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 1024];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() <= MAX_HEAD {
-            let n = s.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(buf)
-    };
-    let Some(buf) = conn.request(read).await else {
-        return Ok(()); // no request in time
-    };
-    let buf = buf?;
-    let line = String::from_utf8_lossy(&buf);
-    let path = line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, ctype, body) = match path {
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", h.metrics_text()),
-        "/status" => ("200 OK", "application/json", h.status_json().to_string()),
-        _ => (
-            "404 Not Found",
-            "text/plain",
-            "try /metrics or /status\n".into(),
-        ),
-    };
-    let head = format!(
-        "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let write = async {
-        s.write_all(head.as_bytes()).await?;
-        s.write_all(body.as_bytes()).await?;
-        s.shutdown().await
-    };
-    conn.answer(write).await.unwrap_or(Ok(()))
+    daemon_kit::http::serve("metrics", l, limits, stats, router(h)).await
 }

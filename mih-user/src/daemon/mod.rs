@@ -19,7 +19,7 @@
 //! * **Metrics**: `GET /metrics` (Prometheus text) and `GET /status`
 //!   (JSON) on a small HTTP endpoint ([`metrics`]).
 //!
-//! The control socket and the metrics endpoint share [`listener`]: a cap
+//! The control socket and the metrics endpoint share [`daemon_kit::listener`]: a cap
 //! on connections that idle ones cannot exhaust and a request timeout.
 //! Every listener (these two, the API, CXTP) survives accept errors
 //! (`cxtp::transport::accept`).
@@ -36,7 +36,6 @@ pub mod config;
 pub mod control;
 #[cfg(target_os = "linux")]
 pub mod hooks;
-pub mod listener;
 pub mod metrics;
 #[cfg(target_os = "linux")]
 mod recovery;
@@ -69,7 +68,7 @@ use crate::sessions::journal;
 use crate::tap::{Pace, Tap};
 use crate::x2ap::{ForgetReason, X2Event, X2Trigger};
 use config::{Config, SessionMode};
-use listener::{LocalLimits, LocalStats};
+use daemon_kit::listener::{LocalLimits, LocalStats};
 use metrics::{DriverCounters, MigrationMetrics, Snapshot};
 
 /// Most migration records kept for `status`.

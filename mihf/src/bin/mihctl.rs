@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use daemon_kit::http::get_ok as http_get;
 use mihf::daemon::client::SapClient;
-use mihf::daemon::metrics::http_get;
 use mihf::proto::sap::Registration;
 use mihf::proto::status::status_of;
 use mihf::wire::message::*;

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mihf::daemon::{config::Config, logging, Daemon};
+use daemon_kit::logging;
+use daemon_kit::runtime::{runtime, ShutdownSignals};
+use mihf::daemon::{config::Config, Daemon};
 use tracing::{error, info};
 
 // The command line, in a file of its own: the man page generator
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
         println!("{}: OK", args.config.display());
         return ExitCode::SUCCESS;
     }
-    let rt = match mihf::daemon::runtime(args.threads) {
+    let rt = match runtime(args.threads) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mihfd: cannot start the runtime: {e}");
@@ -35,7 +37,7 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         // Install the handlers before anything can be signalled.
-        let mut signals = match mihf::daemon::ShutdownSignals::install() {
+        let mut signals = match ShutdownSignals::install() {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("mihfd: cannot install signal handlers: {e}");

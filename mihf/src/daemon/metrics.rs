@@ -1,46 +1,29 @@
-//! Prometheus text exposition (format 0.0.4) of the node's counters, written
-//! by hand, served over a minimal HTTP/1.0 endpoint: `GET /metrics` and
-//! `GET /peers` (JSON). Each connection is bounded in size and time.
+//! The node's counters as OpenMetrics text ([`daemon_kit::metrics`]),
+//! served with the peer table over HTTP ([`daemon_kit::http`]):
+//! `GET /metrics` and `GET /peers` (JSON). The endpoint is bounded as
+//! [`daemon_kit::listener`] says: at most [`MAX_CONNECTIONS`] connections
+//! (a new one closes the oldest idle one), a request within
+//! [`REQUEST_TIMEOUT`].
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tracing::debug;
+use daemon_kit::http::axum::http::StatusCode;
+use daemon_kit::http::axum::routing::get;
+use daemon_kit::http::axum::Router;
+use daemon_kit::http::text;
+use daemon_kit::listener::{LocalLimits, LocalStats};
+use daemon_kit::metrics::{labels, Exposition, Histogram, CONTENT_TYPE, TIME_BUCKETS};
+use tokio::net::TcpListener;
 
 use super::Shared;
 use crate::proto::node::Direction;
 use crate::wire::{message::primitive_name, Mid};
 
-/// Upper bounds (seconds) of the transaction latency histogram.
-pub const BUCKETS: [f64; 18] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0, 15.0,
-];
-
-/// A fixed-bucket histogram.
-#[derive(Debug, Clone, Default)]
-pub struct Histogram {
-    counts: [u64; BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    pub fn observe(&mut self, d: Duration) {
-        let s = d.as_secs_f64();
-        let i = BUCKETS
-            .iter()
-            .position(|&b| s <= b)
-            .unwrap_or(BUCKETS.len());
-        self.counts[i] += 1;
-        self.sum += s;
-        self.count += 1;
-    }
+/// The transaction latency histogram, over [`TIME_BUCKETS`].
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(TIME_BUCKETS)
 }
 
 fn message_label(mid: u16, ack: bool) -> String {
@@ -67,12 +50,9 @@ pub(crate) fn render(shared: &Shared) -> String {
         (st.node.stats(), st.node.table_sizes(), st.latency.clone())
     };
     let e = &stats.engine;
-    let mut o = String::with_capacity(8192);
+    let mut x = Exposition::new();
     let mut counter = |name: &str, help: &str, v: u64| {
-        let _ = writeln!(
-            o,
-            "# HELP mihf_{name} {help}\n# TYPE mihf_{name} counter\nmihf_{name} {v}"
-        );
+        x.counter(&format!("mihf_{name}"), help, v);
     };
     counter(
         "frames_received_total",
@@ -308,24 +288,19 @@ pub(crate) fn render(shared: &Shared) -> String {
         io.dropped_frames.load(Ordering::Relaxed),
     );
 
-    let _ = writeln!(
-        o,
-        "# HELP mihf_messages_total MIH frames per direction and message."
+    x.counters(
+        "mihf_messages_total",
+        "MIH frames per direction and message.",
+        stats.messages.iter().map(|((dir, mid, ack), v)| {
+            let m = message_label(*mid, *ack);
+            (
+                labels(&[("direction", dir_label(*dir)), ("message", &m)]),
+                *v,
+            )
+        }),
     );
-    let _ = writeln!(o, "# TYPE mihf_messages_total counter");
-    for ((dir, mid, ack), v) in &stats.messages {
-        let _ = writeln!(
-            o,
-            "mihf_messages_total{{direction=\"{}\",message=\"{}\"}} {v}",
-            dir_label(*dir),
-            message_label(*mid, *ack)
-        );
-    }
     let mut gauge = |name: &str, help: &str, v: usize| {
-        let _ = writeln!(
-            o,
-            "# HELP mihf_{name} {help}\n# TYPE mihf_{name} gauge\nmihf_{name} {v}"
-        );
+        x.gauge(&format!("mihf_{name}"), help, v as i64);
     };
     gauge("users", "Registered MIH-Users.", tables.users);
     gauge(
@@ -374,27 +349,12 @@ pub(crate) fn render(shared: &Shared) -> String {
         super::uptime(shared).as_secs() as usize,
     );
 
-    let _ = writeln!(
-        o,
-        "# HELP mihf_transaction_latency_seconds Request to response, remote transactions."
+    x.metric(
+        "mihf_transaction_latency_seconds",
+        "Request to response, remote transactions.",
+        hist,
     );
-    let _ = writeln!(o, "# TYPE mihf_transaction_latency_seconds histogram");
-    let mut cum = 0;
-    for (i, b) in BUCKETS.iter().enumerate() {
-        cum += hist.counts[i];
-        let _ = writeln!(
-            o,
-            "mihf_transaction_latency_seconds_bucket{{le=\"{b}\"}} {cum}"
-        );
-    }
-    cum += hist.counts[BUCKETS.len()];
-    let _ = writeln!(
-        o,
-        "mihf_transaction_latency_seconds_bucket{{le=\"+Inf\"}} {cum}"
-    );
-    let _ = writeln!(o, "mihf_transaction_latency_seconds_sum {}", hist.sum);
-    let _ = writeln!(o, "mihf_transaction_latency_seconds_count {}", hist.count);
-    o
+    x.encode()
 }
 
 fn dir_label(d: Direction) -> &'static str {
@@ -445,68 +405,38 @@ pub(crate) fn peers_json(shared: &Shared) -> String {
         .to_string()
 }
 
-pub(crate) async fn serve(shared: Arc<Shared>, l: TcpListener) {
-    let limit = Arc::new(Semaphore::new(16));
-    loop {
-        let Ok((s, from)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let r = tokio::time::timeout(Duration::from_secs(5), http(shared, s)).await;
-            debug!(%from, ok = r.is_ok(), "metrics request");
-            drop(permit);
-        });
-    }
+/// Most connections to the endpoint at once.
+pub const MAX_CONNECTIONS: usize = 16;
+/// Time for a request to arrive, and for its answer to be taken.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The endpoint's routes.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let m = shared.clone();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || async move { text(StatusCode::OK, CONTENT_TYPE, render(&m)) }),
+        )
+        .route(
+            "/peers",
+            get(move || async move {
+                text(StatusCode::OK, "application/json", peers_json(&shared))
+            }),
+        )
+        .fallback(|| async {
+            text(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "try /metrics or /peers\n".into(),
+            )
+        })
 }
 
-async fn http(shared: Arc<Shared>, mut s: TcpStream) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 || buf.len() > 8192 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let line = String::from_utf8_lossy(&buf);
-    let path = line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, ctype, body) = match path {
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", render(&shared)),
-        "/peers" => ("200 OK", "application/json", peers_json(&shared)),
-        _ => (
-            "404 Not Found",
-            "text/plain",
-            "try /metrics or /peers\n".to_string(),
-        ),
+pub(crate) async fn serve(shared: Arc<Shared>, l: TcpListener, stats: Arc<LocalStats>) {
+    let limits = LocalLimits {
+        max_connections: MAX_CONNECTIONS,
+        request_timeout: REQUEST_TIMEOUT,
     };
-    let head = format!(
-        "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await?;
-    s.write_all(body.as_bytes()).await?;
-    s.shutdown().await
-}
-
-/// Fetch `path` from a metrics endpoint (used by mihctl and tests).
-pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: mihfd\r\n\r\n").as_bytes())
-        .await?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    match text.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.0 200") => Ok(body.to_string()),
-        Some((head, _)) => Err(std::io::Error::other(
-            head.lines().next().unwrap_or("").to_string(),
-        )),
-        None => Err(std::io::Error::other("malformed HTTP response")),
-    }
+    daemon_kit::http::serve("metrics", l, limits, stats, router(shared)).await
 }

@@ -11,7 +11,6 @@
 
 pub mod client;
 pub mod config;
-pub mod logging;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -33,7 +32,7 @@ use crate::proto::node::{Node, NodeEvent, NodeStats, PeerConfig};
 use crate::proto::{Endpoint, Transmit};
 use crate::wire::HEADER_LEN;
 use config::Config;
-use metrics::Histogram;
+use daemon_kit::metrics::Histogram;
 
 /// Largest MIH frame: the header and a 16-bit payload length.
 const MAX_FRAME: usize = HEADER_LEN + 65_535;
@@ -199,7 +198,7 @@ impl Daemon {
             state: Mutex::new(State {
                 node,
                 armed: None,
-                latency: Histogram::default(),
+                latency: metrics::latency_histogram(),
                 tcp: HashMap::new(),
                 user_log: (now, 0),
             }),
@@ -227,7 +226,11 @@ impl Daemon {
         }
         tasks.push(tokio::spawn(timer_task(shared.clone())));
         if let Some(l) = metrics_listener {
-            tasks.push(tokio::spawn(metrics::serve(shared.clone(), l)));
+            tasks.push(tokio::spawn(metrics::serve(
+                shared.clone(),
+                l,
+                Arc::default(),
+            )));
         }
         info!(
             mihf_id = %cfg.mihf_id,
@@ -321,7 +324,7 @@ fn user_log_allowed(shared: &Shared, st: &mut State, now: Instant) -> bool {
 fn log_event(shared: &Shared, st: &mut State, e: NodeEvent) {
     match e {
         NodeEvent::Completed { mid, rtt, status } => {
-            st.latency.observe(rtt);
+            st.latency.observe(rtt.as_secs_f64());
             debug!(
                 mid = format_args!("{:#06x}", mid.0),
                 ?rtt,
@@ -654,45 +657,4 @@ async fn tcp_conn(
 /// Uptime, for metrics.
 pub(crate) fn uptime(shared: &Shared) -> Duration {
     shared.started.elapsed()
-}
-
-/// A tokio runtime for a daemon binary: current-thread when `threads <= 1`,
-/// multi-threaded with `threads` workers otherwise.
-pub fn runtime(threads: usize) -> io::Result<tokio::runtime::Runtime> {
-    if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    }
-}
-
-/// SIGINT and SIGTERM handlers, installed together before a daemon starts
-/// so that no early signal is lost.
-pub struct ShutdownSignals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl ShutdownSignals {
-    /// Install both handlers (inside a tokio runtime).
-    pub fn install() -> io::Result<ShutdownSignals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(ShutdownSignals {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Wait for either signal; returns its name.
-    pub async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
-        }
-    }
 }

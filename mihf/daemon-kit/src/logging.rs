@@ -3,7 +3,7 @@
 //!
 //! Peer-supplied text (MIHF IDs, names, reasons) reaches the log through
 //! the escaping [`Display`](std::fmt::Display) of
-//! [`MihfId`](crate::wire::MihfId) and [`Escaped`](crate::wire::Escaped):
+//! `mihf::wire::MihfId` and `mihf::wire::Escaped`:
 //! no newline, escape sequence or other control character of a peer gets
 //! into a text line, and JSON lines are valid JSON either way.
 
@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+pub use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. `json` selects JSON lines. Colours only
 /// when stderr is a terminal.

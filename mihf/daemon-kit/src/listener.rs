@@ -1,6 +1,6 @@
-//! The daemon's local request/answer listeners (the control socket and the
-//! metrics endpoint): bounded so that idle connections cannot lock the
-//! operator out.
+//! Local request/answer listeners (mih-user's control socket, both
+//! daemons' HTTP endpoints): bounded so that idle connections cannot lock
+//! the operator out.
 //!
 //! * **Cap**: at most `max_connections` connections. A connection is
 //!   *idle* while it waits for its next request and *busy* while a request
@@ -26,8 +26,6 @@ use cxtp::transport::accept::{Acceptor, Listener, LogLimit, LOG_EVERY};
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use super::metrics::ListenerCounters;
-
 /// Bounds of one listener.
 #[derive(Clone, Copy, Debug)]
 pub struct LocalLimits {
@@ -35,6 +33,25 @@ pub struct LocalLimits {
     pub max_connections: usize,
     /// Time for one request to arrive, and for one answer to be taken.
     pub request_timeout: Duration,
+}
+
+/// Counters of one local listener, as the metrics show them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerCounters {
+    /// Connections open now.
+    pub open: u64,
+    /// Connections admitted.
+    pub accepted: u64,
+    /// Connections closed at once: every connection had a request in
+    /// progress.
+    pub refused_full: u64,
+    /// Idle connections closed to make room for a new one.
+    pub evicted_idle: u64,
+    /// Connections closed because a request did not arrive, or an answer
+    /// was not taken, in time.
+    pub timeouts: u64,
+    /// `accept()` errors (each retried after a backoff).
+    pub accept_errors: u64,
 }
 
 /// Counters of one listener.
@@ -136,6 +153,11 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// The listener's request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.slots.limits.request_timeout
+    }
+
     /// Wait for the next request (idle meanwhile: the connection may be
     /// closed to make room). `None`: not complete within the request
     /// timeout (counted); close the connection.
