@@ -39,10 +39,14 @@ use super::wire::{
     MAX_SERVICE_ID_LEN, MIN_MAX_FRAME, PROTOCOL_VERSION,
 };
 
-/// Identifies one client connection inside the registry.
-pub type ConnId = u64;
-/// Identifies one export or import operation.
-pub type OpId = u64;
+handle!(
+    /// Identifies one client connection inside the registry.
+    ConnId
+);
+handle!(
+    /// Identifies one export or import operation.
+    OpId
+);
 
 /// Longest reason/cause string kept or sent (longer ones are cut at a
 /// character boundary).
@@ -351,8 +355,8 @@ impl Registry {
         Registry {
             limits,
             server_name,
-            next_conn: 1,
-            next_op: 1,
+            next_conn: ConnId(1),
+            next_op: OpId(1),
             next_event: 1,
             conns: HashMap::new(),
             services: BTreeMap::new(),
@@ -373,7 +377,7 @@ impl Registry {
     /// A new client connection (before its `Hello`).
     pub fn connect(&mut self) -> ConnId {
         let id = self.next_conn;
-        self.next_conn += 1;
+        self.next_conn.0 += 1;
         self.conns.insert(
             id,
             ConnState {
@@ -1022,7 +1026,7 @@ impl Registry {
             _ => return Err(ApiError::UnknownUe(ue)),
         };
         let op = self.next_op;
-        self.next_op += 1;
+        self.next_op.0 += 1;
         let mut waiting = BTreeMap::new();
         for s in &services {
             let Some(conn) = self.services.get(s).map(|s| s.conn) else {
@@ -1087,7 +1091,7 @@ impl Registry {
             return Err(ApiError::UeBusy(ue));
         }
         let op = self.next_op;
-        self.next_op += 1;
+        self.next_op.0 += 1;
         let mut waiting = BTreeSet::new();
         let mut reports = Vec::with_capacity(contexts.len());
         let mut asked = Vec::new();

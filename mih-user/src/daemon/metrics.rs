@@ -193,8 +193,8 @@ pub struct Snapshot<'a> {
     pub migrations: &'a MigrationMetrics,
     /// Orchestrator counters.
     pub orchestrator: &'a OrchestratorStats,
-    /// In progress [source, destination].
-    pub in_progress: [usize; 2],
+    /// In progress.
+    pub in_progress: crate::orchestrator::ByRole<usize>,
     /// Scheduler counters.
     pub schedule: &'a SchedulerStats,
     /// Waiting handovers [queued, retrying].
@@ -243,12 +243,10 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "counter",
         "Migrations started.",
     );
-    let roles = ["source", "destination"];
-    for (i, role) in roles.iter().enumerate() {
+    for (role, v) in s.orchestrator.started.labeled() {
         let _ = writeln!(
             o,
-            "mih_user_migrations_started_total{{role=\"{role}\"}} {}",
-            s.orchestrator.started[i]
+            "mih_user_migrations_started_total{{role=\"{role}\"}} {v}"
         );
     }
     head(
@@ -295,12 +293,8 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "gauge",
         "Handovers under way.",
     );
-    for (i, role) in roles.iter().enumerate() {
-        let _ = writeln!(
-            o,
-            "mih_user_handovers_in_progress{{role=\"{role}\"}} {}",
-            s.in_progress[i]
-        );
+    for (role, v) in s.in_progress.labeled() {
+        let _ = writeln!(o, "mih_user_handovers_in_progress{{role=\"{role}\"}} {v}");
     }
     head(
         &mut o,

@@ -1058,7 +1058,7 @@ impl Scheduler {
             let gone: Vec<HandoverId> = self
                 .running
                 .iter()
-                .filter(|(id, r)| orch.handover(r.req.ue).is_none_or(|h| h.0 != **id))
+                .filter(|(id, r)| orch.handover(r.req.ue).is_none_or(|h| h.id != **id))
                 .map(|(id, _)| *id)
                 .collect();
             for g in gone {

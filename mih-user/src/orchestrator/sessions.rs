@@ -45,7 +45,7 @@ pub enum SessionError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportAttempt {
     /// The handover (this process's id).
-    pub handover_id: u64,
+    pub handover_id: super::HandoverId,
     /// The on-wire attempt id (MIH vendor TLV kind 3).
     pub attempt: Option<std::num::NonZeroU32>,
     /// The other eNBC's MIHF ID (the destination's; at an import, the

@@ -11,7 +11,7 @@ use mihf::wire::{Body, Message, MihfId, Opcode};
 
 use super::*;
 use crate::api::{ImportReport, ImportStatus, ReplyStatus, ServiceContext};
-use crate::orchestrator::{Action, Event, OrchestratorConfig};
+use crate::orchestrator::{Action, ByRole, Event, OrchestratorConfig};
 
 const MS: Duration = Duration::from_millis(1);
 const NAMES: [&str; 3] = ["enbc-a", "enbc-b", "enbc-c"];
@@ -1392,7 +1392,7 @@ mod property {
             for (i, node) in n.nodes.iter().enumerate() {
                 prop_assert_eq!(node.sched.pending_counts(), [0, 0]);
                 prop_assert_eq!(node.sched.tracked(), 0);
-                prop_assert_eq!(node.orch.in_progress(), [0, 0]);
+                prop_assert_eq!(node.orch.in_progress(), ByRole { source: 0, destination: 0 });
                 let s = node.sched.stats();
                 prop_assert_eq!(s.requests, results[i].len() as u64);
                 let total: u64 = Fate::ALL.iter().map(|f| s.ended(*f)).sum();
