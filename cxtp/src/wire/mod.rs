@@ -72,10 +72,6 @@ pub const MAX_MESSAGE_LEN: usize = u16::MAX as usize;
 pub const MAX_CDB_LEN: usize = 255 * 8;
 /// Token algorithm code for HMAC-SHA1 (IANA, RFC 4065 §7).
 pub const ALGORITHM_HMAC_SHA1: u16 = 1;
-/// Generic CTDR status: success.
-pub const STATUS_SUCCESS: u8 = 0;
-/// Generic CTDR status BAD_CHECKSUM (RFC 4067 §4).
-pub const STATUS_BAD_CHECKSUM: u8 = 1;
 
 /// CXTP message type codes (RFC 4067 §2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

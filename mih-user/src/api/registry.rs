@@ -201,18 +201,6 @@ pub enum ImportStatus {
     Duplicate,
 }
 
-/// CTDR status codes for import failures that `cxtp::profile::status` has
-/// no code for (this crate's own, 0xA0..).
-pub mod status {
-    /// The service refused the context.
-    pub const SERVICE_REFUSED: u8 = 0xA0;
-    /// The service has no capacity for the UE.
-    pub const SERVICE_NO_CAPACITY: u8 = 0xA1;
-    /// The service went away, the context was too large for it, or it was
-    /// listed twice.
-    pub const SERVICE_UNAVAILABLE: u8 = 0xA2;
-}
-
 impl ImportReport {
     /// Whether the service accepted.
     pub fn is_accepted(&self) -> bool {
@@ -233,10 +221,10 @@ impl ImportReport {
             ImportStatus::Refused {
                 status: ReplyStatus::NoCapacity,
                 ..
-            } => status::SERVICE_NO_CAPACITY,
-            ImportStatus::Refused { .. } => status::SERVICE_REFUSED,
+            } => s::SERVICE_NO_CAPACITY,
+            ImportStatus::Refused { .. } => s::SERVICE_REFUSED,
             ImportStatus::ServiceGone | ImportStatus::TooLarge | ImportStatus::Duplicate => {
-                status::SERVICE_UNAVAILABLE
+                s::SERVICE_UNAVAILABLE
             }
         }
     }

@@ -34,10 +34,6 @@ const MAX_CLOSING: usize = 4096;
 /// Most UEs reserved by recoveries at once.
 const MAX_RECOVERING: usize = 65_536;
 
-/// CTDR status for a session the importer could not rebuild (our range,
-/// next to the API's refusal codes).
-pub const STATUS_SESSION_FAILED: u8 = 0xA3;
-
 /// One handover under way, as [`Orchestrator::handover`] reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HandoverInfo {
@@ -1715,7 +1711,7 @@ impl Orchestrator {
                 if ok {
                     status::SUCCESS
                 } else {
-                    STATUS_SESSION_FAILED
+                    status::SESSION_FAILED
                 },
             ));
         }

@@ -79,7 +79,7 @@ pub mod sessions;
 
 pub use self::core::{
     flatten_connections, Action, Event, HandoverId, HandoverInfo, HandoverRequest, NodeView,
-    Orchestrator, OrchestratorConfig, OrchestratorStats, StartError, STATUS_SESSION_FAILED,
+    Orchestrator, OrchestratorConfig, OrchestratorStats, StartError,
 };
 pub use record::{role_label, ByRole, Cause, MigrationRecord, Phases, Sizes, TriggerKind};
 pub use schedule::{

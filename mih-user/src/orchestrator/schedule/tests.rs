@@ -1050,26 +1050,20 @@ fn the_cause_decides_whether_to_retry() {
         (Cause::CxtpCancelled, true),
         (Cause::CtdrFailure(vec![e(status::TIMEOUT)]), true),
         (
-            Cause::CtdrFailure(vec![e(api_status::SERVICE_NO_CAPACITY), ok(0)]),
+            Cause::CtdrFailure(vec![e(status::SERVICE_NO_CAPACITY), ok(0)]),
             true,
         ),
         (
-            Cause::CtdrFailure(vec![e(api_status::SERVICE_UNAVAILABLE)]),
+            Cause::CtdrFailure(vec![e(status::SERVICE_UNAVAILABLE)]),
             true,
         ),
-        (
-            Cause::CtdrFailure(vec![ok(super::super::STATUS_SESSION_FAILED)]),
-            true,
-        ),
+        (Cause::CtdrFailure(vec![ok(status::SESSION_FAILED)]), true),
         (Cause::CtdrFailure(vec![e(status::UNSUPPORTED_FPT)]), false),
         (
             Cause::CtdrFailure(vec![e(status::TIMEOUT), e(status::MALFORMED)]),
             false,
         ),
-        (
-            Cause::CtdrFailure(vec![e(api_status::SERVICE_REFUSED)]),
-            false,
-        ),
+        (Cause::CtdrFailure(vec![e(status::SERVICE_REFUSED)]), false),
         (Cause::Aborted("operator".into()), false),
         (Cause::NoContext, false),
         (Cause::SourceRolledBack, false),
