@@ -191,10 +191,6 @@ impl Ctd {
     pub fn block_count(&self) -> usize {
         self.block_count
     }
-    /// The raw CDB region.
-    pub fn block_bytes(&self) -> &Bytes {
-        &self.blocks
-    }
     /// Owned form.
     pub fn to_repr(&self) -> CtdRepr {
         CtdRepr {

@@ -611,11 +611,6 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// The CXTP address of a peer.
-    pub fn peer_address(&self, mihf_id: &str) -> Option<IpAddr> {
-        self.peers.get(mihf_id).copied()
-    }
-
     /// Counters.
     pub fn stats(&self) -> &OrchestratorStats {
         &self.stats
