@@ -17,7 +17,7 @@ use cxtp::engine::{
 use cxtp::profile::echo::Echo;
 use cxtp::profile::{fpt, status, Context, ProfileRegistry};
 use cxtp::segment::{parse_block_ref, SegmentBlockRef};
-use cxtp::wire::{Ctc, CtdrRepr, Message, MessageRepr, MessageType, StatusEntry};
+use cxtp::wire::{Ctc, CtdrRepr, MessageRepr, MessageType, MessageView, StatusEntry};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -72,8 +72,8 @@ impl Pair {
 }
 
 fn ctdr_of(b: &Bytes) -> (bool, Option<Echo>, Vec<StatusEntry>) {
-    match Message::parse(b.clone()).unwrap() {
-        Message::Ctdr(d) => {
+    match MessageView::parse(b.clone()).unwrap() {
+        MessageView::Ctdr(d) => {
             let (e, rest) = Echo::split(fpt::TRANSFER_ID, d.entries().collect());
             (d.success, e, rest)
         }
@@ -82,7 +82,7 @@ fn ctdr_of(b: &Bytes) -> (bool, Option<Echo>, Vec<StatusEntry>) {
 }
 
 fn transfer_id_of(b: &Bytes) -> Option<u32> {
-    let Message::Ctd(d) = Message::parse(b.clone()).unwrap() else {
+    let MessageView::Ctd(d) = MessageView::parse(b.clone()).unwrap() else {
         panic!("not a CTD")
     };
     let first = d.block_refs().next()?;
@@ -434,7 +434,7 @@ fn plain_push_keeps_rfc4067_behaviour() {
     p.nar.handle_timeout(p.t0 + Duration::from_millis(5));
     let out = p.sent_by_nar();
     assert_eq!(
-        Message::parse(out[0].clone()).unwrap().message_type(),
+        MessageView::parse(out[0].clone()).unwrap().message_type(),
         MessageType::Ctc
     );
     assert_eq!(p.par.stats(), ParStats::default());

@@ -10,7 +10,7 @@ use cxtp::engine::{
     Config, EngineError, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter,
 };
 use cxtp::profile::{status, Context, ProfileRegistry};
-use cxtp::wire::{Message, MessageType, StatusEntry};
+use cxtp::wire::{MessageType, MessageView, StatusEntry};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -23,13 +23,13 @@ fn run(now: Instant, par: &mut PreviousRouter, nar: &mut NewRouter) -> Vec<Messa
         let mut moved = false;
         while let Some((to, b)) = par.poll_transmit() {
             assert_eq!(to, ip("192.0.2.2"));
-            seen.push(Message::parse(b.clone()).unwrap().message_type());
+            seen.push(MessageView::parse(b.clone()).unwrap().message_type());
             nar.handle_message(now, ip("192.0.2.1"), b);
             moved = true;
         }
         while let Some((to, b)) = nar.poll_transmit() {
             assert_eq!(to, ip("192.0.2.1"));
-            seen.push(Message::parse(b.clone()).unwrap().message_type());
+            seen.push(MessageView::parse(b.clone()).unwrap().message_type());
             par.handle_message(now, ip("192.0.2.2"), b);
             moved = true;
         }
@@ -161,7 +161,7 @@ fn unexpected_push_is_refused_and_no_ctdr_times_out() {
     ));
     let (_, ctc) = nar.poll_transmit().unwrap();
     assert_eq!(
-        Message::parse(ctc).unwrap().message_type(),
+        MessageView::parse(ctc).unwrap().message_type(),
         MessageType::Ctc
     );
 }

@@ -20,7 +20,7 @@ use cxtp::icmp::socket::IcmpSocket;
 use cxtp::icmp::IcmpVersion;
 use cxtp::profile::ProfileRegistry;
 use cxtp::token::AuthKey;
-use cxtp::wire::{CtarRepr, Message, MessageRepr, Token};
+use cxtp::wire::{CtarRepr, MessageRepr, MessageView, Token};
 
 struct Netns {
     a: String,
@@ -188,7 +188,7 @@ fn helper() {
             while Instant::now() < deadline {
                 match sock.recv() {
                     Ok(r) => {
-                        if let Ok(Message::Ctar(_)) = Message::parse(r.message.clone()) {
+                        if let Ok(MessageView::Ctar(_)) = MessageView::parse(r.message.clone()) {
                             println!(
                                 "RESULT ctar-received hop_limit={} from={}",
                                 r.hop_limit, r.from

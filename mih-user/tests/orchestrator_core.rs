@@ -1377,7 +1377,7 @@ fn closing(o: &Orchestrator) -> usize {
 }
 
 fn cxtp_type(b: &Bytes) -> Option<MessageType> {
-    cxtp::wire::Message::parse(b.clone())
+    cxtp::wire::MessageView::parse(b.clone())
         .ok()
         .map(|m| m.message_type())
 }

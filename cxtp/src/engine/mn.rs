@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{CT_REQUEST_RETRY, CT_RETRY_MAX};
-use crate::wire::{CtarRepr, EmitError, Message, MessageRepr, StatusEntry};
+use crate::wire::{CtarRepr, EmitError, MessageRepr, MessageView, StatusEntry};
 
 /// Events from the MN engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl MobileNode {
 
     /// Process a message from an AR (a CTAA stops retransmission).
     pub fn handle_message(&mut self, _now: Instant, from: IpAddr, bytes: Bytes) {
-        if let Ok(Message::Ctaa(a)) = Message::parse(bytes) {
+        if let Ok(MessageView::Ctaa(a)) = MessageView::parse(bytes) {
             let before = self.outstanding.len();
             self.outstanding.retain(|o| o.to != from);
             if before != self.outstanding.len() {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::*;
 use crate::profile::{fpt, status, Context, ProfileRegistry};
 use crate::token::AuthKey;
-use crate::wire::{CtarRepr, Message, MessageType, RequestBlock, StatusEntry, Token};
+use crate::wire::{CtarRepr, MessageType, MessageView, RequestBlock, StatusEntry, Token};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -148,7 +148,7 @@ impl Sim {
         for (from, to, b) in out {
             let n = self.sent;
             self.sent += 1;
-            let t = Message::parse(b.clone())
+            let t = MessageView::parse(b.clone())
                 .map(|m| m.message_type())
                 .expect("engines emit valid messages");
             self.log.push((from, to, t));

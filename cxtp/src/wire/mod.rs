@@ -1,19 +1,22 @@
 //! Wire format of RFC 4067: zero-copy views over [`Bytes`](bytes::Bytes) and owned `Repr`
 //! types that emit into [`BytesMut`](bytes::BytesMut).
 //!
-//! * [`Message::parse`] validates a whole message up front (header, every
+//! * [`MessageView::parse`] validates a whole message up front (header, every
 //!   length, every Context Data Block boundary) and then hands out views whose
 //!   variable parts are [`Bytes`](bytes::Bytes) slices of the input: nothing proportional to
 //!   the context size is copied or allocated. CDBs, request blocks and status
 //!   entries are iterated lazily over the validated body.
 //! * [`MessageRepr`] and the per-message `*Repr` types are the owned builders;
-//!   `Message::to_repr` and `MessageRepr::emit` are symmetric.
+//!   `MessageView::to_repr` and `MessageRepr::emit` are symmetric.
+//! * Naming: [`MessageView`] is the parsed (view) message and
+//!   [`MessageRepr`] the owned one. The parsed message is not called
+//!   `Message` because in `mihf::wire` that name is the owned message.
 //!
 //! Layouts follow the figures of RFC 4067 §2.5.
 //! Interpretations where the RFC is unclear:
 //!
 //! * the header `Length` counts the whole message including the 4-octet
-//!   header and must equal the number of octets handed to [`Message::parse`];
+//!   header and must equal the number of octets handed to [`MessageView::parse`];
 //! * the key block (Algorithm, Key Length, Key) is present exactly when the
 //!   type is PCTD (0x4);
 //! * header-only request blocks in CTAR/CT-Req are emitted as 4 octets with
@@ -22,7 +25,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use cxtp::wire::{Message, MessageType};
+//! use cxtp::wire::{MessageView, MessageType};
 //!
 //! // The IPv4 CTAR golden vector (conformance/vectors/cxtp/ctar_ipv4.json):
 //! // A=1, no request blocks.
@@ -30,9 +33,9 @@
 //!     0x21, 0xc0, 0x00, 0x14, 192, 0, 2, 1, 192, 0, 2, 254,
 //!     0x12, 0x34, 0x56, 0x78, 0xfb, 0xab, 0x93, 0xdc,
 //! ]);
-//! let msg = Message::parse(raw.clone()).unwrap();
+//! let msg = MessageView::parse(raw.clone()).unwrap();
 //! assert_eq!(msg.message_type(), MessageType::Ctar);
-//! let Message::Ctar(ctar) = &msg else { unreachable!() };
+//! let MessageView::Ctar(ctar) = &msg else { unreachable!() };
 //! assert!(ctar.ack);
 //! assert_eq!(ctar.seq, 0x1234_5678);
 //! assert_eq!(ctar.requests().count(), 0);
@@ -52,7 +55,7 @@ pub use cdb::{
 };
 pub use message::{
     CtReq, CtReqRepr, Ctaa, CtaaRepr, Ctar, CtarRepr, Ctc, CtcRepr, Ctd, CtdRepr, Ctdr, CtdrRepr,
-    KeyBlock, KeyBlockRepr, Message, MessageRepr,
+    KeyBlock, KeyBlockRepr, MessageRepr, MessageView,
 };
 
 use std::fmt;
