@@ -255,6 +255,20 @@ impl Header {
         })
     }
 
+    /// The MN address of the message `input` holds (`self` being its
+    /// parsed header), read without validating the rest of the message:
+    /// enough to route a message to its handover before parsing it. Every
+    /// message starts its body with the MN address, except CTD and PCTD
+    /// where the 4-octet Elapsed Time comes first.
+    pub fn mn_addr(&self, input: &[u8]) -> Result<IpAddr, DecodeError> {
+        let name = self.msg_type.name();
+        let mut c = Cursor::new(input.get(HEADER_LEN..).unwrap_or_default(), name);
+        if matches!(self.msg_type, MessageType::Ctd | MessageType::Pctd) {
+            c.u32("Elapsed Time")?;
+        }
+        c.addr(self.family, "MN previous address")
+    }
+
     /// Emit the header.
     pub fn emit(&self, buf: &mut impl BufMut) {
         buf.put_u8((VERSION << 5) | self.msg_type.code());

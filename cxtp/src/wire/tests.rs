@@ -388,6 +388,15 @@ proptest! {
     }
 
     #[test]
+    fn header_mn_addr_is_the_parsed_one(repr in message()) {
+        let bytes = repr.to_bytes().unwrap();
+        let msg = MessageView::parse(bytes.clone()).unwrap();
+        let header = Header::parse(&bytes).unwrap();
+        prop_assert_eq!(header.mn_addr(&bytes), Ok(msg.mn_addr()));
+        prop_assert!(header.mn_addr(&bytes[..bytes.len().min(7)]).is_err());
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = MessageView::parse(Bytes::from(data));
     }

@@ -12,7 +12,7 @@ use cxtp::profile::{
     fpt, status, verdict, Context, FeatureProfile, ProfileRegistry, TcpSessionContext,
 };
 use cxtp::segment::SegmentConfig;
-use cxtp::wire::{AddressFamily, Header, MessageType, StatusEntry, HEADER_LEN};
+use cxtp::wire::{Header, MessageType, StatusEntry};
 use mihf::wire::{Body, HoResult, Message, MihfId, Opcode, Status};
 
 use super::mih::{self, N2N_HO_COMMIT, N2N_HO_COMPLETE};
@@ -532,16 +532,7 @@ impl std::fmt::Debug for Orchestrator {
 
 fn peek(bytes: &[u8]) -> Option<(MessageType, IpAddr)> {
     let h = Header::parse(bytes).ok()?;
-    let at = match h.msg_type {
-        MessageType::Ctd | MessageType::Pctd => HEADER_LEN + 4,
-        _ => HEADER_LEN,
-    };
-    let a = bytes.get(at..at + h.family.addr_len())?;
-    let ip = match h.family {
-        AddressFamily::Ipv4 => IpAddr::from(<[u8; 4]>::try_from(a).ok()?),
-        AddressFamily::Ipv6 => IpAddr::from(<[u8; 16]>::try_from(a).ok()?),
-    };
-    Some((h.msg_type, ip))
+    Some((h.msg_type, h.mn_addr(bytes).ok()?))
 }
 
 impl Orchestrator {
