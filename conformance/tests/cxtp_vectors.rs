@@ -133,7 +133,7 @@ fn identified_transfer_vectors_are_what_the_engines_send() {
     use std::num::NonZeroU32;
     use std::time::{Duration, Instant};
 
-    use cxtp::engine::{Config, NewRouter, PreviousRouter};
+    use cxtp::engine::{Config, NewRouter, PreviousRouter, Transmit};
     use cxtp::profile::{Context, ProfileRegistry};
 
     let hex_of = |name: &str| {
@@ -161,17 +161,19 @@ fn identified_transfer_vectors_are_what_the_engines_send() {
         .unwrap();
     par.start_identified_push(t0, mn, na, id, vec![ctx])
         .unwrap();
-    let (_, ctd) = par.poll_transmit().unwrap();
+    let Transmit { payload: ctd, .. } = par.poll_transmit().unwrap();
     assert_eq!(hex::encode(&ctd), hex_of("ctd_ipv4_identified"));
     nar.handle_message(t0, pa, ctd);
     nar.acknowledge(mn, true, vec![]).unwrap();
-    let (_, ctdr) = nar.poll_transmit().unwrap();
+    let Transmit { payload: ctdr, .. } = nar.poll_transmit().unwrap();
     assert_eq!(hex::encode(&ctdr), hex_of("ctdr_ipv4_identified"));
     let id = NonZeroU32::new(0x8000_0002).unwrap();
     nar.expect_transfer(mn, pa, t0 + Duration::from_secs(1), true, Some(id))
         .unwrap();
     nar.handle_timeout(t0 + Duration::from_secs(1));
-    let (_, give_up) = nar.poll_transmit().unwrap();
+    let Transmit {
+        payload: give_up, ..
+    } = nar.poll_transmit().unwrap();
     assert_eq!(
         hex::encode(&give_up),
         hex_of("ctdr_ipv4_identified_give_up")

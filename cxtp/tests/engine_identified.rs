@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cxtp::engine::{
-    Config, FailReason, NarEvent, NarStats, NewRouter, ParEvent, ParStats, PreviousRouter,
+    Config, FailReason, NarEvent, NarStats, NewRouter, ParEvent, ParStats, PreviousRouter, Transmit,
 };
 use cxtp::profile::echo::Echo;
 use cxtp::profile::{fpt, status, Context, ProfileRegistry};
@@ -45,7 +45,7 @@ impl Pair {
     }
     fn sent_by_par(&mut self) -> Vec<Bytes> {
         std::iter::from_fn(|| self.par.poll_transmit())
-            .map(|(to, b)| {
+            .map(|Transmit { to, payload: b }| {
                 assert_eq!(to, ip(NA));
                 b
             })
@@ -53,7 +53,7 @@ impl Pair {
     }
     fn sent_by_nar(&mut self) -> Vec<Bytes> {
         std::iter::from_fn(|| self.nar.poll_transmit())
-            .map(|(to, b)| {
+            .map(|Transmit { to, payload: b }| {
                 assert_eq!(to, ip(PA));
                 b
             })
@@ -218,12 +218,12 @@ fn messages_of_another_transfer_are_dropped_and_counted() {
     )
     .unwrap();
     let stale: Vec<Bytes> = std::iter::from_fn(|| old.poll_transmit())
-        .map(|m| m.1)
+        .map(|m| m.payload)
         .collect();
     let mut plain = PreviousRouter::new(Config::default());
     plain.start_push(p.t0, mn, ip(NA), small()).unwrap();
     let no_id: Vec<Bytes> = std::iter::from_fn(|| plain.poll_transmit())
-        .map(|m| m.1)
+        .map(|m| m.payload)
         .collect();
     // The nAR expects attempt 2: all of them are dropped before
     // reassembly, with no CTDR, and attempt 2 still goes through.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cxtp::engine::{
-    Config, EngineError, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter,
+    Config, EngineError, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter, Transmit,
 };
 use cxtp::profile::{status, Context, ProfileRegistry};
 use cxtp::wire::{MessageType, MessageView, StatusEntry};
@@ -21,13 +21,13 @@ fn run(now: Instant, par: &mut PreviousRouter, nar: &mut NewRouter) -> Vec<Messa
     let mut seen = Vec::new();
     loop {
         let mut moved = false;
-        while let Some((to, b)) = par.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = par.poll_transmit() {
             assert_eq!(to, ip("192.0.2.2"));
             seen.push(MessageView::parse(b.clone()).unwrap().message_type());
             nar.handle_message(now, ip("192.0.2.1"), b);
             moved = true;
         }
-        while let Some((to, b)) = nar.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = nar.poll_transmit() {
             assert_eq!(to, ip("192.0.2.1"));
             seen.push(MessageView::parse(b.clone()).unwrap().message_type());
             par.handle_message(now, ip("192.0.2.2"), b);
@@ -159,7 +159,7 @@ fn unexpected_push_is_refused_and_no_ctdr_times_out() {
             ..
         })
     ));
-    let (_, ctc) = nar.poll_transmit().unwrap();
+    let Transmit { payload: ctc, .. } = nar.poll_transmit().unwrap();
     assert_eq!(
         MessageView::parse(ctc).unwrap().message_type(),
         MessageType::Ctc

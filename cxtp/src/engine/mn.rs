@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{CT_REQUEST_RETRY, CT_RETRY_MAX};
+use super::{Transmit, CT_REQUEST_RETRY, CT_RETRY_MAX};
 use crate::wire::{CtarRepr, EmitError, MessageRepr, MessageView, StatusEntry};
 
 /// Events from the MN engine.
@@ -108,8 +108,11 @@ impl MobileNode {
     }
 
     /// Next message to send.
-    pub fn poll_transmit(&mut self) -> Option<(IpAddr, Bytes)> {
-        self.transmit.pop_front()
+    #[must_use = "a message the engine produced is lost if not sent"]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit
+            .pop_front()
+            .map(|(to, payload)| Transmit { to, payload })
     }
 
     /// Next event.

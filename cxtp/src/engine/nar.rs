@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Config, Dedup, EngineError, FailReason, RateLimiter};
+use super::{Config, Dedup, EngineError, FailReason, RateLimiter, Transmit};
 use crate::profile::echo::Echo;
 use crate::profile::{status, verdict, Context, ProfileRegistry};
 use crate::segment::{parse_block_ref, Reassembler, Received, SegmentBlockRef, TransferBlock};
@@ -640,9 +640,12 @@ impl NewRouter {
         );
     }
 
-    /// Next message to send: `(destination, bytes)`.
-    pub fn poll_transmit(&mut self) -> Option<(IpAddr, Bytes)> {
-        self.transmit.pop_front()
+    /// Next message to send.
+    #[must_use = "a message the engine produced is lost if not sent"]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit
+            .pop_front()
+            .map(|(to, payload)| Transmit { to, payload })
     }
 
     /// Next event for the application.

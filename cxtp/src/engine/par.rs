@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Config, Dedup, EngineError, FailReason, RateLimiter};
+use super::{Config, Dedup, EngineError, FailReason, RateLimiter, Transmit};
 use crate::profile::echo::{self, Echo};
 use crate::profile::{status, Context};
 use crate::segment::{encode_identified_transfer, encode_transfer, with_elapsed, CtdHeader};
@@ -115,7 +115,7 @@ struct Pending {
 /// ```
 /// use std::time::Instant;
 /// use bytes::Bytes;
-/// use cxtp::engine::{Config, PreviousRouter, ParEvent};
+/// use cxtp::engine::{Config, PreviousRouter, ParEvent, Transmit};
 /// use cxtp::profile::Context;
 /// use cxtp::token::AuthKey;
 ///
@@ -124,7 +124,7 @@ struct Pending {
 /// par.set_key(mn, AuthKey::new(&[0x0b; 20]));
 /// let now = Instant::now();
 /// par.start_predictive(now, mn, nar, None, vec![Context::new(0xFF01, Bytes::from_static(b"state"))]).unwrap();
-/// let (to, pctd) = par.poll_transmit().unwrap();
+/// let Transmit { to, payload: pctd } = par.poll_transmit().unwrap();
 /// assert_eq!(to, nar);
 /// assert_eq!(pctd[0], 0x24); // PCTD
 /// // No CTDR within CT_MAX_TRANSFER_TIME: the transfer fails.
@@ -614,9 +614,12 @@ impl PreviousRouter {
         }
     }
 
-    /// Next message to send: `(destination, bytes)`.
-    pub fn poll_transmit(&mut self) -> Option<(IpAddr, Bytes)> {
-        self.transmit.pop_front()
+    /// Next message to send.
+    #[must_use = "a message the engine produced is lost if not sent"]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit
+            .pop_front()
+            .map(|(to, payload)| Transmit { to, payload })
     }
 
     /// Next event for the application.

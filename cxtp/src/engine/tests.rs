@@ -128,7 +128,7 @@ impl Sim {
             self.mn_events.push(e);
         }
         let mut out = Vec::new();
-        while let Some((to, b)) = self.mn.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = self.mn.poll_transmit() {
             out.push((
                 if to == par_addr() {
                     mn_prev()
@@ -139,10 +139,10 @@ impl Sim {
                 b,
             ));
         }
-        while let Some((to, b)) = self.par.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = self.par.poll_transmit() {
             out.push((par_addr(), to, b));
         }
-        while let Some((to, b)) = self.nar.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = self.nar.poll_transmit() {
             out.push((nar_addr(), to, b));
         }
         for (from, to, b) in out {
@@ -521,7 +521,7 @@ fn ctar_rate_limit() {
         s.nar.handle_message(s.now, mn_new(), b);
     }
     let mut reqs = 0;
-    while let Some((_, b)) = s.nar.poll_transmit() {
+    while let Some(Transmit { payload: b, .. }) = s.nar.poll_transmit() {
         assert_eq!(b[0], 0x27);
         reqs += 1;
     }

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cxtp::engine::{self, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter};
+use cxtp::engine::{self, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter, Transmit};
 use cxtp::profile::{
     fpt, status, verdict, Context, FeatureProfile, ProfileRegistry, TcpSessionContext,
 };
@@ -1459,7 +1459,7 @@ impl Orchestrator {
     fn pump_engines(&mut self, now: Instant) {
         loop {
             let mut progressed = false;
-            while let Some((to, bytes)) = self.par.poll_transmit() {
+            while let Some(Transmit { to, payload: bytes }) = self.par.poll_transmit() {
                 progressed = true;
                 if let Some((MessageType::Ctd | MessageType::Pctd, mn)) = peek(&bytes) {
                     if let Some(h) = self.handovers.get_mut(&mih::canonical(mn)) {
@@ -1470,7 +1470,7 @@ impl Orchestrator {
                 self.stats.cxtp_sent += 1;
                 self.actions.push_back(Action::Cxtp { to, bytes });
             }
-            while let Some((to, bytes)) = self.nar.poll_transmit() {
+            while let Some(Transmit { to, payload: bytes }) = self.nar.poll_transmit() {
                 progressed = true;
                 self.stats.cxtp_sent += 1;
                 self.actions.push_back(Action::Cxtp { to, bytes });
