@@ -30,13 +30,13 @@ use bytes::Bytes;
 use cxtp::token::AuthKey;
 use cxtp::wire::{
     ContextDataBlockRepr, CtReqRepr, CtaaRepr, CtarRepr, CtcRepr, CtdRepr, CtdrRepr, KeyBlockRepr,
-    Message, MessageRepr, MessageType, RequestBlock, StatusEntry, Token,
+    MessageRepr, MessageType, MessageView, RequestBlock, StatusEntry, Token,
 };
 use serde_json::{json, Map, Value};
 
 /// Decode one CXTP message into its JSON form.
 pub fn decode_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
-    let msg = Message::parse(Bytes::copy_from_slice(bytes)).map_err(|e| e.to_string())?;
+    let msg = MessageView::parse(Bytes::copy_from_slice(bytes)).map_err(|e| e.to_string())?;
     let t = msg.message_type();
     let mut header = Map::new();
     header.insert("version".into(), json!(1));
@@ -57,17 +57,17 @@ pub fn decode_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
     };
     o.insert("mn_addr".into(), json!(msg.mn_addr().to_string()));
     match &msg {
-        Message::Ctar(m) => {
+        MessageView::Ctar(m) => {
             header.insert("a".into(), json!(m.ack));
             o.insert("ar_addr".into(), json!(m.ar_addr.to_string()));
             o.insert("seq".into(), json!(m.seq));
             o.insert("token".into(), json!(hex::encode(m.token.0)));
             o.insert("requests".into(), requests(m.requests()));
         }
-        Message::Ctaa(m) => {
+        MessageView::Ctaa(m) => {
             o.insert("entries".into(), entries(m.entries()));
         }
-        Message::Ctd(m) => {
+        MessageView::Ctd(m) => {
             header.insert("a".into(), json!(m.ack));
             o.insert("elapsed_ms".into(), json!(m.elapsed_ms));
             if let Some(k) = &m.key_block {
@@ -86,12 +86,12 @@ pub fn decode_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
                 .collect();
             o.insert("cdbs".into(), cdbs);
         }
-        Message::Ctdr(m) => {
+        MessageView::Ctdr(m) => {
             header.insert("s".into(), json!(m.success));
             o.insert("entries".into(), entries(m.entries()));
         }
-        Message::Ctc(_) => {}
-        Message::CtReq(m) => {
+        MessageView::Ctc(_) => {}
+        MessageView::CtReq(m) => {
             o.insert("seq".into(), json!(m.seq));
             o.insert("token".into(), json!(hex::encode(m.token.0)));
             o.insert("requests".into(), requests(m.requests()));

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use cxtp::token::AuthKey;
-use cxtp::wire::{Message, MessageType};
+use cxtp::wire::{MessageType, MessageView};
 use serde_json::Value;
 
 fn vectors() -> Vec<(String, Vec<u8>, Value)> {
@@ -47,7 +47,7 @@ fn decode_matches_golden_json_and_encode_matches_golden_bytes() {
             "{name}: re-encoded bytes differ"
         );
         // Through the crate's own view/repr pair as well.
-        let msg = Message::parse(Bytes::from(bytes.clone())).unwrap();
+        let msg = MessageView::parse(Bytes::from(bytes.clone())).unwrap();
         assert_eq!(&msg.to_repr().to_bytes().unwrap()[..], &bytes[..], "{name}");
     }
 }
@@ -56,7 +56,7 @@ fn decode_matches_golden_json_and_encode_matches_golden_bytes() {
 fn every_message_type_and_family_has_a_vector() {
     let mut seen = BTreeSet::new();
     for (_, bytes, _) in vectors() {
-        let msg = Message::parse(Bytes::from(bytes)).unwrap();
+        let msg = MessageView::parse(Bytes::from(bytes)).unwrap();
         seen.insert((msg.message_type().code(), msg.mn_addr().is_ipv4()));
     }
     for t in 1..=7u8 {
@@ -77,12 +77,12 @@ fn tokens_in_vectors_verify_with_the_worked_example_key() {
     let key = AuthKey::new(&[0x0b; 20]);
     let mut checked = 0;
     for (name, bytes, _) in vectors() {
-        match Message::parse(Bytes::from(bytes)).unwrap() {
-            Message::Ctar(c) => {
+        match MessageView::parse(Bytes::from(bytes)).unwrap() {
+            MessageView::Ctar(c) => {
                 assert!(c.verify_token(&key), "{name}");
                 checked += 1;
             }
-            Message::CtReq(r) if !r.token.is_zero() => {
+            MessageView::CtReq(r) if !r.token.is_zero() => {
                 assert!(r.verify_token(&key), "{name}");
                 checked += 1;
             }
@@ -133,7 +133,7 @@ fn identified_transfer_vectors_are_what_the_engines_send() {
     use std::num::NonZeroU32;
     use std::time::{Duration, Instant};
 
-    use cxtp::engine::{Config, NewRouter, PreviousRouter};
+    use cxtp::engine::{Config, NewRouter, PreviousRouter, Transmit};
     use cxtp::profile::{Context, ProfileRegistry};
 
     let hex_of = |name: &str| {
@@ -161,17 +161,19 @@ fn identified_transfer_vectors_are_what_the_engines_send() {
         .unwrap();
     par.start_identified_push(t0, mn, na, id, vec![ctx])
         .unwrap();
-    let (_, ctd) = par.poll_transmit().unwrap();
+    let Transmit { payload: ctd, .. } = par.poll_transmit().unwrap();
     assert_eq!(hex::encode(&ctd), hex_of("ctd_ipv4_identified"));
     nar.handle_message(t0, pa, ctd);
     nar.acknowledge(mn, true, vec![]).unwrap();
-    let (_, ctdr) = nar.poll_transmit().unwrap();
+    let Transmit { payload: ctdr, .. } = nar.poll_transmit().unwrap();
     assert_eq!(hex::encode(&ctdr), hex_of("ctdr_ipv4_identified"));
     let id = NonZeroU32::new(0x8000_0002).unwrap();
     nar.expect_transfer(mn, pa, t0 + Duration::from_secs(1), true, Some(id))
         .unwrap();
     nar.handle_timeout(t0 + Duration::from_secs(1));
-    let (_, give_up) = nar.poll_transmit().unwrap();
+    let Transmit {
+        payload: give_up, ..
+    } = nar.poll_transmit().unwrap();
     assert_eq!(
         hex::encode(&give_up),
         hex_of("ctdr_ipv4_identified_give_up")

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use conformance::oracle::{run_tshark_json, tcp_pcap, CXTP_TCP_PORT};
-use cxtp::wire::Message;
+use cxtp::wire::MessageView;
 use serde_json::Value;
 
 fn lua() -> String {
@@ -92,7 +92,7 @@ fn every_golden_vector_dissects_like_our_decoder() {
             values(layers, "_ws.expert").is_empty() && layers.get("_ws.malformed").is_none(),
             "{name}: {c}"
         );
-        let msg = Message::parse(Bytes::from(bytes.clone())).unwrap();
+        let msg = MessageView::parse(Bytes::from(bytes.clone())).unwrap();
         assert_eq!(num(&values(c, "cxtp.version")[0]), 1, "{name}");
         assert_eq!(
             num(&values(c, "cxtp.type")[0]),
@@ -116,7 +116,7 @@ fn every_golden_vector_dissects_like_our_decoder() {
         };
         assert_eq!(values(c, mn), vec![msg.mn_addr().to_string()], "{name}");
         match &msg {
-            Message::Ctar(m) => {
+            MessageView::Ctar(m) => {
                 let ar = if m.ar_addr.is_ipv4() {
                     "cxtp.ar_addr"
                 } else {
@@ -136,7 +136,7 @@ fn every_golden_vector_dissects_like_our_decoder() {
                     "{name}"
                 );
             }
-            Message::CtReq(m) => {
+            MessageView::CtReq(m) => {
                 assert_eq!(num(&values(c, "cxtp.seq")[0]), m.seq as u64);
                 assert_eq!(
                     values(c, "cxtp.token")[0].replace(':', ""),
@@ -153,7 +153,7 @@ fn every_golden_vector_dissects_like_our_decoder() {
                         .collect::<Vec<_>>()
                 );
             }
-            Message::Ctd(m) => {
+            MessageView::Ctd(m) => {
                 assert_eq!(num(&values(c, "cxtp.elapsed_ms")[0]), m.elapsed_ms as u64);
                 if let Some(k) = &m.key_block {
                     assert_eq!(num(&values(c, "cxtp.key.algorithm")[0]), k.algorithm as u64);
@@ -184,7 +184,7 @@ fn every_golden_vector_dissects_like_our_decoder() {
                     assert_eq!(values(c, "cxtp.mld.group")[0], "ff05::1:3", "{name}");
                 }
             }
-            Message::Ctaa(m) => {
+            MessageView::Ctaa(m) => {
                 let st: Vec<u64> = values(c, "cxtp.entry.status")
                     .iter()
                     .map(|s| num(s))
@@ -195,7 +195,7 @@ fn every_golden_vector_dissects_like_our_decoder() {
                     "{name}"
                 );
             }
-            Message::Ctdr(m) => {
+            MessageView::Ctdr(m) => {
                 assert_eq!(values(c, "cxtp.s")[0] == "1", m.success);
                 let fp: Vec<u64> = values(c, "cxtp.entry.fpt").iter().map(|s| num(s)).collect();
                 assert_eq!(
@@ -204,7 +204,7 @@ fn every_golden_vector_dissects_like_our_decoder() {
                     "{name}"
                 );
             }
-            Message::Ctc(_) => {}
+            MessageView::Ctc(_) => {}
         }
     }
 }

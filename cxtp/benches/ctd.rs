@@ -13,7 +13,7 @@ use cxtp::segment::{
     encode_transfer, parse_block_ref, CtdHeader, Reassembler, Received, SegmentBlockRef,
     SegmentConfig,
 };
-use cxtp::wire::Message;
+use cxtp::wire::MessageView;
 
 const SIZES: [(&str, usize); 2] = [("75KB", 75 * 1024), ("1MB", 1 << 20)];
 
@@ -38,7 +38,7 @@ fn context(size: usize) -> Context {
 fn decode_all(msgs: &[Bytes]) -> usize {
     let mut n = 0;
     for m in msgs {
-        let Ok(Message::Ctd(ctd)) = Message::parse(m.clone()) else {
+        let Ok(MessageView::Ctd(ctd)) = MessageView::parse(m.clone()) else {
             panic!("not a CTD")
         };
         for b in ctd.block_refs() {
@@ -52,11 +52,11 @@ fn decode_all(msgs: &[Bytes]) -> usize {
     n
 }
 
-/// Only `Message::parse` of every message (validation, views).
+/// Only `MessageView::parse` of every message (validation, views).
 fn parse_all(msgs: &[Bytes]) -> usize {
     msgs.iter()
-        .map(|m| match Message::parse(m.clone()) {
-            Ok(Message::Ctd(ctd)) => ctd.block_count(),
+        .map(|m| match MessageView::parse(m.clone()) {
+            Ok(MessageView::Ctd(ctd)) => ctd.block_count(),
             _ => panic!("not a CTD"),
         })
         .sum()
@@ -98,7 +98,7 @@ fn benches(c: &mut Criterion) {
                 let mut r = Reassembler::new(cfg.clone());
                 let mut out = None;
                 for m in &msgs {
-                    let Ok(Message::Ctd(ctd)) = Message::parse(m.clone()) else {
+                    let Ok(MessageView::Ctd(ctd)) = MessageView::parse(m.clone()) else {
                         unreachable!()
                     };
                     if let Received::Complete(t) = r.receive(now, &ctd) {

@@ -87,7 +87,7 @@
 //! use bytes::Bytes;
 //! use cxtp::profile::Context;
 //! use cxtp::segment::{encode_transfer, CtdHeader, Reassembler, SegmentConfig, Received};
-//! use cxtp::wire::Message;
+//! use cxtp::wire::MessageView;
 //!
 //! let cfg = SegmentConfig::default();
 //! let big = Context::new(0xFF02, Bytes::from(vec![7u8; 100_000]));
@@ -99,7 +99,7 @@
 //! let now = Instant::now();
 //! let mut done = None;
 //! for m in msgs.iter().rev() {            // reordered on purpose
-//!     let Message::Ctd(ctd) = Message::parse(m.clone()).unwrap() else { unreachable!() };
+//!     let MessageView::Ctd(ctd) = MessageView::parse(m.clone()).unwrap() else { unreachable!() };
 //!     if let Received::Complete(t) = r.receive(now, &ctd) { done = Some(t) }
 //! }
 //! let t = done.unwrap();

@@ -174,7 +174,7 @@ impl CtReqRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Message, MessageRepr};
+    use crate::wire::{MessageRepr, MessageView};
     use bytes::Bytes;
 
     fn k() -> AuthKey {
@@ -226,7 +226,7 @@ mod tests {
         };
         repr.sign(&k());
         assert_eq!(&MessageRepr::Ctar(repr).to_bytes().unwrap()[..], &raw[..]);
-        let Message::Ctar(ctar) = Message::parse(Bytes::from(raw)).unwrap() else {
+        let MessageView::Ctar(ctar) = MessageView::parse(Bytes::from(raw)).unwrap() else {
             panic!("not a CTAR")
         };
         assert!(ctar.verify_token(&k()));

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cxtp::engine::{
-    Config, FailReason, NarEvent, NarStats, NewRouter, ParEvent, ParStats, PreviousRouter,
+    Config, FailReason, NarEvent, NarStats, NewRouter, ParEvent, ParStats, PreviousRouter, Transmit,
 };
 use cxtp::profile::echo::Echo;
 use cxtp::profile::{fpt, status, Context, ProfileRegistry};
 use cxtp::segment::{parse_block_ref, SegmentBlockRef};
-use cxtp::wire::{Ctc, CtdrRepr, Message, MessageRepr, MessageType, StatusEntry};
+use cxtp::wire::{Ctc, CtdrRepr, MessageRepr, MessageType, MessageView, StatusEntry};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -45,7 +45,7 @@ impl Pair {
     }
     fn sent_by_par(&mut self) -> Vec<Bytes> {
         std::iter::from_fn(|| self.par.poll_transmit())
-            .map(|(to, b)| {
+            .map(|Transmit { to, payload: b }| {
                 assert_eq!(to, ip(NA));
                 b
             })
@@ -53,7 +53,7 @@ impl Pair {
     }
     fn sent_by_nar(&mut self) -> Vec<Bytes> {
         std::iter::from_fn(|| self.nar.poll_transmit())
-            .map(|(to, b)| {
+            .map(|Transmit { to, payload: b }| {
                 assert_eq!(to, ip(PA));
                 b
             })
@@ -72,8 +72,8 @@ impl Pair {
 }
 
 fn ctdr_of(b: &Bytes) -> (bool, Option<Echo>, Vec<StatusEntry>) {
-    match Message::parse(b.clone()).unwrap() {
-        Message::Ctdr(d) => {
+    match MessageView::parse(b.clone()).unwrap() {
+        MessageView::Ctdr(d) => {
             let (e, rest) = Echo::split(fpt::TRANSFER_ID, d.entries().collect());
             (d.success, e, rest)
         }
@@ -82,7 +82,7 @@ fn ctdr_of(b: &Bytes) -> (bool, Option<Echo>, Vec<StatusEntry>) {
 }
 
 fn transfer_id_of(b: &Bytes) -> Option<u32> {
-    let Message::Ctd(d) = Message::parse(b.clone()).unwrap() else {
+    let MessageView::Ctd(d) = MessageView::parse(b.clone()).unwrap() else {
         panic!("not a CTD")
     };
     let first = d.block_refs().next()?;
@@ -218,12 +218,12 @@ fn messages_of_another_transfer_are_dropped_and_counted() {
     )
     .unwrap();
     let stale: Vec<Bytes> = std::iter::from_fn(|| old.poll_transmit())
-        .map(|m| m.1)
+        .map(|m| m.payload)
         .collect();
     let mut plain = PreviousRouter::new(Config::default());
     plain.start_push(p.t0, mn, ip(NA), small()).unwrap();
     let no_id: Vec<Bytes> = std::iter::from_fn(|| plain.poll_transmit())
-        .map(|m| m.1)
+        .map(|m| m.payload)
         .collect();
     // The nAR expects attempt 2: all of them are dropped before
     // reassembly, with no CTDR, and attempt 2 still goes through.
@@ -434,7 +434,7 @@ fn plain_push_keeps_rfc4067_behaviour() {
     p.nar.handle_timeout(p.t0 + Duration::from_millis(5));
     let out = p.sent_by_nar();
     assert_eq!(
-        Message::parse(out[0].clone()).unwrap().message_type(),
+        MessageView::parse(out[0].clone()).unwrap().message_type(),
         MessageType::Ctc
     );
     assert_eq!(p.par.stats(), ParStats::default());

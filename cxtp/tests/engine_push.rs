@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cxtp::engine::{
-    Config, EngineError, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter,
+    Config, EngineError, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter, Transmit,
 };
 use cxtp::profile::{status, Context, ProfileRegistry};
-use cxtp::wire::{Message, MessageType, StatusEntry};
+use cxtp::wire::{MessageType, MessageView, StatusEntry};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -21,15 +21,15 @@ fn run(now: Instant, par: &mut PreviousRouter, nar: &mut NewRouter) -> Vec<Messa
     let mut seen = Vec::new();
     loop {
         let mut moved = false;
-        while let Some((to, b)) = par.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = par.poll_transmit() {
             assert_eq!(to, ip("192.0.2.2"));
-            seen.push(Message::parse(b.clone()).unwrap().message_type());
+            seen.push(MessageView::parse(b.clone()).unwrap().message_type());
             nar.handle_message(now, ip("192.0.2.1"), b);
             moved = true;
         }
-        while let Some((to, b)) = nar.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = nar.poll_transmit() {
             assert_eq!(to, ip("192.0.2.1"));
-            seen.push(Message::parse(b.clone()).unwrap().message_type());
+            seen.push(MessageView::parse(b.clone()).unwrap().message_type());
             par.handle_message(now, ip("192.0.2.2"), b);
             moved = true;
         }
@@ -159,9 +159,9 @@ fn unexpected_push_is_refused_and_no_ctdr_times_out() {
             ..
         })
     ));
-    let (_, ctc) = nar.poll_transmit().unwrap();
+    let Transmit { payload: ctc, .. } = nar.poll_transmit().unwrap();
     assert_eq!(
-        Message::parse(ctc).unwrap().message_type(),
+        MessageView::parse(ctc).unwrap().message_type(),
         MessageType::Ctc
     );
 }

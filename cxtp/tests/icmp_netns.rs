@@ -15,12 +15,12 @@ use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cxtp::engine::{Config, MnEvent, MobileNode, NarEvent, NewRouter};
+use cxtp::engine::{Config, MnEvent, MobileNode, NarEvent, NewRouter, Transmit};
 use cxtp::icmp::socket::IcmpSocket;
 use cxtp::icmp::IcmpVersion;
 use cxtp::profile::ProfileRegistry;
 use cxtp::token::AuthKey;
-use cxtp::wire::{CtarRepr, Message, MessageRepr, Token};
+use cxtp::wire::{CtarRepr, MessageRepr, MessageView, Token};
 
 struct Netns {
     a: String,
@@ -188,7 +188,7 @@ fn helper() {
             while Instant::now() < deadline {
                 match sock.recv() {
                     Ok(r) => {
-                        if let Ok(Message::Ctar(_)) = Message::parse(r.message.clone()) {
+                        if let Ok(MessageView::Ctar(_)) = MessageView::parse(r.message.clone()) {
                             println!(
                                 "RESULT ctar-received hop_limit={} from={}",
                                 r.hop_limit, r.from
@@ -210,7 +210,7 @@ fn helper() {
                     }
                 }
                 let mut sent_ctaa = false;
-                while let Some((to, m)) = nar.poll_transmit() {
+                while let Some(Transmit { to, payload: m }) = nar.poll_transmit() {
                     // Only the MN is reachable here; the CT-Req/CTC to the
                     // (absent) pAR would go over TCP and is dropped.
                     if to == mn_addr {
@@ -258,7 +258,7 @@ fn helper() {
             let mut mn = MobileNode::new();
             mn.send_ctar(Instant::now(), ar_addr, ctar).unwrap();
             while Instant::now() < deadline {
-                while let Some((to, m)) = mn.poll_transmit() {
+                while let Some(Transmit { to, payload: m }) = mn.poll_transmit() {
                     sock.send_to(to, &m).unwrap();
                 }
                 match sock.recv() {

@@ -8,28 +8,28 @@
 use bytes::Bytes;
 use cxtp::profile::{Context, ProfileRegistry};
 use cxtp::segment::{parse_block, parse_block_ref};
-use cxtp::wire::{Header, Message};
+use cxtp::wire::{Header, MessageView};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = Header::parse(data);
     let buf = Bytes::copy_from_slice(data);
-    let Ok(msg) = Message::parse(buf) else { return };
+    let Ok(msg) = MessageView::parse(buf) else { return };
     let registry = ProfileRegistry::with_builtins();
     match &msg {
-        Message::Ctar(c) => {
+        MessageView::Ctar(c) => {
             let _ = c.requests().count();
         }
-        Message::CtReq(c) => {
+        MessageView::CtReq(c) => {
             let _ = c.requests().count();
         }
-        Message::Ctaa(c) => {
+        MessageView::Ctaa(c) => {
             let _ = c.entries().count();
         }
-        Message::Ctdr(c) => {
+        MessageView::Ctdr(c) => {
             let _ = c.entries().count();
         }
-        Message::Ctd(c) => {
+        MessageView::Ctd(c) => {
             assert_eq!(c.blocks().count(), c.block_count());
             assert_eq!(c.block_refs().count(), c.block_count());
             for (b, r) in c.blocks().zip(c.block_refs()) {
@@ -47,11 +47,11 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Message::Ctc(_) => {}
+        MessageView::Ctc(_) => {}
     }
     let repr = msg.to_repr();
     let bytes = repr.to_bytes().expect("a decoded message re-emits");
     assert_eq!(bytes.len(), repr.buffer_len());
-    let again = Message::parse(bytes).expect("re-emitted message decodes");
+    let again = MessageView::parse(bytes).expect("re-emitted message decodes");
     assert_eq!(again.to_repr(), repr);
 });

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cxtp::profile::{status, Context};
 use cxtp::segment::{encode_transfer, CtdHeader, Reassembler, Received, SegmentConfig};
-use cxtp::wire::Message;
+use cxtp::wire::MessageView;
 use libfuzzer_sys::fuzz_target;
 
 /// Minimal reader over the fuzz input (no extra dependencies).
@@ -103,7 +103,7 @@ fuzz_target!(|data: &[u8]| {
         if !r.handle_timeout(now).is_empty() && completed.is_none() {
             clean = false;
         }
-        if let Ok(Message::Ctd(ctd)) = Message::parse(Bytes::from(m)) {
+        if let Ok(MessageView::Ctd(ctd)) = MessageView::parse(Bytes::from(m)) {
             delivered[idx] = true;
             if let Received::Complete(t) = r.receive(now, &ctd) {
                 completed.get_or_insert(t);

@@ -37,7 +37,7 @@ use mih_user::api::client::{Event, ServiceClient};
 use mih_user::api::Connection;
 use mih_user::daemon::config::Config;
 use mih_user::daemon::{Backends, MihUser, MihUserHandle};
-use mih_user::orchestrator::MigrationRecord;
+use mih_user::orchestrator::{ByRole, MigrationRecord};
 use mihf::daemon::config::Config as MihfConfig;
 use mihf::daemon::Daemon;
 use mihf::proto::node::PeerConfig;
@@ -224,7 +224,7 @@ async fn migrate(
     // Let the destination commit (MIH_N2N_HO_Complete) before the UE moves on.
     let dest = if *at_a { a } else { b };
     for _ in 0..1000 {
-        if dest.in_progress() == [0, 0] {
+        if dest.in_progress() == ByRole::default() {
             break;
         }
         tokio::time::sleep(Duration::from_micros(200)).await;

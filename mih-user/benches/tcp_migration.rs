@@ -104,7 +104,7 @@ use mih_user::api::{Connection, ReplyStatus};
 use mih_user::daemon::config::Config;
 use mih_user::daemon::{Backends, MihUser, MihUserHandle};
 use mih_user::orchestrator::sessions::{SessionError, SessionExporter, SessionImporter};
-use mih_user::orchestrator::MigrationRecord;
+use mih_user::orchestrator::{ByRole, MigrationRecord};
 use mih_user::sessions::netns::{self, ip};
 use mih_user::sessions::route::{is_not_found, RouteHandle};
 use mih_user::sessions::tcp_repair::{TcpRepair, Timings};
@@ -692,7 +692,7 @@ fn handover(src: &Enbc, dst: &Enbc, ue: IpAddr) -> (MigrationRecord, MigrationRe
         .run(async move { h.handover(ue, target, Duration::from_secs(10)).await })
         .expect("handover not started");
     let t = Instant::now();
-    while dst.handle().in_progress() != [0, 0] {
+    while dst.handle().in_progress() != ByRole::default() {
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "destination did not finish"

@@ -16,8 +16,8 @@ use cxtp::wire::MessageType;
 use mih_user::api::{ImportReport, ImportStatus, Outcome, ReplyStatus, Role, ServiceContext};
 use mih_user::orchestrator::sessions::synthetic_session;
 use mih_user::orchestrator::{
-    Action, Cause, Event, HandoverRequest, MigrationRecord, NodeView, Orchestrator,
-    OrchestratorConfig, StartError, TriggerKind,
+    Action, ByRole, Cause, Event, HandoverId, HandoverRequest, MigrationRecord, NodeView,
+    Orchestrator, OrchestratorConfig, StartError, TriggerKind,
 };
 use mih_user::x2ap::ForgetReason;
 use mihf::wire::{Body, HoResult, Message, MihfId, Opcode, Status};
@@ -159,10 +159,10 @@ impl Ev {
 
 #[derive(Debug)]
 enum Input {
-    AppExported(u64, Result<Vec<ServiceContext>, String>),
-    SessionsExported(u64, Result<Vec<TcpSessionContext>, String>),
-    AppImported(u64, Result<Vec<ImportReport>, String>),
-    SessionsImported(u64, Vec<Result<(), String>>),
+    AppExported(HandoverId, Result<Vec<ServiceContext>, String>),
+    SessionsExported(HandoverId, Result<Vec<TcpSessionContext>, String>),
+    AppImported(HandoverId, Result<Vec<ImportReport>, String>),
+    SessionsImported(HandoverId, Vec<Result<(), String>>),
 }
 
 /// How the MIHF pair treats a request between two nodes.
@@ -378,7 +378,7 @@ impl Sim {
         self.nodes.iter().position(|n| n.name == name)
     }
 
-    fn start(&mut self, node: usize, ue: IpAddr, target: usize) -> Result<u64, StartError> {
+    fn start(&mut self, node: usize, ue: IpAddr, target: usize) -> Result<HandoverId, StartError> {
         let now = self.now;
         let n = &mut self.nodes[node];
         let r = n.o.start_handover(
@@ -777,10 +777,34 @@ fn migration_commits_and_moves_every_octet() {
     assert_eq!(d.phases.app_data, Some(2 * MS));
     assert_eq!(d.phases.socket_data, Some(MS));
     assert_eq!(d.phases.wait_context, Some(2 * MS + 3 * MS + MS + MS));
-    assert_eq!(s.nodes[0].o.stats().committed, [1, 0]);
-    assert_eq!(s.nodes[1].o.stats().committed, [0, 1]);
-    assert_eq!(s.nodes[0].o.in_progress(), [0, 0]);
-    assert_eq!(s.nodes[1].o.in_progress(), [0, 0]);
+    assert_eq!(
+        s.nodes[0].o.stats().committed,
+        ByRole {
+            source: 1,
+            destination: 0
+        }
+    );
+    assert_eq!(
+        s.nodes[1].o.stats().committed,
+        ByRole {
+            source: 0,
+            destination: 1
+        }
+    );
+    assert_eq!(
+        s.nodes[0].o.in_progress(),
+        ByRole {
+            source: 0,
+            destination: 0
+        }
+    );
+    assert_eq!(
+        s.nodes[1].o.in_progress(),
+        ByRole {
+            source: 0,
+            destination: 0
+        }
+    );
 }
 
 #[test]
@@ -1227,14 +1251,20 @@ fn concurrent_handovers_of_different_ues_and_ping_pong() {
         s.start(0, *ue, 1).unwrap();
         assert_eq!(s.start(0, *ue, 1), Err(StartError::Busy(*ue)));
     }
-    assert_eq!(s.nodes[0].o.in_progress(), [8, 0]);
+    assert_eq!(
+        s.nodes[0].o.in_progress(),
+        ByRole {
+            source: 8,
+            destination: 0
+        }
+    );
     s.run();
     for (k, ue) in ues.iter().enumerate() {
         assert_eq!(s.record(0, *ue).outcome, Outcome::Committed, "{ue}");
         let c = s.nodes[1].imported.iter().find(|(u, _)| u == ue).unwrap();
         assert_eq!(c.1.data, state(1000 * (k + 1), k as u8));
     }
-    assert_eq!(s.nodes[1].o.stats().committed[1], 8);
+    assert_eq!(s.nodes[1].o.stats().committed.destination, 8);
     // And back from B to A (a node is source and destination at once).
     for ue in &ues[..4] {
         let data = state(10, 0);
@@ -1266,7 +1296,10 @@ fn aborted_mid_transfer_and_late_ctdr_ignored() {
     s.nodes[0].sessions.insert(ue, vec![session(ue, 1)]);
     s.start(0, ue, 1).unwrap();
     s.run_until(s.at(20));
-    assert_eq!(s.nodes[0].o.handover(ue).map(|h| h.2), Some("transferring"));
+    assert_eq!(
+        s.nodes[0].o.handover(ue).map(|h| h.state),
+        Some("transferring")
+    );
     let now = s.now;
     assert!(s.nodes[0].o.abort(now, ue, "X2 HandoverCancel"));
     s.drain(0);
@@ -1302,8 +1335,20 @@ fn shutdown_rolls_back_everything() {
     s.drain(1);
     s.nodes[0].o.shutdown(now);
     s.drain(0);
-    assert_eq!(s.nodes[0].o.in_progress(), [0, 0]);
-    assert_eq!(s.nodes[1].o.in_progress(), [0, 0]);
+    assert_eq!(
+        s.nodes[0].o.in_progress(),
+        ByRole {
+            source: 0,
+            destination: 0
+        }
+    );
+    assert_eq!(
+        s.nodes[1].o.in_progress(),
+        ByRole {
+            source: 0,
+            destination: 0
+        }
+    );
     assert_eq!(s.start(0, u1, 1), Err(StartError::ShuttingDown));
     for r in s.nodes.iter().flat_map(|n| &n.records) {
         assert_eq!(r.outcome, Outcome::RolledBack);
@@ -1318,7 +1363,13 @@ fn attempt_of(r: &MigrationRecord) -> u32 {
 }
 /// What the daemon does with an X2 `Forget` for the handover `id` that a
 /// trigger of `ue` started.
-fn x2_forget(o: &mut Orchestrator, now: Instant, id: u64, _ue: IpAddr, r: ForgetReason) -> bool {
+fn x2_forget(
+    o: &mut Orchestrator,
+    now: Instant,
+    id: HandoverId,
+    _ue: IpAddr,
+    r: ForgetReason,
+) -> bool {
     o.abort_x2(now, id, &r)
 }
 fn closing(o: &Orchestrator) -> usize {
@@ -1326,7 +1377,7 @@ fn closing(o: &Orchestrator) -> usize {
 }
 
 fn cxtp_type(b: &Bytes) -> Option<MessageType> {
-    cxtp::wire::Message::parse(b.clone())
+    cxtp::wire::MessageView::parse(b.clone())
         .ok()
         .map(|m| m.message_type())
 }
@@ -1339,7 +1390,7 @@ fn complete_result(m: &Message) -> Option<HoResult> {
 }
 
 fn state_name(s: &Sim, node: usize, ue: IpAddr) -> Option<&'static str> {
-    s.nodes[node].o.handover(ue).map(|h| h.2)
+    s.nodes[node].o.handover(ue).map(|h| h.state)
 }
 
 /// Run in 1 ms steps until `f` holds (at most `limit_ms` more).
@@ -1366,7 +1417,15 @@ fn assert_same_ending(s: &Sim, ue: IpAddr, outcome: Outcome) {
 /// no timer of any attempt left in the orchestrators or their engines.
 fn assert_quiet(s: &Sim) {
     for n in &s.nodes {
-        assert_eq!(n.o.in_progress(), [0, 0], "{}", n.name);
+        assert_eq!(
+            n.o.in_progress(),
+            ByRole {
+                source: 0,
+                destination: 0
+            },
+            "{}",
+            n.name
+        );
         assert_eq!(closing(&n.o), 0, "{}", n.name);
         assert_eq!(n.o.poll_timeout(), None, "{}: a timer is left", n.name);
     }
@@ -1788,10 +1847,10 @@ fn garbage_and_strangers_never_panic() {
     let n = &mut s.nodes[0];
     n.o.handle_mih(now, c, &n.view);
     // Inputs for handovers that do not exist.
-    n.o.on_app_exported(now, 77, Ok(vec![]));
-    n.o.on_sessions_exported(now, 77, Ok(vec![]));
-    n.o.on_app_imported(now, 77, Ok(vec![]));
-    n.o.on_sessions_imported(now, 77, vec![]);
+    n.o.on_app_exported(now, HandoverId(77), Ok(vec![]));
+    n.o.on_sessions_exported(now, HandoverId(77), Ok(vec![]));
+    n.o.on_app_imported(now, HandoverId(77), Ok(vec![]));
+    n.o.on_sessions_imported(now, HandoverId(77), vec![]);
     assert_eq!(n.o.stats().stale_inputs, 4);
     assert_eq!(n.o.stats().admission_refused["unknown_peer"], 1);
     s.drain(0);
@@ -1904,7 +1963,15 @@ fn random_losses_and_delays_keep_the_invariants() {
             }
         }
         for n in &s.nodes {
-            assert_eq!(n.o.in_progress(), [0, 0], "{ctx}: {}", n.name);
+            assert_eq!(
+                n.o.in_progress(),
+                ByRole {
+                    source: 0,
+                    destination: 0
+                },
+                "{ctx}: {}",
+                n.name
+            );
             assert_eq!(closing(&n.o), 0, "{ctx}: {}", n.name);
             assert_eq!(
                 n.o.poll_timeout(),

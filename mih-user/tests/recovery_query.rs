@@ -279,7 +279,10 @@ fn an_attempt_awaiting_its_complete_is_rolled_back_by_the_question() {
     s.hold_ctdr = true;
     let attempt = s.start();
     assert_eq!(s.held.len(), 1, "the final CTDR");
-    assert_eq!(s.nodes[1].handover(ue()).unwrap().2, "awaiting_complete");
+    assert_eq!(
+        s.nodes[1].handover(ue()).unwrap().state,
+        "awaiting_complete"
+    );
     s.restart_source();
     let got = s.ask(attempt);
     assert_eq!(got, vec![(attempt, Some(AttemptOutcome::RolledBack))]);
@@ -333,7 +336,10 @@ fn contexts_that_never_left_and_an_unknown_attempt() {
     // The source dies before its CTD leaves (journal: sent, or exported).
     s.cxtp_from_a = false;
     let attempt = s.start();
-    assert_eq!(s.nodes[1].handover(ue()).unwrap().2, "awaiting_contexts");
+    assert_eq!(
+        s.nodes[1].handover(ue()).unwrap().state,
+        "awaiting_contexts"
+    );
     s.restart_source();
     assert_eq!(
         s.ask(attempt),
@@ -514,7 +520,10 @@ fn the_answer_goes_only_to_the_source_of_the_attempt() {
     }
     let rsp = Message::from_bytes(rsp.unwrap().to_bytes().unwrap()).unwrap();
     assert_eq!(mih::parse_outcome(&rsp), Some(AttemptOutcome::Unknown));
-    assert_eq!(s.nodes[1].handover(ue()).unwrap().2, "awaiting_complete");
+    assert_eq!(
+        s.nodes[1].handover(ue()).unwrap().state,
+        "awaiting_complete"
+    );
 }
 
 impl Sim {
@@ -548,7 +557,10 @@ fn a_restarted_destination_commits_on_the_sources_complete() {
     s.hold_ctdr = true;
     let attempt = s.start();
     s.restart_destination(attempt);
-    assert_eq!(s.nodes[1].handover(ue()).unwrap().2, "awaiting_complete");
+    assert_eq!(
+        s.nodes[1].handover(ue()).unwrap().state,
+        "awaiting_complete"
+    );
     // The CTDR left before the crash: the source commits on it and says so.
     s.release_ctdr();
     assert_eq!(

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{CT_REQUEST_RETRY, CT_RETRY_MAX};
-use crate::wire::{CtarRepr, EmitError, Message, MessageRepr, StatusEntry};
+use super::{Transmit, CT_REQUEST_RETRY, CT_RETRY_MAX};
+use crate::wire::{CtarRepr, EmitError, MessageRepr, MessageView, StatusEntry};
 
 /// Events from the MN engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl MobileNode {
 
     /// Process a message from an AR (a CTAA stops retransmission).
     pub fn handle_message(&mut self, _now: Instant, from: IpAddr, bytes: Bytes) {
-        if let Ok(Message::Ctaa(a)) = Message::parse(bytes) {
+        if let Ok(MessageView::Ctaa(a)) = MessageView::parse(bytes) {
             let before = self.outstanding.len();
             self.outstanding.retain(|o| o.to != from);
             if before != self.outstanding.len() {
@@ -108,8 +108,11 @@ impl MobileNode {
     }
 
     /// Next message to send.
-    pub fn poll_transmit(&mut self) -> Option<(IpAddr, Bytes)> {
-        self.transmit.pop_front()
+    #[must_use = "a message the engine produced is lost if not sent"]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit
+            .pop_front()
+            .map(|(to, payload)| Transmit { to, payload })
     }
 
     /// Next event.

@@ -5,7 +5,8 @@
 //! messages and the current time, and drains what they produce:
 //!
 //! * `handle_message(now, from, bytes)` — a message from a peer;
-//! * `poll_transmit() -> Option<(IpAddr, Bytes)>` — a message to send;
+//! * `poll_transmit() -> Option<Transmit>` — a message to send (the shape
+//!   of `mihf::proto`'s engines: [`Transmit`] `{ to, payload }`);
 //! * `poll_event() -> Option<Event>` — something for the application;
 //! * `poll_timeout() -> Option<Instant>` / `handle_timeout(now)` — timers.
 //!
@@ -48,6 +49,15 @@ mod tests;
 pub use mn::{MnEvent, MobileNode};
 pub use nar::{NarEvent, NarStats, NewRouter};
 pub use par::{ParEvent, ParStats, PreviousRouter};
+
+/// A message an engine asks to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The peer: the other router, or the MN.
+    pub to: IpAddr,
+    /// One whole CXTP message.
+    pub payload: bytes::Bytes,
+}
 
 use std::collections::VecDeque;
 use std::net::IpAddr;

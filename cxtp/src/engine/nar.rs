@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Config, Dedup, EngineError, FailReason, RateLimiter};
+use super::{Config, Dedup, EngineError, FailReason, RateLimiter, Transmit};
 use crate::profile::echo::Echo;
 use crate::profile::{status, verdict, Context, ProfileRegistry};
 use crate::segment::{parse_block_ref, Reassembler, Received, SegmentBlockRef, TransferBlock};
 use crate::token::{self, Algorithm, AuthKey};
 use crate::wire::{
-    CtReqRepr, CtaaRepr, Ctar, Ctc, CtdrRepr, Message, MessageRepr, RequestBlock, StatusEntry,
+    CtReqRepr, CtaaRepr, Ctar, Ctc, CtdrRepr, MessageRepr, MessageView, RequestBlock, StatusEntry,
     Token,
 };
 
@@ -388,7 +388,7 @@ impl NewRouter {
     /// Process one received message (CTAR from an MN; CTD/PCTD from a pAR).
     pub fn handle_message(&mut self, now: Instant, from: IpAddr, bytes: Bytes) {
         let (bytes, key) = scrub_key(bytes);
-        let msg = match Message::parse(bytes) {
+        let msg = match MessageView::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
                 self.events.push_back(NarEvent::Malformed {
@@ -399,8 +399,8 @@ impl NewRouter {
             }
         };
         match msg {
-            Message::Ctar(c) => self.on_ctar(now, from, c),
-            Message::Ctd(d) => self.on_ctd(now, from, d, key),
+            MessageView::Ctar(c) => self.on_ctar(now, from, c),
+            MessageView::Ctd(d) => self.on_ctd(now, from, d, key),
             _ => {}
         }
     }
@@ -640,9 +640,12 @@ impl NewRouter {
         );
     }
 
-    /// Next message to send: `(destination, bytes)`.
-    pub fn poll_transmit(&mut self) -> Option<(IpAddr, Bytes)> {
-        self.transmit.pop_front()
+    /// Next message to send.
+    #[must_use = "a message the engine produced is lost if not sent"]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit
+            .pop_front()
+            .map(|(to, payload)| Transmit { to, payload })
     }
 
     /// Next event for the application.
@@ -713,8 +716,8 @@ pub(crate) fn scrub_key(bytes: Bytes) -> (Bytes, Option<(u16, AuthKey)>) {
     if bytes.first().map(|b| b & 0x1f) != Some(crate::wire::MessageType::Pctd.code()) {
         return (bytes, None);
     }
-    let (algorithm, key, range) = match Message::parse(bytes.clone()) {
-        Ok(Message::Ctd(d)) => match &d.key_block {
+    let (algorithm, key, range) = match MessageView::parse(bytes.clone()) {
+        Ok(MessageView::Ctd(d)) => match &d.key_block {
             Some(k) => {
                 let start = k.key.as_ptr() as usize - bytes.as_ptr() as usize;
                 (

@@ -7,12 +7,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Config, Dedup, EngineError, FailReason, RateLimiter};
+use super::{Config, Dedup, EngineError, FailReason, RateLimiter, Transmit};
 use crate::profile::echo::{self, Echo};
 use crate::profile::{status, Context};
 use crate::segment::{encode_identified_transfer, encode_transfer, with_elapsed, CtdHeader};
 use crate::token::AuthKey;
-use crate::wire::{CtaaRepr, Message, MessageRepr, RequestBlock, StatusEntry, ALGORITHM_HMAC_SHA1};
+use crate::wire::{
+    CtaaRepr, MessageRepr, MessageView, RequestBlock, StatusEntry, ALGORITHM_HMAC_SHA1,
+};
 
 /// Events from the pAR engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,7 +115,7 @@ struct Pending {
 /// ```
 /// use std::time::Instant;
 /// use bytes::Bytes;
-/// use cxtp::engine::{Config, PreviousRouter, ParEvent};
+/// use cxtp::engine::{Config, PreviousRouter, ParEvent, Transmit};
 /// use cxtp::profile::Context;
 /// use cxtp::token::AuthKey;
 ///
@@ -122,7 +124,7 @@ struct Pending {
 /// par.set_key(mn, AuthKey::new(&[0x0b; 20]));
 /// let now = Instant::now();
 /// par.start_predictive(now, mn, nar, None, vec![Context::new(0xFF01, Bytes::from_static(b"state"))]).unwrap();
-/// let (to, pctd) = par.poll_transmit().unwrap();
+/// let Transmit { to, payload: pctd } = par.poll_transmit().unwrap();
 /// assert_eq!(to, nar);
 /// assert_eq!(pctd[0], 0x24); // PCTD
 /// // No CTDR within CT_MAX_TRANSFER_TIME: the transfer fails.
@@ -366,7 +368,7 @@ impl PreviousRouter {
 
     /// Process one received message.
     pub fn handle_message(&mut self, now: Instant, from: IpAddr, bytes: Bytes) {
-        let msg = match Message::parse(bytes) {
+        let msg = match MessageView::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
                 self.events.push_back(ParEvent::Malformed {
@@ -377,7 +379,7 @@ impl PreviousRouter {
             }
         };
         match msg {
-            Message::Ctar(c) => {
+            MessageView::Ctar(c) => {
                 // MN-assisted predictive: CTAR to pAR names the nAR.
                 if !self.rate.allow(now) || !self.dedup.insert(now, c.seq, c.mn_addr) {
                     return;
@@ -404,7 +406,7 @@ impl PreviousRouter {
                     c.requests().collect(),
                 );
             }
-            Message::CtReq(r) => {
+            MessageView::CtReq(r) => {
                 let mn = r.mn_addr;
                 // Predictive retry: same sequence number as a cached transfer.
                 if let Some(mut o) = self.out.remove(&mn) {
@@ -446,7 +448,7 @@ impl PreviousRouter {
                     r.requests().collect(),
                 );
             }
-            Message::Ctdr(d) => {
+            MessageView::Ctdr(d) => {
                 let mn = d.mn_addr;
                 let Some(mut o) = self.out.remove(&mn) else {
                     return;
@@ -476,7 +478,7 @@ impl PreviousRouter {
                     self.out.insert(mn, o);
                 }
             }
-            Message::Ctc(c) => {
+            MessageView::Ctc(c) => {
                 let mn = c.mn_addr;
                 if self.out.get(&mn).is_some_and(|o| o.id.is_some()) {
                     self.stats.ctc_ignored += 1;
@@ -496,7 +498,7 @@ impl PreviousRouter {
                     });
                 }
             }
-            Message::Ctaa(_) | Message::Ctd(_) => {}
+            MessageView::Ctaa(_) | MessageView::Ctd(_) => {}
         }
     }
 
@@ -612,9 +614,12 @@ impl PreviousRouter {
         }
     }
 
-    /// Next message to send: `(destination, bytes)`.
-    pub fn poll_transmit(&mut self) -> Option<(IpAddr, Bytes)> {
-        self.transmit.pop_front()
+    /// Next message to send.
+    #[must_use = "a message the engine produced is lost if not sent"]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmit
+            .pop_front()
+            .map(|(to, payload)| Transmit { to, payload })
     }
 
     /// Next event for the application.

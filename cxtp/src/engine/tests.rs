@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::*;
 use crate::profile::{fpt, status, Context, ProfileRegistry};
 use crate::token::AuthKey;
-use crate::wire::{CtarRepr, Message, MessageType, RequestBlock, StatusEntry, Token};
+use crate::wire::{CtarRepr, MessageType, MessageView, RequestBlock, StatusEntry, Token};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -128,7 +128,7 @@ impl Sim {
             self.mn_events.push(e);
         }
         let mut out = Vec::new();
-        while let Some((to, b)) = self.mn.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = self.mn.poll_transmit() {
             out.push((
                 if to == par_addr() {
                     mn_prev()
@@ -139,16 +139,16 @@ impl Sim {
                 b,
             ));
         }
-        while let Some((to, b)) = self.par.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = self.par.poll_transmit() {
             out.push((par_addr(), to, b));
         }
-        while let Some((to, b)) = self.nar.poll_transmit() {
+        while let Some(Transmit { to, payload: b }) = self.nar.poll_transmit() {
             out.push((nar_addr(), to, b));
         }
         for (from, to, b) in out {
             let n = self.sent;
             self.sent += 1;
-            let t = Message::parse(b.clone())
+            let t = MessageView::parse(b.clone())
                 .map(|m| m.message_type())
                 .expect("engines emit valid messages");
             self.log.push((from, to, t));
@@ -521,7 +521,7 @@ fn ctar_rate_limit() {
         s.nar.handle_message(s.now, mn_new(), b);
     }
     let mut reqs = 0;
-    while let Some((_, b)) = s.nar.poll_transmit() {
+    while let Some(Transmit { payload: b, .. }) = s.nar.poll_transmit() {
         assert_eq!(b[0], 0x27);
         reqs += 1;
     }

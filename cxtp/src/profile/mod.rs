@@ -79,24 +79,54 @@ pub mod fpt {
 
 pub mod echo;
 
-/// Status codes for CTDR/CTAA entries. 0 and 1 are RFC 4067 §4; the rest are
-/// ours (the RFC leaves failure codes to each context type).
+/// The status table: each code's constant, value and name, written once.
+macro_rules! statuses {
+    ($($(#[$doc:meta])* $c:ident = $v:literal, $name:literal;)*) => {
+        $($(#[$doc])* pub const $c: u8 = $v;)*
+
+        /// The name of a status code, if it is in the table ("success",
+        /// "unsupported FPT", ...).
+        pub const fn name(code: u8) -> Option<&'static str> {
+            match code {
+                $($v => Some($name),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+/// Status codes for CTDR/CTAA entries: the one table of the codes the
+/// stack sends. 0 and 1 are RFC 4067 §4; the RFC leaves failure codes to
+/// each context type, so the rest are ours: 0x80.. for the CXTP layer
+/// (this crate), 0xA0.. for the service and session imports of
+/// `mih-user`.
 pub mod status {
-    /// Success.
-    pub const SUCCESS: u8 = 0x00;
-    /// RFC 4067 BAD_CHECKSUM.
-    pub const BAD_CHECKSUM: u8 = 0x01;
-    /// The receiver has no handler for this FPT (kept as an opaque block).
-    pub const UNSUPPORTED_FPT: u8 = 0x80;
-    /// The handler could not decode the context data.
-    pub const MALFORMED: u8 = 0x81;
-    /// A segmented context could not be reassembled (too large, timed out,
-    /// inconsistent segments).
-    pub const REASSEMBLY_FAILED: u8 = 0x82;
-    /// The token did not verify; nothing was installed.
-    pub const UNAUTHORIZED: u8 = 0x83;
-    /// The transfer was cancelled or timed out.
-    pub const TIMEOUT: u8 = 0x84;
+    statuses! {
+        /// Success.
+        SUCCESS = 0x00, "success";
+        /// RFC 4067 BAD_CHECKSUM.
+        BAD_CHECKSUM = 0x01, "bad checksum";
+        /// The receiver has no handler for this FPT (kept as an opaque block).
+        UNSUPPORTED_FPT = 0x80, "unsupported FPT";
+        /// The handler could not decode the context data.
+        MALFORMED = 0x81, "malformed";
+        /// A segmented context could not be reassembled (too large, timed out,
+        /// inconsistent segments).
+        REASSEMBLY_FAILED = 0x82, "reassembly failed";
+        /// The token did not verify; nothing was installed.
+        UNAUTHORIZED = 0x83, "unauthorized";
+        /// The transfer was cancelled or timed out.
+        TIMEOUT = 0x84, "timeout";
+        /// mih-user: the service refused the context.
+        SERVICE_REFUSED = 0xA0, "service refused";
+        /// mih-user: the service has no capacity for the UE.
+        SERVICE_NO_CAPACITY = 0xA1, "service has no capacity";
+        /// mih-user: the service went away, the context was too large for
+        /// it, or it was listed twice.
+        SERVICE_UNAVAILABLE = 0xA2, "service unavailable";
+        /// mih-user: a session the importer could not rebuild.
+        SESSION_FAILED = 0xA3, "session failed";
+    }
 }
 
 /// One feature context: FPT, optional presence vector, and data of any

@@ -1,7 +1,7 @@
 use super::*;
 use crate::profile::ProfileRegistry;
 use crate::token::AuthKey;
-use crate::wire::{Message, ALGORITHM_HMAC_SHA1};
+use crate::wire::{MessageView, ALGORITHM_HMAC_SHA1};
 use proptest::prelude::*;
 
 fn mn() -> IpAddr {
@@ -26,8 +26,8 @@ fn ctx(fpt: u16, len: usize, seed: u8) -> Context {
     )
 }
 fn view(m: &Bytes) -> Ctd {
-    match Message::parse(m.clone()).expect("valid RFC 4067 message") {
-        Message::Ctd(c) => c,
+    match MessageView::parse(m.clone()).expect("valid RFC 4067 message") {
+        MessageView::Ctd(c) => c,
         other => panic!("not a CTD: {other:?}"),
     }
 }

@@ -235,7 +235,7 @@ async fn a_peer_sending_garbage_is_disconnected() {
 /// a mobile-controlled reactive transfer of a 1 MiB context.
 #[tokio::test]
 async fn engines_transfer_a_large_context_over_tcp() {
-    use crate::engine::{Config, NarEvent, NewRouter, ParEvent, PreviousRouter};
+    use crate::engine::{Config, NarEvent, NewRouter, ParEvent, PreviousRouter, Transmit};
     use crate::profile::{Context, ProfileRegistry};
     use crate::token::AuthKey;
     use crate::wire::{CtarRepr, Token};
@@ -268,7 +268,7 @@ async fn engines_transfer_a_large_context_over_tcp() {
                         other => return other,
                     }
                 }
-                while let Some((to, m)) = par.poll_transmit() {
+                while let Some(Transmit { to, payload: m }) = par.poll_transmit() {
                     pt.send(to, m).await.unwrap();
                 }
                 let deadline = par.poll_timeout().map(tokio::time::Instant::from_std);
@@ -298,7 +298,7 @@ async fn engines_transfer_a_large_context_over_tcp() {
     );
     let installed = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            while let Some((to, m)) = nar.poll_transmit() {
+            while let Some(Transmit { to, payload: m }) = nar.poll_transmit() {
                 nt.send(to, m).await.unwrap();
             }
             if let Some(e) = nar.poll_event() {
@@ -331,7 +331,7 @@ async fn engines_transfer_a_large_context_over_tcp() {
     }
     // Flush the final CTDRs to pAR.
     for _ in 0..100 {
-        while let Some((to, m)) = nar.poll_transmit() {
+        while let Some(Transmit { to, payload: m }) = nar.poll_transmit() {
             nt.send(to, m).await.unwrap();
         }
         if par_task.is_finished() {

@@ -91,10 +91,6 @@ impl ContextDataBlockRepr {
     pub fn wire_len(&self) -> usize {
         pad8(self.header_len() + self.data.len())
     }
-    /// Largest data that fits one block with this header.
-    pub fn max_data_len(presence_vector: bool) -> usize {
-        MAX_CDB_LEN - 4 - if presence_vector { 4 } else { 0 }
-    }
     /// Emit the block.
     pub fn emit(&self, buf: &mut impl BufMut) -> Result<(), EmitError> {
         let len = self.wire_len();

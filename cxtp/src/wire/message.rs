@@ -14,9 +14,9 @@ use super::{
 use crate::token::AuthKey;
 
 /// A decoded CXTP message. Every variant is a view whose variable part is a
-/// [`Bytes`] slice of the buffer given to [`Message::parse`].
+/// [`Bytes`] slice of the buffer given to [`MessageView::parse`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Message {
+pub enum MessageView {
     /// Context Transfer Activate Request.
     Ctar(Ctar),
     /// Context Transfer Activate Acknowledge.
@@ -191,10 +191,6 @@ impl Ctd {
     pub fn block_count(&self) -> usize {
         self.block_count
     }
-    /// The raw CDB region.
-    pub fn block_bytes(&self) -> &Bytes {
-        &self.blocks
-    }
     /// Owned form.
     pub fn to_repr(&self) -> CtdRepr {
         CtdRepr {
@@ -339,9 +335,9 @@ impl From<&Ctar> for CtReqRepr {
 
 // ---------------------------------------------------------------------------
 
-impl Message {
+impl MessageView {
     /// Decode one complete message. `buf.len()` must equal the header Length.
-    pub fn parse(buf: Bytes) -> Result<Message, DecodeError> {
+    pub fn parse(buf: Bytes) -> Result<MessageView, DecodeError> {
         let header = Header::parse(&buf)?;
         let name = header.msg_type.name();
         if header.length as usize != buf.len() {
@@ -360,7 +356,7 @@ impl Message {
                 let seq = c.u32("Sequence Number")?;
                 let token = Token(c.array("Authorization Token")?);
                 validate_requests(c.rest, name)?;
-                Message::Ctar(Ctar {
+                MessageView::Ctar(Ctar {
                     ack: header.flag,
                     mn_addr,
                     ar_addr,
@@ -372,7 +368,7 @@ impl Message {
             MessageType::Ctaa => {
                 let mn_addr = c.addr(fam, "MN previous address")?;
                 validate_entries(c.rest, name)?;
-                Message::Ctaa(Ctaa {
+                MessageView::Ctaa(Ctaa {
                     mn_addr,
                     entries: buf.slice_ref(c.rest),
                 })
@@ -392,7 +388,7 @@ impl Message {
                     None
                 };
                 let block_count = validate_cdbs(c.rest, name)?;
-                Message::Ctd(Ctd {
+                MessageView::Ctd(Ctd {
                     ack: header.flag,
                     elapsed_ms,
                     mn_addr,
@@ -404,7 +400,7 @@ impl Message {
             MessageType::Ctdr => {
                 let mn_addr = c.addr(fam, "MN previous address")?;
                 validate_entries(c.rest, name)?;
-                Message::Ctdr(Ctdr {
+                MessageView::Ctdr(Ctdr {
                     success: header.flag,
                     mn_addr,
                     entries: buf.slice_ref(c.rest),
@@ -432,14 +428,14 @@ impl Message {
                         reason: "octets after the MN address",
                     });
                 }
-                Message::Ctc(Ctc { mn_addr })
+                MessageView::Ctc(Ctc { mn_addr })
             }
             MessageType::CtReq => {
                 let mn_addr = c.addr(fam, "MN previous address")?;
                 let seq = c.u32("Sequence Number")?;
                 let token = Token(c.array("Authorization Token")?);
                 validate_requests(c.rest, name)?;
-                Message::CtReq(CtReq {
+                MessageView::CtReq(CtReq {
                     mn_addr,
                     seq,
                     token,
@@ -453,24 +449,24 @@ impl Message {
     /// The message type (CTD vs PCTD decided by the key block).
     pub fn message_type(&self) -> MessageType {
         match self {
-            Message::Ctar(_) => MessageType::Ctar,
-            Message::Ctaa(_) => MessageType::Ctaa,
-            Message::Ctd(c) => c.message_type(),
-            Message::Ctdr(_) => MessageType::Ctdr,
-            Message::Ctc(_) => MessageType::Ctc,
-            Message::CtReq(_) => MessageType::CtReq,
+            MessageView::Ctar(_) => MessageType::Ctar,
+            MessageView::Ctaa(_) => MessageType::Ctaa,
+            MessageView::Ctd(c) => c.message_type(),
+            MessageView::Ctdr(_) => MessageType::Ctdr,
+            MessageView::Ctc(_) => MessageType::Ctc,
+            MessageView::CtReq(_) => MessageType::CtReq,
         }
     }
 
     /// The MN's previous address, present in every message.
     pub fn mn_addr(&self) -> IpAddr {
         match self {
-            Message::Ctar(m) => m.mn_addr,
-            Message::Ctaa(m) => m.mn_addr,
-            Message::Ctd(m) => m.mn_addr,
-            Message::Ctdr(m) => m.mn_addr,
-            Message::Ctc(m) => m.mn_addr,
-            Message::CtReq(m) => m.mn_addr,
+            MessageView::Ctar(m) => m.mn_addr,
+            MessageView::Ctaa(m) => m.mn_addr,
+            MessageView::Ctd(m) => m.mn_addr,
+            MessageView::Ctdr(m) => m.mn_addr,
+            MessageView::Ctc(m) => m.mn_addr,
+            MessageView::CtReq(m) => m.mn_addr,
         }
     }
 
@@ -478,12 +474,12 @@ impl Message {
     /// non-zero padding, which are normalised to zero).
     pub fn to_repr(&self) -> MessageRepr {
         match self {
-            Message::Ctar(m) => MessageRepr::Ctar(m.to_repr()),
-            Message::Ctaa(m) => MessageRepr::Ctaa(m.to_repr()),
-            Message::Ctd(m) => MessageRepr::Ctd(m.to_repr()),
-            Message::Ctdr(m) => MessageRepr::Ctdr(m.to_repr()),
-            Message::Ctc(m) => MessageRepr::Ctc(*m),
-            Message::CtReq(m) => MessageRepr::CtReq(m.to_repr()),
+            MessageView::Ctar(m) => MessageRepr::Ctar(m.to_repr()),
+            MessageView::Ctaa(m) => MessageRepr::Ctaa(m.to_repr()),
+            MessageView::Ctd(m) => MessageRepr::Ctd(m.to_repr()),
+            MessageView::Ctdr(m) => MessageRepr::Ctdr(m.to_repr()),
+            MessageView::Ctc(m) => MessageRepr::Ctc(*m),
+            MessageView::CtReq(m) => MessageRepr::CtReq(m.to_repr()),
         }
     }
 }
@@ -491,11 +487,11 @@ impl Message {
 /// Owned message for emitting.
 ///
 /// ```
-/// use cxtp::wire::{CtcRepr, Message, MessageRepr};
+/// use cxtp::wire::{CtcRepr, MessageView, MessageRepr};
 /// let ctc = MessageRepr::Ctc(CtcRepr { mn_addr: "192.0.2.1".parse().unwrap() });
 /// let bytes = ctc.to_bytes().unwrap();
 /// assert_eq!(&bytes[..], &[0x26, 0x80, 0x00, 0x08, 192, 0, 2, 1]);
-/// assert_eq!(Message::parse(bytes).unwrap().to_repr(), ctc);
+/// assert_eq!(MessageView::parse(bytes).unwrap().to_repr(), ctc);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MessageRepr {

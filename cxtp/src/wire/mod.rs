@@ -1,19 +1,22 @@
 //! Wire format of RFC 4067: zero-copy views over [`Bytes`](bytes::Bytes) and owned `Repr`
 //! types that emit into [`BytesMut`](bytes::BytesMut).
 //!
-//! * [`Message::parse`] validates a whole message up front (header, every
+//! * [`MessageView::parse`] validates a whole message up front (header, every
 //!   length, every Context Data Block boundary) and then hands out views whose
 //!   variable parts are [`Bytes`](bytes::Bytes) slices of the input: nothing proportional to
 //!   the context size is copied or allocated. CDBs, request blocks and status
 //!   entries are iterated lazily over the validated body.
 //! * [`MessageRepr`] and the per-message `*Repr` types are the owned builders;
-//!   `Message::to_repr` and `MessageRepr::emit` are symmetric.
+//!   `MessageView::to_repr` and `MessageRepr::emit` are symmetric.
+//! * Naming: [`MessageView`] is the parsed (view) message and
+//!   [`MessageRepr`] the owned one. The parsed message is not called
+//!   `Message` because in `mihf::wire` that name is the owned message.
 //!
 //! Layouts follow the figures of RFC 4067 §2.5.
 //! Interpretations where the RFC is unclear:
 //!
 //! * the header `Length` counts the whole message including the 4-octet
-//!   header and must equal the number of octets handed to [`Message::parse`];
+//!   header and must equal the number of octets handed to [`MessageView::parse`];
 //! * the key block (Algorithm, Key Length, Key) is present exactly when the
 //!   type is PCTD (0x4);
 //! * header-only request blocks in CTAR/CT-Req are emitted as 4 octets with
@@ -22,7 +25,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use cxtp::wire::{Message, MessageType};
+//! use cxtp::wire::{MessageView, MessageType};
 //!
 //! // The IPv4 CTAR golden vector (conformance/vectors/cxtp/ctar_ipv4.json):
 //! // A=1, no request blocks.
@@ -30,9 +33,9 @@
 //!     0x21, 0xc0, 0x00, 0x14, 192, 0, 2, 1, 192, 0, 2, 254,
 //!     0x12, 0x34, 0x56, 0x78, 0xfb, 0xab, 0x93, 0xdc,
 //! ]);
-//! let msg = Message::parse(raw.clone()).unwrap();
+//! let msg = MessageView::parse(raw.clone()).unwrap();
 //! assert_eq!(msg.message_type(), MessageType::Ctar);
-//! let Message::Ctar(ctar) = &msg else { unreachable!() };
+//! let MessageView::Ctar(ctar) = &msg else { unreachable!() };
 //! assert!(ctar.ack);
 //! assert_eq!(ctar.seq, 0x1234_5678);
 //! assert_eq!(ctar.requests().count(), 0);
@@ -52,7 +55,7 @@ pub use cdb::{
 };
 pub use message::{
     CtReq, CtReqRepr, Ctaa, CtaaRepr, Ctar, CtarRepr, Ctc, CtcRepr, Ctd, CtdRepr, Ctdr, CtdrRepr,
-    KeyBlock, KeyBlockRepr, Message, MessageRepr,
+    KeyBlock, KeyBlockRepr, MessageRepr, MessageView,
 };
 
 use std::fmt;
@@ -72,10 +75,6 @@ pub const MAX_MESSAGE_LEN: usize = u16::MAX as usize;
 pub const MAX_CDB_LEN: usize = 255 * 8;
 /// Token algorithm code for HMAC-SHA1 (IANA, RFC 4065 §7).
 pub const ALGORITHM_HMAC_SHA1: u16 = 1;
-/// Generic CTDR status: success.
-pub const STATUS_SUCCESS: u8 = 0;
-/// Generic CTDR status BAD_CHECKSUM (RFC 4067 §4).
-pub const STATUS_BAD_CHECKSUM: u8 = 1;
 
 /// CXTP message type codes (RFC 4067 §2.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -254,6 +253,20 @@ impl Header {
             flag: msg_type.has_flag() && b1 & 0x40 != 0,
             length,
         })
+    }
+
+    /// The MN address of the message `input` holds (`self` being its
+    /// parsed header), read without validating the rest of the message:
+    /// enough to route a message to its handover before parsing it. Every
+    /// message starts its body with the MN address, except CTD and PCTD
+    /// where the 4-octet Elapsed Time comes first.
+    pub fn mn_addr(&self, input: &[u8]) -> Result<IpAddr, DecodeError> {
+        let name = self.msg_type.name();
+        let mut c = Cursor::new(input.get(HEADER_LEN..).unwrap_or_default(), name);
+        if matches!(self.msg_type, MessageType::Ctd | MessageType::Pctd) {
+            c.u32("Elapsed Time")?;
+        }
+        c.addr(self.family, "MN previous address")
     }
 
     /// Emit the header.

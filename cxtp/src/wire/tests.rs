@@ -15,8 +15,8 @@ fn v6(last: u16) -> IpAddr {
     IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last))
 }
 
-fn parse_hex(h: &str) -> Result<Message, DecodeError> {
-    Message::parse(Bytes::from(hex::decode(h.replace(' ', "")).unwrap()))
+fn parse_hex(h: &str) -> Result<MessageView, DecodeError> {
+    MessageView::parse(Bytes::from(hex::decode(h.replace(' ', "")).unwrap()))
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn truncated_blocks_are_typed() {
 fn request_blocks_decode_both_conventions() {
     let raw = "2780001c c0000201 12345678 00000000 0001 00 00 0002 01 00 00000000";
     let m = parse_hex(raw).unwrap();
-    let Message::CtReq(r) = &m else { panic!() };
+    let MessageView::CtReq(r) = &m else { panic!() };
     let reqs: Vec<_> = r.requests().collect();
     assert_eq!(
         reqs,
@@ -205,7 +205,7 @@ fn request_blocks_decode_both_conventions() {
     );
     // A presence vector in a request block.
     let m = parse_hex("27800018 c0000201 12345678 00000000 0001 00 80 c0000000").unwrap();
-    let Message::CtReq(r) = &m else { panic!() };
+    let MessageView::CtReq(r) = &m else { panic!() };
     assert_eq!(
         r.requests().next().unwrap().presence_vector,
         Some(0xc000_0000)
@@ -223,7 +223,7 @@ fn ctd_blocks_are_slices_of_the_input() {
         blocks: vec![ContextDataBlockRepr::new(0xff00, data.clone()); 3],
     });
     let wire = repr.to_bytes().unwrap();
-    let Message::Ctd(ctd) = Message::parse(wire.clone()).unwrap() else {
+    let MessageView::Ctd(ctd) = MessageView::parse(wire.clone()).unwrap() else {
         panic!()
     };
     assert_eq!(ctd.block_count(), 3);
@@ -381,15 +381,24 @@ proptest! {
     fn emit_then_parse_is_identity(repr in message()) {
         let bytes = repr.to_bytes().unwrap();
         prop_assert_eq!(bytes.len(), repr.buffer_len());
-        let msg = Message::parse(bytes.clone()).unwrap();
+        let msg = MessageView::parse(bytes.clone()).unwrap();
         prop_assert_eq!(msg.message_type(), repr.message_type());
         prop_assert_eq!(&msg.to_repr(), &repr);
         prop_assert_eq!(msg.to_repr().to_bytes().unwrap(), bytes);
     }
 
     #[test]
+    fn header_mn_addr_is_the_parsed_one(repr in message()) {
+        let bytes = repr.to_bytes().unwrap();
+        let msg = MessageView::parse(bytes.clone()).unwrap();
+        let header = Header::parse(&bytes).unwrap();
+        prop_assert_eq!(header.mn_addr(&bytes), Ok(msg.mn_addr()));
+        prop_assert!(header.mn_addr(&bytes[..bytes.len().min(7)]).is_err());
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let _ = Message::parse(Bytes::from(data));
+        let _ = MessageView::parse(Bytes::from(data));
     }
 
     #[test]
@@ -400,12 +409,12 @@ proptest! {
         // Keep the Length consistent half of the time so the body parsers are reached.
         let n = v.len() as u16;
         if cut % 2 == 0 { v[2..4].copy_from_slice(&n.to_be_bytes()); }
-        if let Ok(m) = Message::parse(Bytes::from(v.clone())) {
+        if let Ok(m) = MessageView::parse(Bytes::from(v.clone())) {
             // Whatever decodes must re-emit to a decodable message.
             let again = m.to_repr().to_bytes().unwrap();
-            prop_assert!(Message::parse(again).is_ok());
+            prop_assert!(MessageView::parse(again).is_ok());
         }
         v.truncate(cut % (v.len() + 1));
-        let _ = Message::parse(Bytes::from(v));
+        let _ = MessageView::parse(Bytes::from(v));
     }
 }

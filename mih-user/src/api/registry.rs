@@ -39,10 +39,14 @@ use super::wire::{
     MAX_SERVICE_ID_LEN, MIN_MAX_FRAME, PROTOCOL_VERSION,
 };
 
-/// Identifies one client connection inside the registry.
-pub type ConnId = u64;
-/// Identifies one export or import operation.
-pub type OpId = u64;
+handle!(
+    /// Identifies one client connection inside the registry.
+    ConnId
+);
+handle!(
+    /// Identifies one export or import operation.
+    OpId
+);
 
 /// Longest reason/cause string kept or sent (longer ones are cut at a
 /// character boundary).
@@ -197,18 +201,6 @@ pub enum ImportStatus {
     Duplicate,
 }
 
-/// CTDR status codes for import failures that `cxtp::profile::status` has
-/// no code for (this crate's own, 0xA0..).
-pub mod status {
-    /// The service refused the context.
-    pub const SERVICE_REFUSED: u8 = 0xA0;
-    /// The service has no capacity for the UE.
-    pub const SERVICE_NO_CAPACITY: u8 = 0xA1;
-    /// The service went away, the context was too large for it, or it was
-    /// listed twice.
-    pub const SERVICE_UNAVAILABLE: u8 = 0xA2;
-}
-
 impl ImportReport {
     /// Whether the service accepted.
     pub fn is_accepted(&self) -> bool {
@@ -229,10 +221,10 @@ impl ImportReport {
             ImportStatus::Refused {
                 status: ReplyStatus::NoCapacity,
                 ..
-            } => status::SERVICE_NO_CAPACITY,
-            ImportStatus::Refused { .. } => status::SERVICE_REFUSED,
+            } => s::SERVICE_NO_CAPACITY,
+            ImportStatus::Refused { .. } => s::SERVICE_REFUSED,
             ImportStatus::ServiceGone | ImportStatus::TooLarge | ImportStatus::Duplicate => {
-                status::SERVICE_UNAVAILABLE
+                s::SERVICE_UNAVAILABLE
             }
         }
     }
@@ -351,8 +343,8 @@ impl Registry {
         Registry {
             limits,
             server_name,
-            next_conn: 1,
-            next_op: 1,
+            next_conn: ConnId(1),
+            next_op: OpId(1),
             next_event: 1,
             conns: HashMap::new(),
             services: BTreeMap::new(),
@@ -373,7 +365,7 @@ impl Registry {
     /// A new client connection (before its `Hello`).
     pub fn connect(&mut self) -> ConnId {
         let id = self.next_conn;
-        self.next_conn += 1;
+        self.next_conn.0 += 1;
         self.conns.insert(
             id,
             ConnState {
@@ -1022,7 +1014,7 @@ impl Registry {
             _ => return Err(ApiError::UnknownUe(ue)),
         };
         let op = self.next_op;
-        self.next_op += 1;
+        self.next_op.0 += 1;
         let mut waiting = BTreeMap::new();
         for s in &services {
             let Some(conn) = self.services.get(s).map(|s| s.conn) else {
@@ -1087,7 +1079,7 @@ impl Registry {
             return Err(ApiError::UeBusy(ue));
         }
         let op = self.next_op;
-        self.next_op += 1;
+        self.next_op.0 += 1;
         let mut waiting = BTreeSet::new();
         let mut reports = Vec::with_capacity(contexts.len());
         let mut asked = Vec::new();

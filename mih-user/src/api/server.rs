@@ -235,7 +235,10 @@ impl Inner {
                         let full = matches!(e, mpsc::error::TrySendError::Full(_));
                         if full {
                             self.counters.slow.fetch_add(1, Ordering::Relaxed);
-                            warn!(conn, "API client does not read its frames: closing it");
+                            warn!(
+                                conn = conn.0,
+                                "API client does not read its frames: closing it"
+                            );
                         }
                         if let Some(mut h) = st.conns.remove(&conn) {
                             if let Some(k) = h.kill.take() {
@@ -265,7 +268,7 @@ impl Inner {
 
     fn on_frame(&self, conn: ConnId, frame: Frame) {
         debug!(
-            conn,
+            conn = conn.0,
             message = frame.message.name(),
             request_id = frame.request_id,
             "API request"
@@ -283,7 +286,7 @@ impl Inner {
                 ..
             } = o
             {
-                debug!(conn, request_id, code = %e.code, "API error: {}", e.message);
+                debug!(conn = conn.0, request_id, code = %e.code, "API error: {}", e.message);
             }
         }
         self.apply(&mut st, out);
@@ -407,7 +410,7 @@ async fn run_conn(
     let (rd, wr) = stream.into_split();
     let mut writer = tokio::spawn(run_writer(wr, rx, kill, inner.config.write_timeout));
     let why = read_loop(&inner, conn, rd, &mut writer).await;
-    debug!(conn, "API connection closed: {why}");
+    debug!(conn = conn.0, "API connection closed: {why}");
     inner.disconnected(conn);
     // The writer drains what is queued (each write bounded by write_timeout).
     // (Unless read_loop already saw it finish: a JoinHandle must not be
@@ -447,7 +450,10 @@ async fn read_loop(
                 Ok(None) => break,
                 Err(e) => {
                     inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
-                    warn!(conn, "malformed API frame, closing the connection: {e}");
+                    warn!(
+                        conn = conn.0,
+                        "malformed API frame, closing the connection: {e}"
+                    );
                     inner.kill(conn, close_frame(ErrorCode::MalformedFrame, e.to_string()));
                     return format!("malformed frame: {e}");
                 }
@@ -462,7 +468,7 @@ async fn read_loop(
             _ = &mut *writer => return "writer stopped".into(),
             _ = tokio::time::sleep_until(deadline), if !hello_done => {
                 inner.counters.handshake.fetch_add(1, Ordering::Relaxed);
-                warn!(conn, "API client sent no Hello in time, closing");
+                warn!(conn = conn.0, "API client sent no Hello in time, closing");
                 inner.kill(conn, close_frame(ErrorCode::HandshakeRequired, "no Hello in time"));
                 return "handshake timeout".into();
             }
@@ -473,7 +479,7 @@ async fn read_loop(
             }, if unregistered_since.is_some() => {
                 inner.counters.registration.fetch_add(1, Ordering::Relaxed);
                 let limit = inner.config.registration_timeout;
-                warn!(conn, "API client registered no service within {limit:?}, closing");
+                warn!(conn = conn.0, "API client registered no service within {limit:?}, closing");
                 inner.kill(
                     conn,
                     close_frame(
@@ -528,7 +534,7 @@ fn accept_one(inner: &Arc<Inner>, stream: UnixStream, tasks: &mut JoinSet<()>, l
             inner.counters.evicted.fetch_add(1, Ordering::Relaxed);
             if let Some(left_out) = log.check(tokio::time::Instant::now()) {
                 warn!(
-                    conn = old,
+                    conn = old.0,
                     max = inner.config.max_clients,
                     not_logged = left_out,
                     "too many API clients: closing the oldest one without a service"
@@ -572,7 +578,7 @@ fn accept_one(inner: &Arc<Inner>, stream: UnixStream, tasks: &mut JoinSet<()>, l
             kill: Some(ktx),
         },
     );
-    debug!(conn, "API client connected");
+    debug!(conn = conn.0, "API client connected");
     tasks.spawn(run_conn(inner.clone(), conn, stream, rx, krx));
 }
 

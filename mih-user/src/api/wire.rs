@@ -49,37 +49,6 @@ pub const MAX_SERVICE_ID_LEN: usize = 255;
 /// Most connections one `RegisterUser`/`ImportContext` may list.
 pub const MAX_CONNECTIONS_PER_USER: usize = 1024;
 
-/// Message type codes (the first octet after the length prefix).
-pub mod message_type {
-    /// Client → server: version handshake.
-    pub const HELLO: u8 = 0x01;
-    /// Client → server: register a service.
-    pub const REGISTER_SERVICE: u8 = 0x02;
-    /// Client → server: deregister a service.
-    pub const DEREGISTER_SERVICE: u8 = 0x03;
-    /// Client → server: register (or update) a user of a service.
-    pub const REGISTER_USER: u8 = 0x04;
-    /// Client → server: deregister a user of a service.
-    pub const DEREGISTER_USER: u8 = 0x05;
-    /// Client → server: answer an `ExportRequested` event.
-    pub const EXPORT_CONTEXT: u8 = 0x06;
-    /// Client → server: answer an `ImportRequested` event.
-    pub const IMPORT_CONTEXT: u8 = 0x07;
-    /// Server → client: handshake accepted.
-    pub const HELLO_ACK: u8 = 0x41;
-    /// Server → client: request succeeded.
-    pub const OK: u8 = 0x42;
-    /// Server → client: request failed (or, with request ID 0, the
-    /// connection is being closed).
-    pub const ERROR: u8 = 0x43;
-    /// Server → client event: export the context of a UE.
-    pub const EXPORT_REQUESTED: u8 = 0x81;
-    /// Server → client event: import a context for a UE.
-    pub const IMPORT_REQUESTED: u8 = 0x82;
-    /// Server → client event: outcome of a migration.
-    pub const MIGRATION_OUTCOME: u8 = 0x83;
-}
-
 /// One TCP connection of a UE with a service: the 4-tuple as the service
 /// sees it (client = the UE's address and port, server = the service's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -415,57 +384,76 @@ pub struct MigrationOutcome {
     pub cause: String,
 }
 
-/// Every message of protocol version 1.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Message {
-    /// 0x01.
-    Hello(Hello),
-    /// 0x02.
-    RegisterService(RegisterService),
-    /// 0x03.
-    DeregisterService(DeregisterService),
-    /// 0x04.
-    RegisterUser(RegisterUser),
-    /// 0x05.
-    DeregisterUser(DeregisterUser),
-    /// 0x06.
-    ExportContext(ExportContext),
-    /// 0x07.
-    ImportContext(ImportContext),
-    /// 0x41.
-    HelloAck(HelloAck),
-    /// 0x42 (empty body).
-    Ok,
-    /// 0x43.
-    Error(ErrorMessage),
-    /// 0x81.
-    ExportRequested(ExportRequested),
-    /// 0x82.
-    ImportRequested(ImportRequested),
-    /// 0x83.
-    MigrationOutcome(MigrationOutcome),
+/// The message table: each message's variant, type code constant and
+/// value, written once. It defines [`message_type`], [`Message`],
+/// [`Message::type_code`] and [`type_name`] (the name is the variant's).
+macro_rules! messages {
+    ($($(#[$doc:meta])* $variant:ident $(($body:ident))? = $code:ident $value:literal;)*) => {
+        /// Message type codes (the first octet after the length prefix).
+        pub mod message_type {
+            $($(#[$doc])* pub const $code: u8 = $value;)*
+        }
+
+        /// Every message of protocol version 1.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub enum Message {
+            $(
+                #[doc = concat!("`", stringify!($value), "`: ")]
+                $(#[$doc])*
+                $variant $(($body))?,
+            )*
+        }
+
+        impl Message {
+            /// The type code.
+            pub fn type_code(&self) -> u8 {
+                match self {
+                    $(Message::$variant { .. } => message_type::$code,)*
+                }
+            }
+        }
+
+        /// Name of a message type code, if it is one.
+        pub fn type_name(code: u8) -> Option<&'static str> {
+            match code {
+                $(message_type::$code => Some(stringify!($variant)),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+messages! {
+    /// Client → server: version handshake.
+    Hello(Hello) = HELLO 0x01;
+    /// Client → server: register a service.
+    RegisterService(RegisterService) = REGISTER_SERVICE 0x02;
+    /// Client → server: deregister a service.
+    DeregisterService(DeregisterService) = DEREGISTER_SERVICE 0x03;
+    /// Client → server: register (or update) a user of a service.
+    RegisterUser(RegisterUser) = REGISTER_USER 0x04;
+    /// Client → server: deregister a user of a service.
+    DeregisterUser(DeregisterUser) = DEREGISTER_USER 0x05;
+    /// Client → server: answer an `ExportRequested` event.
+    ExportContext(ExportContext) = EXPORT_CONTEXT 0x06;
+    /// Client → server: answer an `ImportRequested` event.
+    ImportContext(ImportContext) = IMPORT_CONTEXT 0x07;
+    /// Server → client: handshake accepted.
+    HelloAck(HelloAck) = HELLO_ACK 0x41;
+    /// Server → client: request succeeded (empty body).
+    Ok = OK 0x42;
+    /// Server → client: request failed (or, with request ID 0, the
+    /// connection is being closed).
+    Error(ErrorMessage) = ERROR 0x43;
+    /// Server → client event: export the context of a UE.
+    ExportRequested(ExportRequested) = EXPORT_REQUESTED 0x81;
+    /// Server → client event: import a context for a UE.
+    ImportRequested(ImportRequested) = IMPORT_REQUESTED 0x82;
+    /// Server → client event: outcome of a migration.
+    MigrationOutcome(MigrationOutcome) = MIGRATION_OUTCOME 0x83;
 }
 
 impl Message {
-    /// The type code.
-    pub fn type_code(&self) -> u8 {
-        use message_type::*;
-        match self {
-            Message::Hello(_) => HELLO,
-            Message::RegisterService(_) => REGISTER_SERVICE,
-            Message::DeregisterService(_) => DEREGISTER_SERVICE,
-            Message::RegisterUser(_) => REGISTER_USER,
-            Message::DeregisterUser(_) => DEREGISTER_USER,
-            Message::ExportContext(_) => EXPORT_CONTEXT,
-            Message::ImportContext(_) => IMPORT_CONTEXT,
-            Message::HelloAck(_) => HELLO_ACK,
-            Message::Ok => OK,
-            Message::Error(_) => ERROR,
-            Message::ExportRequested(_) => EXPORT_REQUESTED,
-            Message::ImportRequested(_) => IMPORT_REQUESTED,
-            Message::MigrationOutcome(_) => MIGRATION_OUTCOME,
-        }
-    }
     /// The message name as in API.md.
     pub fn name(&self) -> &'static str {
         type_name(self.type_code()).unwrap_or("?")
@@ -474,27 +462,6 @@ impl Message {
     pub fn is_client_message(&self) -> bool {
         self.type_code() < 0x40
     }
-}
-
-/// Name of a message type code, if it is one.
-pub fn type_name(code: u8) -> Option<&'static str> {
-    use message_type::*;
-    Some(match code {
-        HELLO => "Hello",
-        REGISTER_SERVICE => "RegisterService",
-        DEREGISTER_SERVICE => "DeregisterService",
-        REGISTER_USER => "RegisterUser",
-        DEREGISTER_USER => "DeregisterUser",
-        EXPORT_CONTEXT => "ExportContext",
-        IMPORT_CONTEXT => "ImportContext",
-        HELLO_ACK => "HelloAck",
-        OK => "Ok",
-        ERROR => "Error",
-        EXPORT_REQUESTED => "ExportRequested",
-        IMPORT_REQUESTED => "ImportRequested",
-        MIGRATION_OUTCOME => "MigrationOutcome",
-        _ => return None,
-    })
 }
 
 /// One frame: a request ID and a message.
@@ -602,74 +569,92 @@ pub enum EncodeError {
     FrameTooLarge(usize),
 }
 
-fn ip_len(ip: &IpAddr) -> usize {
-    match ip {
-        IpAddr::V4(_) => 5,
-        IpAddr::V6(_) => 17,
+/// Where the encoder writes: the frame buffer, or a counter (for
+/// [`encoded_len`]), so that one encoder gives both the octets and their
+/// number.
+trait Sink {
+    fn put_u8(&mut self, v: u8);
+    fn put_u16(&mut self, v: u16);
+    fn put_u32(&mut self, v: u32);
+    fn put_slice(&mut self, s: &[u8]);
+}
+
+impl Sink for BytesMut {
+    fn put_u8(&mut self, v: u8) {
+        BufMut::put_u8(self, v)
+    }
+    fn put_u16(&mut self, v: u16) {
+        BufMut::put_u16(self, v)
+    }
+    fn put_u32(&mut self, v: u32) {
+        BufMut::put_u32(self, v)
+    }
+    fn put_slice(&mut self, s: &[u8]) {
+        BufMut::put_slice(self, s)
     }
 }
 
-fn conn_len(c: &Connection) -> usize {
-    ip_len(&c.client.ip()) + ip_len(&c.server.ip()) + 4
-}
+/// Counts the octets instead of writing them.
+struct Count(usize);
 
-fn conns_len(cs: &[Connection]) -> usize {
-    2 + cs.iter().map(conn_len).sum::<usize>()
+impl Sink for Count {
+    fn put_u8(&mut self, _: u8) {
+        self.0 += 1
+    }
+    fn put_u16(&mut self, _: u16) {
+        self.0 += 2
+    }
+    fn put_u32(&mut self, _: u32) {
+        self.0 += 4
+    }
+    fn put_slice(&mut self, s: &[u8]) {
+        self.0 += s.len()
+    }
 }
 
 /// Octets [`encode`] writes for `frame` after the length prefix (the value
-/// of the length prefix and what is compared with `max_frame`).
+/// of the length prefix and what is compared with `max_frame`), counted by
+/// the encoder itself without copying anything.
 pub fn encoded_len(frame: &Frame) -> usize {
-    let s = |s: &str| 2 + s.len();
-    MESSAGE_HEADER_LEN
-        + match &frame.message {
-            Message::Hello(m) => 4 + 8 + s(&m.client_name),
-            Message::HelloAck(m) => 4 + 6 + s(&m.server_name),
-            Message::RegisterService(m) => s(&m.service_id) + 2,
-            Message::DeregisterService(m) => s(&m.service_id),
-            Message::RegisterUser(m) => {
-                s(&m.service_id) + ip_len(&m.ue) + 1 + conns_len(&m.connections)
-            }
-            Message::DeregisterUser(m) => s(&m.service_id) + ip_len(&m.ue),
-            Message::ExportContext(m) => {
-                4 + s(&m.service_id) + ip_len(&m.ue) + 1 + s(&m.reason) + 4 + m.data.len()
-            }
-            Message::ImportContext(m) => {
-                4 + s(&m.service_id) + ip_len(&m.ue) + 1 + s(&m.reason) + conns_len(&m.connections)
-            }
-            Message::Ok => 0,
-            Message::Error(m) => 2 + s(&m.message),
-            Message::ExportRequested(m) => s(&m.service_id) + ip_len(&m.ue) + 4,
-            Message::ImportRequested(m) => s(&m.service_id) + ip_len(&m.ue) + 2 + 4 + m.data.len(),
-            Message::MigrationOutcome(m) => s(&m.service_id) + ip_len(&m.ue) + 2 + s(&m.cause),
-        }
+    let mut n = Count(0);
+    // A field too long for its length field is still counted in full.
+    let _ = encode_message(frame, &mut n);
+    n.0
 }
 
-struct Writer<'a> {
-    dst: &'a mut BytesMut,
+/// Writes the fields of one message. A field too long for its length
+/// field is written anyway (its length truncated) and the first such error
+/// kept, so that a count covers every field; [`encode`] then drops the
+/// frame.
+struct Writer<'a, O> {
+    dst: &'a mut O,
     message: &'static str,
+    err: Option<EncodeError>,
 }
 
-impl Writer<'_> {
-    fn str16(&mut self, s: &str, field: &'static str) -> Result<(), EncodeError> {
-        let len = u16::try_from(s.len()).map_err(|_| EncodeError::TooLong {
+impl<O: Sink> Writer<'_, O> {
+    fn too_long(&mut self, field: &'static str, len: usize) {
+        self.err.get_or_insert(EncodeError::TooLong {
             message: self.message,
             field,
-            len: s.len(),
-        })?;
+            len,
+        });
+    }
+    fn str16(&mut self, s: &str, field: &'static str) {
+        let len = u16::try_from(s.len()).unwrap_or_else(|_| {
+            self.too_long(field, s.len());
+            u16::MAX
+        });
         self.dst.put_u16(len);
         self.dst.put_slice(s.as_bytes());
-        Ok(())
     }
-    fn bytes32(&mut self, b: &[u8], field: &'static str) -> Result<(), EncodeError> {
-        let len = u32::try_from(b.len()).map_err(|_| EncodeError::TooLong {
-            message: self.message,
-            field,
-            len: b.len(),
-        })?;
+    fn bytes32(&mut self, b: &[u8], field: &'static str) {
+        let len = u32::try_from(b.len()).unwrap_or_else(|_| {
+            self.too_long(field, b.len());
+            u32::MAX
+        });
         self.dst.put_u32(len);
         self.dst.put_slice(b);
-        Ok(())
     }
     fn ip(&mut self, ip: &IpAddr) {
         match ip {
@@ -687,45 +672,51 @@ impl Writer<'_> {
         self.ip(&a.ip());
         self.dst.put_u16(a.port());
     }
-    fn conns(&mut self, cs: &[Connection]) -> Result<(), EncodeError> {
-        let n = u16::try_from(cs.len()).map_err(|_| EncodeError::TooLong {
-            message: self.message,
-            field: "connections",
-            len: cs.len(),
-        })?;
+    fn conns(&mut self, cs: &[Connection]) {
+        let n = u16::try_from(cs.len()).unwrap_or_else(|_| {
+            self.too_long("connections", cs.len());
+            u16::MAX
+        });
         self.dst.put_u16(n);
         for c in cs {
             self.sockaddr(&c.client);
             self.sockaddr(&c.server);
         }
-        Ok(())
     }
 }
 
 /// Append `frame` (length prefix included) to `dst`.
 ///
-/// Fails only when a field does not fit its length field; `dst` is then
-/// left as it was.
+/// The length prefix is written as a placeholder and filled in from the
+/// size of what was written. Fails only when a field does not fit its
+/// length field; `dst` is then left as it was.
 pub fn encode(frame: &Frame, dst: &mut BytesMut) -> Result<(), EncodeError> {
-    let len = encoded_len(frame);
-    let len32 = u32::try_from(len).map_err(|_| EncodeError::FrameTooLarge(len))?;
     let start = dst.len();
-    dst.reserve(LENGTH_PREFIX_LEN + len);
-    dst.put_u32(len32);
-    dst.put_u8(frame.message.type_code());
-    dst.put_u32(frame.request_id);
-    let r = encode_body(&frame.message, dst);
+    dst.reserve(LENGTH_PREFIX_LEN + encoded_len(frame));
+    BufMut::put_u32(dst, 0);
+    let r = encode_message(frame, dst);
+    let len = dst.len() - start - LENGTH_PREFIX_LEN;
+    let r = match u32::try_from(len) {
+        Err(_) => Err(EncodeError::FrameTooLarge(len)),
+        Ok(len32) => {
+            r.map(|()| dst[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&len32.to_be_bytes()))
+        }
+    };
     if r.is_err() {
         dst.truncate(start);
     }
-    debug_assert!(r.is_err() || dst.len() - start == LENGTH_PREFIX_LEN + len);
     r
 }
 
-fn encode_body(msg: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
+/// Type, request ID and fields: everything after the length prefix.
+fn encode_message<O: Sink>(frame: &Frame, dst: &mut O) -> Result<(), EncodeError> {
+    let msg = &frame.message;
+    dst.put_u8(msg.type_code());
+    dst.put_u32(frame.request_id);
     let mut w = Writer {
         dst,
         message: msg.name(),
+        err: None,
     };
     match msg {
         Message::Hello(m) => {
@@ -733,63 +724,63 @@ fn encode_body(msg: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
             w.dst.put_u16(m.min_version);
             w.dst.put_u16(m.max_version);
             w.dst.put_u32(m.max_frame);
-            w.str16(&m.client_name, "client name")?;
+            w.str16(&m.client_name, "client name");
         }
         Message::HelloAck(m) => {
             w.dst.put_slice(&MAGIC);
             w.dst.put_u16(m.version);
             w.dst.put_u32(m.max_frame);
-            w.str16(&m.server_name, "server name")?;
+            w.str16(&m.server_name, "server name");
         }
         Message::RegisterService(m) => {
-            w.str16(&m.service_id, "service id")?;
+            w.str16(&m.service_id, "service id");
             w.dst.put_u16(m.fpt);
         }
-        Message::DeregisterService(m) => w.str16(&m.service_id, "service id")?,
+        Message::DeregisterService(m) => w.str16(&m.service_id, "service id"),
         Message::RegisterUser(m) => {
-            w.str16(&m.service_id, "service id")?;
+            w.str16(&m.service_id, "service id");
             w.ip(&m.ue);
             w.dst.put_u8(u8::from(m.replace));
-            w.conns(&m.connections)?;
+            w.conns(&m.connections);
         }
         Message::DeregisterUser(m) => {
-            w.str16(&m.service_id, "service id")?;
+            w.str16(&m.service_id, "service id");
             w.ip(&m.ue);
         }
         Message::ExportContext(m) => {
             w.dst.put_u32(m.event_id);
-            w.str16(&m.service_id, "service id")?;
+            w.str16(&m.service_id, "service id");
             w.ip(&m.ue);
             w.dst.put_u8(m.status.to_u8());
-            w.str16(&m.reason, "reason")?;
-            w.bytes32(&m.data, "data")?;
+            w.str16(&m.reason, "reason");
+            w.bytes32(&m.data, "data");
         }
         Message::ImportContext(m) => {
             w.dst.put_u32(m.event_id);
-            w.str16(&m.service_id, "service id")?;
+            w.str16(&m.service_id, "service id");
             w.ip(&m.ue);
             w.dst.put_u8(m.status.to_u8());
-            w.str16(&m.reason, "reason")?;
-            w.conns(&m.connections)?;
+            w.str16(&m.reason, "reason");
+            w.conns(&m.connections);
         }
         Message::Ok => {}
         Message::Error(m) => {
             w.dst.put_u16(m.code.to_u16());
-            w.str16(&m.message, "message")?;
+            w.str16(&m.message, "message");
         }
         Message::ExportRequested(m) => {
-            w.str16(&m.service_id, "service id")?;
+            w.str16(&m.service_id, "service id");
             w.ip(&m.ue);
             w.dst.put_u32(m.timeout_ms);
         }
         Message::ImportRequested(m) => {
-            w.str16(&m.service_id, "service id")?;
+            w.str16(&m.service_id, "service id");
             w.ip(&m.ue);
             w.dst.put_u16(m.fpt);
-            w.bytes32(&m.data, "data")?;
+            w.bytes32(&m.data, "data");
         }
         Message::MigrationOutcome(m) => {
-            w.str16(&m.service_id, "service id")?;
+            w.str16(&m.service_id, "service id");
             w.ip(&m.ue);
             w.dst.put_u8(match m.role {
                 Role::Source => 0,
@@ -799,10 +790,13 @@ fn encode_body(msg: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
                 Outcome::Committed => 0,
                 Outcome::RolledBack => 1,
             });
-            w.str16(&m.cause, "cause")?;
+            w.str16(&m.cause, "cause");
         }
     }
-    Ok(())
+    match w.err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Take one frame off the front of `src`.

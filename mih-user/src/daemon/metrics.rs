@@ -144,8 +144,8 @@ pub struct Snapshot<'a> {
     pub migrations: &'a MigrationMetrics,
     /// Orchestrator counters.
     pub orchestrator: &'a OrchestratorStats,
-    /// In progress [source, destination].
-    pub in_progress: [usize; 2],
+    /// In progress.
+    pub in_progress: crate::orchestrator::ByRole<usize>,
     /// Scheduler counters.
     pub schedule: &'a SchedulerStats,
     /// Waiting handovers [queued, retrying].
@@ -172,14 +172,13 @@ fn l1(k: &'static str, v: &str) -> Labels {
 /// Render every metric.
 pub fn render(s: &Snapshot<'_>) -> String {
     let mut x = Exposition::new();
-    let roles = ["source", "destination"];
     x.counters(
         "mih_user_migrations_started_total",
         "Migrations started.",
-        roles
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (l1("role", r), s.orchestrator.started[i])),
+        s.orchestrator
+            .started
+            .labeled()
+            .map(|(r, v)| (l1("role", r), v)),
     );
     x.counters(
         "mih_user_migrations_total",
@@ -207,10 +206,9 @@ pub fn render(s: &Snapshot<'_>) -> String {
     x.gauges(
         "mih_user_handovers_in_progress",
         "Handovers under way.",
-        roles
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (l1("role", r), s.in_progress[i] as i64)),
+        s.in_progress
+            .labeled()
+            .map(|(r, v)| (l1("role", r), v as i64)),
     );
     x.counters(
         "mih_user_start_refused_total",

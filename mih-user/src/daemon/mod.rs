@@ -414,7 +414,7 @@ fn on_schedule_event(e: ScheduleEvent, now: Instant) {
             attempt,
             waited,
         } => {
-            info!(target: T, request, %ue, target, id, attempt, waited_ms = waited.as_millis() as u64, "waiting handover started")
+            info!(target: T, request, %ue, target, id = id.0, attempt, waited_ms = waited.as_millis() as u64, "waiting handover started")
         }
         ScheduleEvent::Retrying {
             request,
@@ -524,7 +524,7 @@ fn on_event(st: &mut State, e: Event) {
             peer,
             trigger,
         } => info!(
-            id,
+            id = id.0,
             %ue,
             role = crate::orchestrator::role_label(role),
             peer,
@@ -544,7 +544,7 @@ fn on_event(st: &mut State, e: Event) {
             // One line per migration with every phase (µs; -1 = not reached).
             info!(
                 target: "mih_user::migration",
-                id = r.id,
+                id = r.id.0,
                 ue = %r.ue,
                 role = r.role_label(),
                 peer = %r.peer,
@@ -1428,8 +1428,8 @@ impl MihUserHandle {
         self.shared.lock().recent.iter().cloned().collect()
     }
 
-    /// Handovers under way [source, destination].
-    pub fn in_progress(&self) -> [usize; 2] {
+    /// Handovers under way.
+    pub fn in_progress(&self) -> crate::orchestrator::ByRole<usize> {
         self.shared.lock().orch.in_progress()
     }
 
@@ -1450,10 +1450,10 @@ impl MihUserHandle {
             .orch
             .handovers()
             .into_iter()
-            .map(|(ue, id, role, state)| {
+            .map(|h| {
                 serde_json::json!({
-                    "ue": ue.to_string(), "id": id,
-                    "role": crate::orchestrator::role_label(role), "state": state,
+                    "ue": h.ue.to_string(), "id": h.id,
+                    "role": crate::orchestrator::role_label(h.role), "state": h.state,
                 })
             })
             .collect();
@@ -1471,7 +1471,10 @@ impl MihUserHandle {
                     })
                 }),
         );
-        let [src, dst] = st.orch.in_progress();
+        let crate::orchestrator::ByRole {
+            source: src,
+            destination: dst,
+        } = st.orch.in_progress();
         let now = Instant::now();
         // Queued and retrying UEs, in queue order.
         let waiting: Vec<serde_json::Value> = st
@@ -1518,9 +1521,9 @@ impl MihUserHandle {
                 "requests": ss.requests, "retries": ss.retries, "queued": ss.queued,
                 "queue_full": ss.queue_full, "ended": ss.ended, "gave_up": ss.gave_up,
             },
-            "started": { "source": o.started[0], "destination": o.started[1] },
-            "committed": { "source": o.committed[0], "destination": o.committed[1] },
-            "rolled_back": { "source": o.rolled_back[0], "destination": o.rolled_back[1] },
+            "started": { "source": o.started.source, "destination": o.started.destination },
+            "committed": { "source": o.committed.source, "destination": o.committed.destination },
+            "rolled_back": { "source": o.rolled_back.source, "destination": o.rolled_back.destination },
             "sessions": st.sessions,
             "recent": st.recent.iter().map(metrics::record_json).collect::<Vec<_>>(),
         })

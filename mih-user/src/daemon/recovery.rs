@@ -672,7 +672,7 @@ pub(super) fn recover_incoming(
         }
         match orch.recover_incoming(now, ue, &r.peer, a) {
             Ok(id) => {
-                info!(target: "mih_user::recovery", %ue, attempt, handover = id, sessions = results.len() - failed.len(), "imported sessions rebuilt: waiting for the source's MIH_N2N_HO_Complete");
+                info!(target: "mih_user::recovery", %ue, attempt, handover = id.0, sessions = results.len() - failed.len(), "imported sessions rebuilt: waiting for the source's MIH_N2N_HO_Complete");
                 counters.push("recovered_import");
             }
             Err(err) => {

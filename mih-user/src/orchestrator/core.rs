@@ -7,21 +7,23 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cxtp::engine::{self, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter};
+use cxtp::engine::{self, FailReason, NarEvent, NewRouter, ParEvent, PreviousRouter, Transmit};
 use cxtp::profile::{
     fpt, status, verdict, Context, FeatureProfile, ProfileRegistry, TcpSessionContext,
 };
 use cxtp::segment::SegmentConfig;
-use cxtp::wire::{AddressFamily, Header, MessageType, StatusEntry, HEADER_LEN};
+use cxtp::wire::{Header, MessageType, StatusEntry};
 use mihf::wire::{Body, HoResult, Message, MihfId, Opcode, Status};
 
 use super::mih::{self, N2N_HO_COMMIT, N2N_HO_COMPLETE};
-use super::record::{Cause, MigrationRecord, Phases, Sizes, TriggerKind};
+use super::record::{ByRole, Cause, MigrationRecord, Phases, Sizes, TriggerKind};
 use crate::api::{is_service_fpt, Connection, ImportReport, Outcome, Role, ServiceContext};
 use crate::x2ap::{Ecgi, ForgetReason};
 
-/// Handover identifier (per node, never reused while the node runs).
-pub type HandoverId = u64;
+handle!(
+    /// Handover identifier (per node, never reused while the node runs).
+    HandoverId
+);
 
 /// Most session exports remembered after their handover rolled back.
 const MAX_ABANDONED: usize = 4096;
@@ -32,9 +34,18 @@ const MAX_CLOSING: usize = 4096;
 /// Most UEs reserved by recoveries at once.
 const MAX_RECOVERING: usize = 65_536;
 
-/// CTDR status for a session the importer could not rebuild (our range,
-/// next to the API's refusal codes).
-pub const STATUS_SESSION_FAILED: u8 = 0xA3;
+/// One handover under way, as [`Orchestrator::handover`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandoverInfo {
+    /// The UE.
+    pub ue: IpAddr,
+    /// The handover's ID.
+    pub id: HandoverId,
+    /// This node's role.
+    pub role: Role,
+    /// The state's name ("committing", "transferring", ...).
+    pub state: &'static str,
+}
 
 /// Settings of the [`Orchestrator`].
 #[derive(Clone, Debug)]
@@ -335,12 +346,12 @@ pub enum Event {
 /// Counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OrchestratorStats {
-    /// Handovers started, [source, destination].
-    pub started: [u64; 2],
-    /// Committed, [source, destination].
-    pub committed: [u64; 2],
-    /// Rolled back, [source, destination].
-    pub rolled_back: [u64; 2],
+    /// Handovers started.
+    pub started: ByRole<u64>,
+    /// Committed.
+    pub committed: ByRole<u64>,
+    /// Rolled back.
+    pub rolled_back: ByRole<u64>,
     /// Starts refused, by label.
     pub start_refused: BTreeMap<&'static str, u64>,
     /// Admissions refused, by label.
@@ -461,6 +472,17 @@ enum ClosingKind {
     IncomingQuery,
 }
 
+impl Handover {
+    fn info(&self) -> HandoverInfo {
+        HandoverInfo {
+            ue: self.ue,
+            id: self.id,
+            role: self.role,
+            state: state_name(&self.state),
+        }
+    }
+}
+
 /// An ended attempt (source) whose MIH_N2N_HO_Complete is repeated until
 /// the destination answers.
 #[derive(Debug)]
@@ -530,16 +552,7 @@ impl std::fmt::Debug for Orchestrator {
 
 fn peek(bytes: &[u8]) -> Option<(MessageType, IpAddr)> {
     let h = Header::parse(bytes).ok()?;
-    let at = match h.msg_type {
-        MessageType::Ctd | MessageType::Pctd => HEADER_LEN + 4,
-        _ => HEADER_LEN,
-    };
-    let a = bytes.get(at..at + h.family.addr_len())?;
-    let ip = match h.family {
-        AddressFamily::Ipv4 => IpAddr::from(<[u8; 4]>::try_from(a).ok()?),
-        AddressFamily::Ipv6 => IpAddr::from(<[u8; 16]>::try_from(a).ok()?),
-    };
-    Some((h.msg_type, ip))
+    Some((h.msg_type, h.mn_addr(bytes).ok()?))
 }
 
 impl Orchestrator {
@@ -567,7 +580,7 @@ impl Orchestrator {
             handovers: HashMap::new(),
             tids: HashMap::new(),
             next_tid: 1,
-            next_id: 1,
+            next_id: HandoverId(1),
             next_attempt: cfg.first_attempt.unwrap_or_else(random_attempt),
             closing: HashMap::new(),
             complete_tids: HashMap::new(),
@@ -609,24 +622,22 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// The CXTP address of a peer.
-    pub fn peer_address(&self, mihf_id: &str) -> Option<IpAddr> {
-        self.peers.get(mihf_id).copied()
-    }
-
     /// Counters.
     pub fn stats(&self) -> &OrchestratorStats {
         &self.stats
     }
 
-    /// Handovers under way, [source, destination].
-    pub fn in_progress(&self) -> [usize; 2] {
+    /// Handovers under way.
+    pub fn in_progress(&self) -> ByRole<usize> {
         let s = self
             .handovers
             .values()
             .filter(|h| h.role == Role::Source)
             .count();
-        [s, self.handovers.len() - s]
+        ByRole {
+            source: s,
+            destination: self.handovers.len() - s,
+        }
     }
 
     /// Whether `ue` is moving (either role), or reserved by a recovery.
@@ -648,21 +659,15 @@ impl Orchestrator {
         self.handovers.get(&mih::canonical(ue)).map(|h| h.trigger)
     }
 
-    /// The handover of `ue`: its ID, role and state name.
-    pub fn handover(&self, ue: IpAddr) -> Option<(HandoverId, Role, &'static str)> {
-        self.handovers
-            .get(&mih::canonical(ue))
-            .map(|h| (h.id, h.role, state_name(&h.state)))
+    /// The handover of `ue`.
+    pub fn handover(&self, ue: IpAddr) -> Option<HandoverInfo> {
+        self.handovers.get(&mih::canonical(ue)).map(Handover::info)
     }
 
-    /// Every handover under way: UE, ID, role, state name.
-    pub fn handovers(&self) -> Vec<(IpAddr, HandoverId, Role, &'static str)> {
-        let mut v: Vec<_> = self
-            .handovers
-            .values()
-            .map(|h| (h.ue, h.id, h.role, state_name(&h.state)))
-            .collect();
-        v.sort_by_key(|h| h.1);
+    /// Every handover under way, by ID.
+    pub fn handovers(&self) -> Vec<HandoverInfo> {
+        let mut v: Vec<_> = self.handovers.values().map(Handover::info).collect();
+        v.sort_by_key(|h| h.id);
         v
     }
 
@@ -756,7 +761,7 @@ impl Orchestrator {
             recovered: false,
         };
         self.handovers.insert(ue, h);
-        self.stats.started[0] += 1;
+        self.stats.started.source += 1;
         self.actions.push_back(Action::Mih(msg));
         self.events.push_back(Event::Started {
             id,
@@ -785,7 +790,7 @@ impl Orchestrator {
             .get(target)
             .copied()
             .ok_or_else(|| StartError::UnknownTarget(target.to_string()))?;
-        if self.in_progress()[0] >= self.cfg.max_outgoing {
+        if self.in_progress().source >= self.cfg.max_outgoing {
             return Err(StartError::TooMany(self.cfg.max_outgoing));
         }
         let services = view.services_of(ue);
@@ -797,7 +802,7 @@ impl Orchestrator {
 
     fn alloc_id(&mut self) -> HandoverId {
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id.0 += 1;
         id
     }
 
@@ -1138,7 +1143,7 @@ impl Orchestrator {
                 );
             }
         }
-        let incoming = self.in_progress()[1];
+        let incoming = self.in_progress().destination;
         if incoming >= self.cfg.max_incoming || view.user_count() + incoming >= self.cfg.max_ues {
             return self.refuse(
                 &msg,
@@ -1195,7 +1200,7 @@ impl Orchestrator {
                 recovered: false,
             },
         );
-        self.stats.started[1] += 1;
+        self.stats.started.destination += 1;
         self.events.push_back(Event::Started {
             id,
             ue,
@@ -1409,7 +1414,7 @@ impl Orchestrator {
                 recovered: true,
             },
         );
-        self.stats.started[1] += 1;
+        self.stats.started.destination += 1;
         self.events.push_back(Event::Started {
             id,
             ue,
@@ -1546,7 +1551,7 @@ impl Orchestrator {
     fn pump_engines(&mut self, now: Instant) {
         loop {
             let mut progressed = false;
-            while let Some((to, bytes)) = self.par.poll_transmit() {
+            while let Some(Transmit { to, payload: bytes }) = self.par.poll_transmit() {
                 progressed = true;
                 if let Some((MessageType::Ctd | MessageType::Pctd, mn)) = peek(&bytes) {
                     if let Some(h) = self.handovers.get_mut(&mih::canonical(mn)) {
@@ -1557,7 +1562,7 @@ impl Orchestrator {
                 self.stats.cxtp_sent += 1;
                 self.actions.push_back(Action::Cxtp { to, bytes });
             }
-            while let Some((to, bytes)) = self.nar.poll_transmit() {
+            while let Some(Transmit { to, payload: bytes }) = self.nar.poll_transmit() {
                 progressed = true;
                 self.stats.cxtp_sent += 1;
                 self.actions.push_back(Action::Cxtp { to, bytes });
@@ -1784,7 +1789,7 @@ impl Orchestrator {
                 if ok {
                     status::SUCCESS
                 } else {
-                    STATUS_SESSION_FAILED
+                    status::SESSION_FAILED
                 },
             ));
         }
@@ -1860,7 +1865,7 @@ impl Orchestrator {
                 });
                 self.par.abort(ue);
                 self.start_closing(now, &h, HoResult::SUCCESS);
-                self.stats.committed[0] += 1;
+                self.stats.committed.source += 1;
             }
             Role::Destination => {
                 self.nar.abort(ue);
@@ -1876,7 +1881,7 @@ impl Orchestrator {
                             .map_or_else(|| "source committed".into(), ToString::to_string),
                     });
                 }
-                self.stats.committed[1] += 1;
+                self.stats.committed.destination += 1;
             }
         }
         self.finish(now, h, Outcome::Committed, note);
@@ -1919,7 +1924,7 @@ impl Orchestrator {
                 if h.peer_accepted || cause == Cause::MihTimeout {
                     self.start_closing(now, &h, HoResult::FAILURE);
                 }
-                self.stats.rolled_back[0] += 1;
+                self.stats.rolled_back.source += 1;
             }
             Role::Destination => {
                 if matches!(h.state, State::AwaitingContexts) {
@@ -1947,7 +1952,7 @@ impl Orchestrator {
                         cause: text,
                     });
                 }
-                self.stats.rolled_back[1] += 1;
+                self.stats.rolled_back.destination += 1;
             }
         }
         *self.stats.causes.entry(cause.label()).or_default() += 1;

@@ -78,10 +78,10 @@ pub mod schedule;
 pub mod sessions;
 
 pub use self::core::{
-    flatten_connections, Action, Event, HandoverId, HandoverRequest, NodeView, Orchestrator,
-    OrchestratorConfig, OrchestratorStats, StartError, STATUS_SESSION_FAILED,
+    flatten_connections, Action, Event, HandoverId, HandoverInfo, HandoverRequest, NodeView,
+    Orchestrator, OrchestratorConfig, OrchestratorStats, StartError,
 };
-pub use record::{role_label, Cause, MigrationRecord, Phases, Sizes, TriggerKind};
+pub use record::{role_label, ByRole, Cause, MigrationRecord, Phases, Sizes, TriggerKind};
 pub use schedule::{
     retryable, Fate, Pending, PendingState, Refusal, Requested, ScheduleEvent, Scheduler,
     SchedulerConfig, SchedulerStats,

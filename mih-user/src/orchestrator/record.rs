@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cxtp::wire::StatusEntry;
 
+use super::core::HandoverId;
 use crate::api::{Outcome, Role};
 
 /// Why a migration rolled back (or, for [`Cause::CompleteTimeout`], why a
@@ -221,7 +222,7 @@ pub struct Sizes {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MigrationRecord {
     /// Handover ID (this node's).
-    pub id: u64,
+    pub id: HandoverId,
     /// The source's attempt id, on the wire in MIH and CXTP (the same at
     /// both ends).
     pub attempt: u32,
@@ -254,6 +255,43 @@ impl MigrationRecord {
     /// "source" or "destination".
     pub fn role_label(&self) -> &'static str {
         role_label(self.role)
+    }
+}
+
+/// One value per role.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ByRole<T> {
+    /// The value for the source role.
+    pub source: T,
+    /// The value for the destination role.
+    pub destination: T,
+}
+
+impl<T> ByRole<T> {
+    /// The value for `role`.
+    pub fn get(&self, role: Role) -> &T {
+        match role {
+            Role::Source => &self.source,
+            Role::Destination => &self.destination,
+        }
+    }
+
+    /// The value for `role`, mutably.
+    pub fn get_mut(&mut self, role: Role) -> &mut T {
+        match role {
+            Role::Source => &mut self.source,
+            Role::Destination => &mut self.destination,
+        }
+    }
+}
+
+impl<T: Copy> ByRole<T> {
+    /// `[("source", source), ("destination", destination)]` (labels of [`role_label`]).
+    pub fn labeled(&self) -> [(&'static str, T); 2] {
+        [
+            (role_label(Role::Source), self.source),
+            (role_label(Role::Destination), self.destination),
+        ]
     }
 }
 

@@ -73,7 +73,6 @@ use mihf::wire::Status;
 use super::core::{HandoverId, HandoverRequest, NodeView, Orchestrator, StartError};
 use super::mih::canonical;
 use super::record::{Cause, MigrationRecord, TriggerKind};
-use crate::api::registry::status as api_status;
 use crate::api::{Outcome, Role};
 
 #[cfg(test)]
@@ -554,7 +553,7 @@ pub fn retryable(cause: &Cause) -> bool {
                         status::UNSUPPORTED_FPT
                             | status::MALFORMED
                             | status::UNAUTHORIZED
-                            | api_status::SERVICE_REFUSED
+                            | status::SERVICE_REFUSED
                     )
                 })
         }
@@ -1059,7 +1058,7 @@ impl Scheduler {
             let gone: Vec<HandoverId> = self
                 .running
                 .iter()
-                .filter(|(id, r)| orch.handover(r.req.ue).is_none_or(|h| h.0 != **id))
+                .filter(|(id, r)| orch.handover(r.req.ue).is_none_or(|h| h.id != **id))
                 .map(|(id, _)| *id)
                 .collect();
             for g in gone {

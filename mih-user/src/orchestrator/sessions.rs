@@ -45,7 +45,7 @@ pub enum SessionError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportAttempt {
     /// The handover (this process's id).
-    pub handover_id: u64,
+    pub handover_id: super::HandoverId,
     /// The on-wire attempt id (MIH vendor TLV kind 3).
     pub attempt: Option<std::num::NonZeroU32>,
     /// The other eNBC's MIHF ID (the destination's; at an import, the
@@ -150,8 +150,6 @@ struct MemoryState {
     frozen: HashMap<IpAddr, Vec<TcpSessionContext>>,
     imported: HashMap<IpAddr, usize>,
     stats: MemoryStats,
-    fail_export: Option<String>,
-    fail_import: Option<String>,
 }
 
 /// In-memory sessions: the "live" sessions of each UE are values in a
@@ -188,30 +186,9 @@ impl MemorySessions {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Record `sessions` as the live sessions of `ue` (tests).
-    pub fn set_live(&self, ue: IpAddr, sessions: Vec<TcpSessionContext>) {
-        self.lock().live.insert(ue, sessions);
-    }
-
     /// The live sessions of `ue`.
     pub fn live(&self, ue: IpAddr) -> Vec<TcpSessionContext> {
         self.lock().live.get(&ue).cloned().unwrap_or_default()
-    }
-
-    /// Whether `ue` has frozen (exported, not yet restored or released)
-    /// sessions.
-    pub fn is_frozen(&self, ue: IpAddr) -> bool {
-        self.lock().frozen.contains_key(&ue)
-    }
-
-    /// Make the next export fail with `reason` (tests).
-    pub fn fail_next_export(&self, reason: &str) {
-        self.lock().fail_export = Some(reason.to_string());
-    }
-
-    /// Make the next import fail with `reason` (tests).
-    pub fn fail_next_import(&self, reason: &str) {
-        self.lock().fail_import = Some(reason.to_string());
     }
 
     /// Counters.
@@ -252,9 +229,6 @@ impl SessionExporter for MemorySessions {
         connections: &[Connection],
     ) -> Result<Vec<TcpSessionContext>, SessionError> {
         let mut st = self.lock();
-        if let Some(reason) = st.fail_export.take() {
-            return Err(SessionError::Other(reason));
-        }
         let sessions = match st.live.remove(&ue) {
             Some(s) => s,
             None if self.synthesize => connections.iter().map(synthetic_session).collect(),
@@ -286,12 +260,6 @@ impl SessionExporter for MemorySessions {
 impl SessionImporter for MemorySessions {
     fn import(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Vec<Result<(), SessionError>> {
         let mut st = self.lock();
-        if let Some(reason) = st.fail_import.take() {
-            return sessions
-                .iter()
-                .map(|_| Err(SessionError::Other(reason.clone())))
-                .collect();
-        }
         let total: usize = st.live.values().map(Vec::len).sum();
         if total + sessions.len() > self.max_sessions {
             return sessions

@@ -647,7 +647,7 @@ impl HandoffSessions {
         };
         let rec = Record {
             created_unix_ms: journal::unix_ms(),
-            handover_id: attempt.handover_id,
+            handover_id: attempt.handover_id.0,
             attempt: attempt.attempt,
             ue,
             peer: attempt.peer.clone(),

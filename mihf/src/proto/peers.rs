@@ -269,9 +269,6 @@ impl PeerTable {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    pub fn configured_len(&self) -> usize {
-        self.configured.len()
-    }
     pub fn learned_len(&self) -> usize {
         self.learned.len()
     }

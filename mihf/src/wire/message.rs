@@ -52,16 +52,6 @@ impl RawTlvs {
             count,
         })
     }
-    /// A run of one TLV of type `ty` holding `value`.
-    pub fn from_value<V: Value>(position: usize, ty: u8, value: &V) -> RawTlvs {
-        let mut raw = BytesMut::new();
-        emit_tlv(ty, value, &mut raw);
-        RawTlvs {
-            position,
-            raw: raw.freeze(),
-            count: 1,
-        }
-    }
     /// The encoded TLVs.
     pub fn raw(&self) -> &Bytes {
         &self.raw

@@ -185,12 +185,6 @@ pub fn emit_tlv<V: Value>(ty: u8, value: &V, out: &mut BytesMut) {
     value.encode(out);
 }
 
-/// Size of the TLV holding `value`, header included.
-pub fn tlv_len<V: Value>(value: &V) -> usize {
-    let n = value.encoded_len();
-    1 + length_len(n) + n
-}
-
 /// A data type of IEEE 802.21 Annex F: decodes from a [`Reader`] and emits
 /// into a [`BytesMut`]. Byte strings decode as slices of the reader's buffer.
 pub trait Value: Sized {

@@ -573,7 +573,7 @@ fn import_reports_per_service() {
             0,
             cxtp::profile::status::MALFORMED,
             cxtp::profile::status::UNSUPPORTED_FPT,
-            status::SERVICE_UNAVAILABLE
+            cxtp::profile::status::SERVICE_UNAVAILABLE
         ]
     );
     // the importing service has the UE now

@@ -11,7 +11,7 @@ use mihf::wire::{Body, Message, MihfId, Opcode};
 
 use super::*;
 use crate::api::{ImportReport, ImportStatus, ReplyStatus, ServiceContext};
-use crate::orchestrator::{Action, Event, OrchestratorConfig};
+use crate::orchestrator::{Action, ByRole, Event, OrchestratorConfig};
 
 const MS: Duration = Duration::from_millis(1);
 const NAMES: [&str; 3] = ["enbc-a", "enbc-b", "enbc-c"];
@@ -1050,26 +1050,20 @@ fn the_cause_decides_whether_to_retry() {
         (Cause::CxtpCancelled, true),
         (Cause::CtdrFailure(vec![e(status::TIMEOUT)]), true),
         (
-            Cause::CtdrFailure(vec![e(api_status::SERVICE_NO_CAPACITY), ok(0)]),
+            Cause::CtdrFailure(vec![e(status::SERVICE_NO_CAPACITY), ok(0)]),
             true,
         ),
         (
-            Cause::CtdrFailure(vec![e(api_status::SERVICE_UNAVAILABLE)]),
+            Cause::CtdrFailure(vec![e(status::SERVICE_UNAVAILABLE)]),
             true,
         ),
-        (
-            Cause::CtdrFailure(vec![ok(super::super::STATUS_SESSION_FAILED)]),
-            true,
-        ),
+        (Cause::CtdrFailure(vec![ok(status::SESSION_FAILED)]), true),
         (Cause::CtdrFailure(vec![e(status::UNSUPPORTED_FPT)]), false),
         (
             Cause::CtdrFailure(vec![e(status::TIMEOUT), e(status::MALFORMED)]),
             false,
         ),
-        (
-            Cause::CtdrFailure(vec![e(api_status::SERVICE_REFUSED)]),
-            false,
-        ),
+        (Cause::CtdrFailure(vec![e(status::SERVICE_REFUSED)]), false),
         (Cause::Aborted("operator".into()), false),
         (Cause::NoContext, false),
         (Cause::SourceRolledBack, false),
@@ -1396,7 +1390,7 @@ mod property {
             for (i, node) in n.nodes.iter().enumerate() {
                 prop_assert_eq!(node.sched.pending_counts(), [0, 0]);
                 prop_assert_eq!(node.sched.tracked(), 0);
-                prop_assert_eq!(node.orch.in_progress(), [0, 0]);
+                prop_assert_eq!(node.orch.in_progress(), ByRole { source: 0, destination: 0 });
                 let s = node.sched.stats();
                 prop_assert_eq!(s.requests, results[i].len() as u64);
                 let total: u64 = Fate::ALL.iter().map(|f| s.ended(*f)).sum();
