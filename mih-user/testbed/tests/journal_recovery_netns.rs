@@ -466,6 +466,24 @@ fn download(bed: &Bed) -> Download {
     Download { got, handle }
 }
 
+/// The download ends byte-exact and never reset, and the UE's route to the
+/// service leads to eNBC `served_by`.
+fn finished_at(bed: &Bed, dl: Download, served_by: usize) {
+    let (body, err) = dl.handle.join().unwrap();
+    assert!(err.is_none(), "client read error: {err:?}");
+    assert_eq!(body.len() as u64, FILE_SIZE, "octets received");
+    let want = common::expected(SEED, FILE, 0, FILE_SIZE as usize);
+    if let Some(i) = (0..body.len()).find(|&i| body[i] != want[i]) {
+        panic!("download differs at octet {i}");
+    }
+    assert_eq!(bed.ue_counter("EstabResets"), 0, "the client saw a reset");
+    let route = bed.ue_route();
+    assert!(
+        route.contains(&format!("via 10.231.{served_by}.1")),
+        "UE route: {route}"
+    );
+}
+
 /// One run: download from eNBC 1, hand over to eNBC 2, eNBC 1's mih-user
 /// kills itself at `kill_at`; it is restarted (after `restart_after`, or
 /// once eNBC 2 committed); the download must complete from `served_by`.
@@ -559,20 +577,8 @@ fn run(tag: &str, kill_at: &str, phase: Phase, wait_for_commit: bool, served_by:
     }
     bed.user(1, None);
 
-    let (body, err) = dl.handle.join().unwrap();
-    assert!(err.is_none(), "client read error: {err:?}");
-    assert_eq!(body.len() as u64, FILE_SIZE, "octets received");
-    let want = common::expected(SEED, FILE, 0, FILE_SIZE as usize);
-    if let Some(i) = (0..body.len()).find(|&i| body[i] != want[i]) {
-        panic!("download differs at octet {i}");
-    }
-    assert_eq!(bed.ue_counter("EstabResets"), 0, "the client saw a reset");
     // The hold is gone: the UE's path leads to the eNBC that serves it.
-    let route = bed.ue_route();
-    assert!(
-        route.contains(&format!("via 10.231.{served_by}.1")),
-        "UE route: {route}"
-    );
+    finished_at(&bed, dl, served_by);
     // Recovery is over, the journal empty, nothing set aside.
     wait_for("eNBC 1's recovery to end", Duration::from_secs(10), || {
         status(&bed.ctl(1)).filter(|s| s["recovering"] == 0)
@@ -722,16 +728,7 @@ fn run_destination(tag: &str, kill_at: &str, phase: Phase) {
     std::thread::sleep(Duration::from_secs(1));
     bed.user(2, None);
 
-    let (body, err) = dl.handle.join().unwrap();
-    assert!(err.is_none(), "client read error: {err:?}");
-    assert_eq!(body.len() as u64, FILE_SIZE, "octets received");
-    let want = common::expected(SEED, FILE, 0, FILE_SIZE as usize);
-    if let Some(i) = (0..body.len()).find(|&i| body[i] != want[i]) {
-        panic!("download differs at octet {i}");
-    }
-    assert_eq!(bed.ue_counter("EstabResets"), 0, "the client saw a reset");
-    let route = bed.ue_route();
-    assert!(route.contains("via 10.231.2.1"), "UE route: {route}");
+    finished_at(&bed, dl, 2);
     wait_for("eNBC 2's journal to empty", Duration::from_secs(10), || {
         bed.entries(2).is_empty().then_some(())
     });
