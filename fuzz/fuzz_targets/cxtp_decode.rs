@@ -14,7 +14,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = Header::parse(data);
     let buf = Bytes::copy_from_slice(data);
-    let Ok(msg) = MessageView::parse(buf) else { return };
+    let Ok(msg) = MessageView::parse(buf) else {
+        return;
+    };
     let registry = ProfileRegistry::with_builtins();
     match &msg {
         MessageView::Ctar(c) => {
