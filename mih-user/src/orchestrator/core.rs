@@ -1169,7 +1169,7 @@ impl Orchestrator {
         let rsp = mih::commit_response(&msg, &self.user_id, Status::SUCCESS, None);
         self.actions.push_back(Action::Mih(rsp));
         let id = self.alloc_id();
-        self.handovers.insert(
+        self.start_incoming(
             ue,
             Handover {
                 id,
@@ -1200,6 +1200,13 @@ impl Orchestrator {
                 recovered: false,
             },
         );
+    }
+
+    /// A handover in the destination role begins: tracked, counted and
+    /// announced ([`Event::Started`]).
+    fn start_incoming(&mut self, ue: IpAddr, h: Handover) {
+        let (id, peer) = (h.id, h.peer.clone());
+        self.handovers.insert(ue, h);
         self.stats.started.destination += 1;
         self.events.push_back(Event::Started {
             id,
@@ -1391,7 +1398,7 @@ impl Orchestrator {
             return Err(format!("{peer:?} is not a configured peer"));
         };
         let id = self.alloc_id();
-        self.handovers.insert(
+        self.start_incoming(
             ue,
             Handover {
                 id,
@@ -1414,14 +1421,6 @@ impl Orchestrator {
                 recovered: true,
             },
         );
-        self.stats.started.destination += 1;
-        self.events.push_back(Event::Started {
-            id,
-            ue,
-            role: Role::Destination,
-            peer: peer.to_string(),
-            trigger: TriggerKind::Peer,
-        });
         Ok(id)
     }
 
