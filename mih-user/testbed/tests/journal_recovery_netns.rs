@@ -405,6 +405,14 @@ cxtp = "10.230.0.{j}:5091"
         netns::tcp_counter(&netns::path(&self.ns("ue")), "Tcp", key).unwrap()
     }
 
+    /// The one entry eNBC `i`'s journal holds, decoded.
+    fn only_entry(&self, i: usize) -> journal::Entry {
+        let entries = self.entries(i);
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let bytes = bytes::Bytes::from(std::fs::read(&entries[0]).unwrap());
+        journal::decode(&entries[0], bytes).unwrap()
+    }
+
     fn entries(&self, i: usize) -> Vec<PathBuf> {
         let Ok(rd) = std::fs::read_dir(self.journal_dir(i)) else {
             return Vec::new();
@@ -530,13 +538,7 @@ fn run(tag: &str, kill_at: &str, phase: Phase, wait_for_commit: bool, served_by:
     bed.procs.retain(|(n, _)| n != "e1-mih-user");
 
     // What it left: one journal entry, and the hold.
-    let entries = bed.entries(1);
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let e = journal::decode(
-        &entries[0],
-        bytes::Bytes::from(std::fs::read(&entries[0]).unwrap()),
-    )
-    .unwrap();
+    let e = bed.only_entry(1);
     assert_eq!(e.phase, phase, "{e:?}");
     assert_eq!(e.record.ue.to_string(), UE_IP);
     assert_eq!(e.record.peer, "enbc2");
@@ -712,13 +714,7 @@ fn run_destination(tag: &str, kill_at: &str, phase: Phase) {
     bed.procs.retain(|(n, _)| n != "e2-mih-user");
 
     // What it left: the imported session, durable.
-    let entries = bed.entries(2);
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let e = journal::decode(
-        &entries[0],
-        bytes::Bytes::from(std::fs::read(&entries[0]).unwrap()),
-    )
-    .unwrap();
+    let e = bed.only_entry(2);
     assert_eq!(e.phase, phase, "{e:?}");
     assert_eq!(e.record.ue.to_string(), UE_IP);
     assert_eq!(e.record.peer, "enbc1");
