@@ -312,8 +312,13 @@ fn a_destination_that_committed_at_its_timeout_says_so() {
     s.hold_ctdr = true;
     let attempt = s.start();
     s.restart_source();
-    // The source stays away longer than the destination's complete timeout.
+    // The source stays away longer than the destination's complete
+    // timeout (900 ms) and its question's repeats (250 ms more): the
+    // restarted source cannot say (Unknown), so the destination commits.
     s.advance(Duration::from_secs(1));
+    assert_eq!(s.logs[1].committed, 0, "asked first");
+    assert_eq!(s.nodes[1].stats().timeout_queries, 1);
+    s.advance(Duration::from_millis(200));
     assert_eq!(s.logs[1].committed, 1);
     assert_eq!(
         s.logs[1].records.last().unwrap().outcome,
@@ -608,7 +613,10 @@ fn a_restarted_destination_commits_at_its_timeout_when_the_source_is_silent() {
     s.restart_destination(attempt);
     s.advance(Duration::from_millis(800));
     assert_eq!(s.logs[1].committed, 0);
-    s.advance(Duration::from_millis(200));
+    // At 900 ms it asks once more (unheard), at 1150 ms it commits.
+    s.advance(Duration::from_millis(300));
+    assert_eq!(s.logs[1].committed, 0);
+    s.advance(Duration::from_millis(100));
     assert_eq!(s.logs[1].committed, 1);
     // An attempt of a source that is not a configured peer is refused.
     let e = s.nodes[1].recover_incoming(s.now, ue(), "nobody", NonZeroU32::new(1).unwrap());
@@ -663,6 +671,65 @@ fn a_destination_restarted_after_the_source_committed_asks_and_commits_at_once()
     assert_eq!(s.logs[1].committed, 1);
     let r = s.logs[1].records.last().unwrap();
     assert_eq!((r.outcome, r.attempt), (Outcome::Committed, attempt));
+    assert_eq!(
+        r.cause.as_ref().map(|c| c.label()),
+        Some("source_confirmed")
+    );
+}
+
+/// The CTDR is lost, the source rolls back at its transfer timeout and
+/// every Complete(Failure) it repeats is lost too: the destination, silent
+/// since its CTDR, must not commit at its complete timeout (both ends would
+/// serve the session, the destination's copy stale). It asks the source,
+/// whose table of ended attempts says rolled back.
+#[test]
+fn a_destination_whose_source_rolled_back_unheard_asks_at_its_timeout() {
+    let mut s = Sim::new();
+    s.hold_ctdr = true;
+    let attempt = s.start();
+    s.held.clear();
+    s.mih_up = false;
+    s.advance(Duration::from_millis(700));
+    let r = s.logs[0].records.last().unwrap();
+    assert_eq!((r.outcome, r.attempt), (Outcome::RolledBack, attempt));
+    assert_eq!(s.nodes[0].closing(), 0, "the source stopped telling");
+    assert_eq!(s.logs[1].committed, 0);
+    s.mih_up = true;
+    s.advance(Duration::from_millis(300));
+    assert_eq!(s.nodes[1].stats().timeout_queries, 1);
+    assert_eq!(s.logs[1].committed, 0);
+    assert_eq!(s.logs[1].discarded, 1);
+    let r = s.logs[1].records.last().unwrap();
+    assert_eq!((r.outcome, r.attempt), (Outcome::RolledBack, attempt));
+    assert_eq!(
+        r.cause.as_ref().map(|c| c.label()),
+        Some("source_rolled_back")
+    );
+    s.advance(Duration::from_secs(2));
+    assert_eq!(s.logs[1].committed, 0);
+    assert!(s.nodes[1].handover(ue()).is_none());
+}
+
+/// The mirror case: the source committed and every Complete(Success) was
+/// lost; asked at the complete timeout it says so and the destination
+/// commits at once, without waiting out the repeats.
+#[test]
+fn a_destination_whose_source_committed_unheard_asks_at_its_timeout() {
+    let mut s = Sim::new();
+    s.hold_ctdr = true;
+    let _attempt = s.start();
+    s.mih_up = false;
+    s.release_ctdr();
+    s.advance(Duration::from_millis(700));
+    assert_eq!(
+        s.logs[0].records.last().unwrap().outcome,
+        Outcome::Committed
+    );
+    assert_eq!(s.logs[1].committed, 0);
+    s.mih_up = true;
+    s.advance(Duration::from_millis(210));
+    assert_eq!(s.logs[1].committed, 1);
+    let r = s.logs[1].records.last().unwrap();
     assert_eq!(
         r.cause.as_ref().map(|c| c.label()),
         Some("source_confirmed")

@@ -23,9 +23,13 @@ struct Netns {
 impl Netns {
     /// Make namespaces `<tag>-<suffix>-<pid>`; `None` = skip.
     fn new(tag: &str, suffixes: &[&str]) -> Option<Netns> {
+        // Tests run on parallel threads of one process: a serial number
+        // keeps their namespaces apart.
+        static SERIAL: AtomicUsize = AtomicUsize::new(0);
+        let serial = SERIAL.fetch_add(1, Ordering::SeqCst);
         let mut ns = Netns { names: Vec::new() };
         for s in suffixes {
-            let name = format!("{tag}-{s}-{}", std::process::id());
+            let name = format!("{tag}{serial}-{s}-{}", std::process::id());
             let _ = ip(&["netns", "del", &name]);
             if let Err(e) = ip(&["netns", "add", &name]) {
                 if !testkit::require_root(format_args!("network namespaces ({e})")) {
@@ -495,4 +499,238 @@ fn export_without_adopted_socket_fails_and_leaves_others_live() {
     srv.write_all(b"pong").unwrap();
     client.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"pong");
+}
+
+// ---- a rebuilt session moved again, and a stale snapshot ----
+//
+// The client has every octet of the source's unacknowledged data (its
+// acknowledgements were held away): what a rebuilt socket must do then.
+
+use mih_user::sessions::tcp_repair::{dump, rebuild, rebuild_frozen};
+
+/// A stream whose last 48 KB (as far as the congestion window let them
+/// out) reached the client while its acknowledgements were held away.
+struct Held {
+    srv: TcpStream,
+    reader: Reader,
+    /// Octets written by the server so far.
+    written: usize,
+}
+
+fn held_stream(t: &Topo) -> Held {
+    const S0: usize = 32 * 1024;
+    const U: usize = 48 * 1024;
+    let service = t.service;
+    let ue = t.ue;
+    let listener = in_ns(&t.server_ns, || TcpListener::bind(service).unwrap());
+    let client = in_ns(&t.client_ns, || {
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(service),
+            socket2::Type::STREAM,
+            None,
+        )
+        .unwrap();
+        s.bind(&SocketAddr::new(ue, 0).into()).unwrap();
+        s.connect(&service.into()).unwrap();
+        TcpStream::from(s)
+    });
+    let (mut srv, _) = listener.accept().unwrap();
+    let reader = spawn_reader(client);
+    srv.write_all(&pattern(s2c, 0, S0)).unwrap();
+    wait_until("client got S0", || {
+        reader.count.load(Ordering::SeqCst) >= S0
+    });
+    wait_until("S0 acknowledged", || outq(&srv) == 0);
+    run_cmds(&t.hold).unwrap();
+    srv.write_all(&pattern(s2c, S0, U)).unwrap();
+    // Until the client's count settles (the rest waits for the window).
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let c = reader.count.load(Ordering::SeqCst);
+        if c == last {
+            break;
+        }
+        last = c;
+    }
+    assert!(last > S0 + 16 * 1024, "the client got {} of U", last - S0);
+    assert_eq!(outq(&srv), U, "none of U acknowledged");
+    Held {
+        srv,
+        reader,
+        written: S0 + U,
+    }
+}
+
+fn ss(ns: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-tin"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Write `len` octets (the stream from offset `from`) on `fd` and wait
+/// until the client has them all, at most `limit`: whether it got them.
+fn delivers(
+    t: &Topo,
+    ns: &str,
+    fd: OwnedFd,
+    from: usize,
+    len: usize,
+    reader: &Reader,
+    limit: Duration,
+) -> bool {
+    let mut s = TcpStream::from(fd);
+    let t0 = Instant::now();
+    s.write_all(&pattern(s2c, from, len)).unwrap();
+    while reader.count.load(Ordering::SeqCst) < from + len {
+        if t0.elapsed() > limit {
+            eprintln!(
+                "client has {} of {} after {limit:?}\nsender ({ns}):\n{}\nclient:\n{}",
+                reader.count.load(Ordering::SeqCst),
+                from + len,
+                ss(ns),
+                ss(&t.client_ns)
+            );
+            std::mem::forget(s);
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    eprintln!("delivered in {:?}", t0.elapsed());
+    // Not closed here: the test's namespaces go with it.
+    std::mem::forget(s);
+    true
+}
+
+fn route_back_to_enb1(t: &Topo) -> Vec<String> {
+    vec![format!(
+        "-n {} route replace 10.99.0.1/32 via 10.231.1.1 src 10.77.0.2",
+        t.client_ns
+    )]
+}
+
+fn assert_client_not_reset(t: &Topo) {
+    let (_, estab_resets) = rst_counters(&t.client_ns);
+    assert_eq!(estab_resets, 0, "client connection reset");
+}
+
+/// A destination keeps an import frozen until the commit, which can take
+/// seconds after a crash. The retransmission timer armed by the repair-mode
+/// send of the unacknowledged data fires meanwhile and backs off; the
+/// window probe on leaving repair mode still restarts the flow at once.
+#[test]
+fn an_import_frozen_for_seconds_resumes_without_waiting_for_its_timer() {
+    for frozen_ms in [0u64, 3500] {
+        let Some(t) = topo_cross() else { return };
+        let held = held_stream(&t);
+        let (ctx, _) = dump(OwnedFd::from(held.srv)).map_err(|e| e.0).unwrap();
+        let d = t.dest_ns.clone().unwrap();
+        let r = in_ns(&d, || rebuild_frozen(&ctx).unwrap());
+        std::thread::sleep(Duration::from_millis(frozen_ms));
+        let sw = t.switch.clone();
+        let (fd, _) = r.resume(|| run_cmds(&sw)).unwrap();
+        assert!(
+            delivers(
+                &t,
+                &d,
+                fd,
+                held.written,
+                64 * 1024,
+                &held.reader,
+                Duration::from_secs(3)
+            ),
+            "frozen {frozen_ms} ms: no delivery"
+        );
+        assert_client_not_reset(&t);
+    }
+}
+
+/// Rolled back in place (the window probe lost in the hold), then moved
+/// again while the client's acknowledgement of the rebuilt data never
+/// reached the source: the second export carries the same
+/// unacknowledged octets, and the destination's window probe draws the
+/// acknowledgement, unless the client answered an out-of-window segment
+/// less than `tcp_invalid_ratelimit` (500 ms) before: then the first
+/// retransmission (1 s) does. A pause, never a stall.
+#[test]
+fn a_rolled_back_session_moved_again_with_unacknowledged_data_flows() {
+    for wait_ms in [0u64, 700] {
+        let Some(t) = topo_cross() else { return };
+        let held = held_stream(&t);
+        let (ctx1, _) = dump(OwnedFd::from(held.srv)).map_err(|e| e.0).unwrap();
+        let (fd1, _) = in_ns(&t.server_ns, || rebuild(&ctx1, || Ok(())).unwrap());
+        run_cmds(&route_back_to_enb1(&t)).unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        run_cmds(&t.hold).unwrap();
+        let (ctx2, _) = dump(fd1).map_err(|e| e.0).unwrap();
+        assert_eq!(
+            ctx2.unacked.len() + ctx2.unsent.len(),
+            ctx1.unacked.len() + ctx1.unsent.len()
+        );
+        let d = t.dest_ns.clone().unwrap();
+        let sw = t.switch.clone();
+        let (fd, _) = in_ns(&d, || rebuild(&ctx2, || run_cmds(&sw)).unwrap());
+        assert!(
+            delivers(
+                &t,
+                &d,
+                fd,
+                held.written,
+                64 * 1024,
+                &held.reader,
+                Duration::from_secs(3)
+            ),
+            "moved {wait_ms} ms after the rollback: no delivery"
+        );
+        assert_client_not_reset(&t);
+    }
+}
+
+/// Why only one end may ever serve a session: the destination resumed
+/// and sent 64 KB more, then the source rebuilt its (now stale) snapshot
+/// and the path came back to it. The client acknowledges octets the
+/// rebuilt socket never sent; the kernel drops such acknowledgements, so
+/// the stale socket's sends never get past its congestion window: the
+/// stream stalls for good, without a reset. (The orchestrator's rules make
+/// this unreachable: a destination commits only when its source cannot be
+/// serving the session.)
+#[test]
+fn a_stale_snapshot_stalls_the_stream_without_a_reset() {
+    let Some(t) = topo_cross() else { return };
+    let held = held_stream(&t);
+    let (ctx1, _) = dump(OwnedFd::from(held.srv)).map_err(|e| e.0).unwrap();
+    let d = t.dest_ns.clone().unwrap();
+    let sw = t.switch.clone();
+    let (fd2, _) = in_ns(&d, || rebuild(&ctx1, || run_cmds(&sw)).unwrap());
+    let limit = Duration::from_secs(3);
+    let fd2_dup = fd2.try_clone().unwrap();
+    assert!(delivers(
+        &t,
+        &d,
+        fd2_dup,
+        held.written,
+        64 * 1024,
+        &held.reader,
+        limit
+    ));
+    // The destination's copy ends silently; the source's stale one
+    // serves again (the same octets, as a rebuilt service would write).
+    let _ = dump(fd2);
+    let back = route_back_to_enb1(&t);
+    let (fd1, _) = in_ns(&t.server_ns, || rebuild(&ctx1, || run_cmds(&back)).unwrap());
+    assert!(
+        !delivers(
+            &t,
+            &t.server_ns,
+            fd1,
+            held.written,
+            192 * 1024,
+            &held.reader,
+            limit
+        ),
+        "a stale snapshot delivered: the kernel now accepts acknowledgements of unsent data?"
+    );
+    assert_client_not_reset(&t);
 }

@@ -21,7 +21,7 @@
 //! | `mih_user_x2_*_total` | counter | X2 trigger counters |
 //! | `mih_user_api_*` | counter/gauge | API server counters |
 //! | `mih_user_cxtp_messages_total` | counter | `direction` (`in`, `out`, `dropped`, `stale`: of another attempt) |
-//! | `mih_user_complete_total` | counter | `event` (`sent`, `answered`, `unanswered`: the source's MIH_N2N_HO_Complete and its repeats; `stale`: Completes received of another attempt, answered and ignored) |
+//! | `mih_user_complete_total` | counter | `event` (`sent`, `answered`, `unanswered`: the source's MIH_N2N_HO_Complete and its repeats; `stale`: Completes received of another attempt, answered and ignored; `timeout_query`: a destination's complete timeouts that asked the source before committing) |
 //! | `mih_user_commit_repeated_total` | counter | |
 //! | `mih_user_cxtp_connections_open` | gauge | `direction` (`in`, `out`) |
 //! | `mih_user_cxtp_connections_accepted_total` | counter | |
@@ -250,12 +250,13 @@ pub fn render(s: &Snapshot<'_>) -> String {
     );
     x.counters(
         "mih_user_complete_total",
-        "MIH_N2N_HO_Complete: sent (with repeats), answered, unanswered after the repeats (source); of another attempt (destination).",
+        "MIH_N2N_HO_Complete: sent (with repeats), answered, unanswered after the repeats (source); of another attempt, questions to the source at the complete timeout (destination).",
         [
             ("sent", s.orchestrator.complete_sent),
             ("answered", s.orchestrator.complete_answered),
             ("unanswered", s.orchestrator.complete_unanswered),
             ("stale", s.orchestrator.complete_stale),
+            ("timeout_query", s.orchestrator.timeout_queries),
         ]
         .map(|(e, v)| (l1("event", e), v)),
     );

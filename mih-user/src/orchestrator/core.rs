@@ -138,6 +138,14 @@ impl OrchestratorConfig {
     pub fn source_horizon(&self) -> Duration {
         self.transfer_timeout + self.complete_retry_interval * (self.complete_retries + 1)
     }
+
+    /// How long a destination whose complete timeout passed waits for the
+    /// answer to its question (MIH_N2N_HO_Complete to the source, repeated
+    /// like any Complete) before it commits: the repeats and one interval
+    /// more.
+    pub fn query_horizon(&self) -> Duration {
+        self.complete_retry_interval * (self.complete_retries + 2)
+    }
 }
 
 /// A random attempt id, never 0 (from the standard library's per-process
@@ -375,6 +383,9 @@ pub struct OrchestratorStats {
     /// Ended attempts whose Complete was never answered within the
     /// repeats.
     pub complete_unanswered: u64,
+    /// Destination: complete timeouts that asked the source before
+    /// committing (MIH_N2N_HO_Complete with the attempt id).
+    pub timeout_queries: u64,
     /// CXTP messages of another attempt dropped: a CTD/PCTD for a UE not
     /// awaiting contexts or carrying another transfer id, a CTDR whose
     /// echo names another transfer or repeats an answer, a CTC for an
@@ -456,6 +467,9 @@ struct Handover {
     /// Destination: taken back from the session journal after a restart
     /// ([`Orchestrator::recover_incoming`]).
     recovered: bool,
+    /// Destination: the complete timeout passed once and the source was
+    /// asked; the next deadline commits.
+    asked_at_timeout: bool,
 }
 
 /// Why a [`Closing`] sends MIH_N2N_HO_Complete.
@@ -759,6 +773,7 @@ impl Orchestrator {
             sessions_imported: false,
             peer_accepted: false,
             recovered: false,
+            asked_at_timeout: false,
         };
         self.handovers.insert(ue, h);
         self.stats.started.source += 1;
@@ -1198,6 +1213,7 @@ impl Orchestrator {
                 sessions_imported: false,
                 peer_accepted: true,
                 recovered: false,
+                asked_at_timeout: false,
             },
         );
     }
@@ -1419,6 +1435,7 @@ impl Orchestrator {
                 sessions_imported: true,
                 peer_accepted: true,
                 recovered: true,
+                asked_at_timeout: false,
             },
         );
         Ok(id)
@@ -1833,6 +1850,35 @@ impl Orchestrator {
                         fpt: 0,
                         status: status::TIMEOUT,
                     }])
+                }
+                State::AwaitingComplete if !h.asked_at_timeout => {
+                    // Silence since the CTDR: the Complete may be lost
+                    // (committed there) or every Complete(Failure) may be
+                    // (rolled back and serving there, the UE's path
+                    // switched back): committing now could make both ends
+                    // serve the session, and this end's would be stale
+                    // (its peer acknowledges data it never sent: a stall
+                    // for good). Ask the source first, as a restarted
+                    // destination does; its answer decides, and only a
+                    // source that stays silent (or cannot say) through the
+                    // repeats leaves the commit to the next deadline.
+                    let (peer, attempt) = (h.peer.clone(), h.attempt.get());
+                    if let Some(h) = self.handovers.get_mut(&ue) {
+                        h.asked_at_timeout = true;
+                        h.deadline = Some(now + self.cfg.query_horizon());
+                    }
+                    if !self.closing.contains_key(&attempt) {
+                        self.open_closing(
+                            now,
+                            ue,
+                            &peer,
+                            attempt,
+                            HoResult::FAILURE,
+                            ClosingKind::IncomingQuery,
+                        );
+                    }
+                    self.stats.timeout_queries += 1;
+                    continue;
                 }
                 State::AwaitingComplete => {
                     self.commit(now, ue, Some(Cause::CompleteTimeout));

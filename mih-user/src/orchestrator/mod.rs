@@ -38,9 +38,14 @@
 //! drops what it imported. The destination rolls back on its own
 //! timeouts, on an import failure (its CTDR says which FPTs failed) and on
 //! that Complete. After a successful CTDR it commits on
-//! `MIH_N2N_HO_Complete(Success)`, or at `complete_timeout` if the source
-//! is never heard of again (the source commits as soon as it has the
-//! CTDR). The source repeats its Complete (a new transaction each time)
+//! `MIH_N2N_HO_Complete(Success)`. At `complete_timeout` without a word
+//! from the source it asks first (MIH_N2N_HO_Complete with the attempt id,
+//! repeated like any Complete, for [`OrchestratorConfig::query_horizon`]):
+//! the source's answer commits or rolls back, and only a source that stays
+//! silent or cannot say leaves it committed at the end of that horizon
+//! (the source commits as soon as it has the CTDR; a source that rolled
+//! back while every Complete(Failure) was lost must not find the session
+//! served at both ends, the destination's copy stale). The source repeats its Complete (a new transaction each time)
 //! every `complete_retry_interval`, at most `complete_retries` more times,
 //! until a response echoes the attempt; `complete_timeout` is longer than
 //! that ([`OrchestratorConfig::source_horizon`]): the destination waits

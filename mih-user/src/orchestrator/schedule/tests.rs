@@ -707,7 +707,8 @@ fn after_committing_away_a_queued_move_to_elsewhere_is_void_too() {
 fn ping_pong_at_the_destination_starts_once_the_ue_has_arrived() {
     let u = ue(1);
     let mut n = Net::three(&[u]);
-    // A's Complete is lost: B commits only at its complete timeout.
+    // A's Complete is lost: B commits only at its complete timeout, when
+    // it asks A (A's answer gets through).
     n.nodes[A].drop_complete = true;
     assert!(n.operator(A, u, B).is_ok());
     n.run_ms(50);
@@ -718,7 +719,7 @@ fn ping_pong_at_the_destination_starts_once_the_ue_has_arrived() {
     n.run_ms(2000);
     let b = &n.nodes[B];
     assert_eq!(b.records[0].1.role, Role::Destination);
-    assert_eq!(b.records[0].1.cause, Some(Cause::CompleteTimeout));
+    assert_eq!(b.records[0].1.cause, Some(Cause::SourceConfirmed));
     let t_arrived = b.records[0].0;
     assert_eq!(
         n.event_times(B, |e| matches!(

@@ -130,6 +130,10 @@ impl Timers {
                 + self.context_timeout_ms
                 + self.transfer_timeout_ms
                 + self.complete_timeout_ms
+                // The destination's question at its complete timeout
+                // (OrchestratorConfig::query_horizon: the daemon's 4
+                // repeats at 1000 ms, and one interval more).
+                + 6000
                 + 5000,
         )
     }
