@@ -25,12 +25,13 @@ use mih_user::api::registry::{ConnId, Limits, OpId, Output, Registry};
 use mih_user::api::wire::{self, Message, Outcome};
 use mih_user::api::ServiceContext;
 
+/// Take and check every output the registry queued.
 fn check_outputs(
-    out: &mut Vec<Output>,
+    reg: &mut Registry,
     max_frames: &HashMap<ConnId, u32>,
     open_ops: &mut HashSet<OpId>,
 ) {
-    for o in out.drain(..) {
+    while let Some(o) = reg.poll_output() {
         match o {
             Output::Send { conn, frame } => {
                 let mut b = BytesMut::new();
@@ -109,7 +110,6 @@ fuzz_target!(|data: &[u8]| {
     let mut max_frames: HashMap<ConnId, u32> = HashMap::new();
     let mut open_ops = HashSet::new();
     let mut last_op = None;
-    let mut out = Vec::new();
     for f in frames {
         let conn = conns[(f.request_id % 3) as usize];
         match &f.message {
@@ -119,40 +119,40 @@ fuzz_target!(|data: &[u8]| {
                         max_frames.insert(conn, h.max_frame);
                     }
                 }
-                reg.on_frame(conn, f, &mut out);
+                reg.on_frame(conn, f);
             }
             Message::ExportRequested(e) => {
-                if let Ok(op) = reg.start_export(e.ue, e.timeout_ms, &mut out) {
+                if let Ok(op) = reg.start_export(e.ue, e.timeout_ms) {
                     open_ops.insert(op);
                     last_op = Some(op);
                 }
             }
             Message::ImportRequested(i) => {
                 let ctx = ServiceContext::new(i.service_id.clone(), i.fpt, i.data.clone());
-                if let Ok(op) = reg.start_import(i.ue, vec![ctx.clone(), ctx], &mut out) {
+                if let Ok(op) = reg.start_import(i.ue, vec![ctx.clone(), ctx]) {
                     open_ops.insert(op);
                     last_op = Some(op);
                 }
             }
             Message::MigrationOutcome(o) => {
-                let _ = reg.notify_outcome(o.ue, o.outcome, &o.cause, &mut out);
+                let _ = reg.notify_outcome(o.ue, o.outcome, &o.cause);
                 let _ = Outcome::Committed;
             }
             Message::Error(_) => {
                 if let Some(op) = last_op {
-                    reg.cancel(op, &mut out);
+                    reg.cancel(op);
                 }
             }
-            Message::HelloAck(_) => reg.disconnect(conn, &mut out),
+            Message::HelloAck(_) => reg.disconnect(conn),
             _ => {}
         }
         // Ops started before the operation's own outputs are checked.
-        check_outputs(&mut out, &max_frames, &mut open_ops);
+        check_outputs(&mut reg, &max_frames, &mut open_ops);
         assert!(reg.registration_count() <= 8);
         assert!(reg.services().len() <= 4);
     }
-    reg.shutdown(&mut out);
-    check_outputs(&mut out, &max_frames, &mut open_ops);
+    reg.shutdown();
+    check_outputs(&mut reg, &max_frames, &mut open_ops);
     assert!(
         open_ops.is_empty(),
         "operations never finished: {open_ops:?}"

@@ -45,16 +45,19 @@ fuzz_target!(|data: &[u8]| {
     })
     .expect("empty tables");
     let t0 = Instant::now();
-    let _ = trigger.handle_pdu(t0, data);
+    trigger.handle_pdu(t0, data);
+    while trigger.poll_event().is_some() {}
     let mut framing = LengthPrefixed::new();
     framing.push(data);
     let mut step = 0u64;
     while let Ok(Some(pdu)) = framing.next_pdu() {
         step += 1;
-        let _ = trigger.handle_pdu(t0 + Duration::from_millis(step), &pdu);
+        trigger.handle_pdu(t0 + Duration::from_millis(step), &pdu);
+        while trigger.poll_event().is_some() {}
         assert!(trigger.pending_len() <= 3);
     }
-    let _ = trigger.handle_timeout(t0 + Duration::from_secs(1));
+    trigger.handle_timeout(t0 + Duration::from_secs(1));
+    while trigger.poll_event().is_some() {}
     assert_eq!(trigger.pending_len(), 0);
     let c = trigger.counters();
     assert!(c.malformed + c.procedures().map(|(_, _, n)| n).sum::<u64>() == c.pdus);

@@ -11,8 +11,9 @@
 //! * **pcap replay**: a capture of X2AP over SCTP (DATA chunks with PPID 27).
 //!
 //! The drivers are thin: every PDU goes to [`X2Trigger::handle_pdu`] under a
-//! short lock, and the resulting [`X2Event`]s are sent, in order, to the
-//! channel returned by [`Tap::new`]. No lock is held across an `.await`.
+//! short lock, the [`X2Event`]s it queued are taken with
+//! [`X2Trigger::poll_event`] under the same lock, and then sent, in order, to
+//! the channel returned by [`Tap::new`]. No lock is held across an `.await`.
 //!
 //! ```no_run
 //! # async fn f() -> std::io::Result<()> {
@@ -96,7 +97,10 @@ impl Tap {
     }
 
     /// Lock the trigger, e.g. to change its tables or read its counters. Do not
-    /// hold the guard across an `.await`.
+    /// hold the guard across an `.await`. A caller that feeds the trigger
+    /// through the guard takes the events it queued with
+    /// [`X2Trigger::poll_event`] before letting go of it (the taps would
+    /// otherwise deliver them with their next PDU's).
     pub fn trigger(&self) -> MutexGuard<'_, X2Trigger> {
         // A panic while holding the lock cannot leave the trigger half-updated
         // in a way that matters more than stopping the taps would: recover.
@@ -115,7 +119,11 @@ impl Tap {
 
     async fn pdu(&self, bytes: &[u8]) -> Result<(), ()> {
         let now = Instant::now().into_std();
-        let events = self.trigger().handle_pdu(now, bytes);
+        let events = {
+            let mut t = self.trigger();
+            t.handle_pdu(now, bytes);
+            drain(&mut t)
+        };
         self.deliver(events).await
     }
 
@@ -189,7 +197,11 @@ impl Tap {
             let tick = Instant::now() + TIMEOUT_TICK;
             let wake = next.map_or(tick, |d| Instant::from_std(d).min(tick));
             tokio::time::sleep_until(wake).await;
-            let events = self.trigger().handle_timeout(Instant::now().into_std());
+            let events = {
+                let mut t = self.trigger();
+                t.handle_timeout(Instant::now().into_std());
+                drain(&mut t)
+            };
             if self.deliver(events).await.is_err() || self.events.is_closed() {
                 return;
             }
@@ -216,8 +228,10 @@ impl Tap {
             let now = start.into_std() + offset;
             let events = {
                 let mut t = self.trigger();
-                let mut ev = t.handle_timeout(now);
-                ev.extend(t.handle_pdu(now, &captured.pdu));
+                t.handle_timeout(now);
+                let mut ev = drain(&mut t);
+                t.handle_pdu(now, &captured.pdu);
+                ev.extend(drain(&mut t));
                 ev
             };
             if self.deliver(events).await.is_err() {
@@ -226,4 +240,13 @@ impl Tap {
         }
         Ok(replay.stats().clone())
     }
+}
+
+/// The events `t` queued, in order (the caller holds the lock).
+fn drain(t: &mut X2Trigger) -> Vec<X2Event> {
+    let mut events = Vec::new();
+    while let Some(e) = t.poll_event() {
+        events.push(e);
+    }
+    events
 }

@@ -301,6 +301,15 @@ fn boundaries_round_trip() {
     ));
 }
 
+/// Every event `t` queued, in order.
+fn drain(t: &mut X2Trigger) -> Vec<X2Event> {
+    let mut events = Vec::new();
+    while let Some(e) = t.poll_event() {
+        events.push(e);
+    }
+    events
+}
+
 /// Handovers back and forth between three eNBCs: each eNBC's trigger sees the
 /// request and acknowledge of the UE leaving it and fires HandoverTriggered
 /// towards the next eNBC.
@@ -349,12 +358,14 @@ fn trigger_fires_for_built_pairs_between_enbcs() {
         req.e_rabs[0].ul_gtp_tunnel.teid = ue_teid;
         let ack = HandoverRequestAcknowledgeParams::admitting(&req, new_id);
         let t = &mut triggers[from];
-        let ev = t.handle_pdu(now, &build::handover_request(&req).unwrap());
+        t.handle_pdu(now, &build::handover_request(&req).unwrap());
+        let ev = drain(t);
         assert!(
             matches!(ev.as_slice(), [X2Event::HandoverPrepared(_)]),
             "hop {hop}: {ev:?}"
         );
-        let ev = t.handle_pdu(now, &build::handover_request_acknowledge(&ack).unwrap());
+        t.handle_pdu(now, &build::handover_request_acknowledge(&ack).unwrap());
+        let ev = drain(t);
         match ev.as_slice() {
             [X2Event::HandoverTriggered(h)] => {
                 assert_eq!(h.old_enb_ue_x2ap_id, old_id);

@@ -73,7 +73,10 @@ fn committed_pcap_drives_the_trigger() {
     for c in PcapReplay::new(&file).unwrap() {
         let c = c.unwrap();
         let f = *first.get_or_insert(c.timestamp);
-        events.extend(t.handle_pdu(start + (c.timestamp - f), &c.pdu));
+        t.handle_pdu(start + (c.timestamp - f), &c.pdu);
+        while let Some(e) = t.poll_event() {
+            events.push(e);
+        }
     }
     let kinds: Vec<&str> = events
         .iter()
@@ -280,7 +283,8 @@ fn trigger_sees_replay_time() {
     for c in PcapReplay::new(&file).unwrap() {
         let c = c.unwrap();
         let now = start + c.timestamp - Duration::from_secs(1_700_000_000);
-        for e in t.handle_pdu(now, &c.pdu) {
+        t.handle_pdu(now, &c.pdu);
+        while let Some(e) = t.poll_event() {
             saw_timeout |= matches!(
                 e,
                 X2Event::Forget {

@@ -131,7 +131,16 @@ async fn timeouts_task_forgets_pending_ues() {
     let t = tap.clone();
     let task = tokio::spawn(async move { t.run_timeouts().await });
     let now = tokio::time::Instant::now().into_std();
-    let ev = tap.trigger().handle_pdu(now, &pdu("handover_request"));
+    let ev = {
+        // One guard: the timeout task must not take these events.
+        let mut t = tap.trigger();
+        t.handle_pdu(now, &pdu("handover_request"));
+        let mut ev = Vec::new();
+        while let Some(e) = t.poll_event() {
+            ev.push(e);
+        }
+        ev
+    };
     assert_eq!(ev.len(), 1);
     match next(&mut rx).await {
         X2Event::Forget {

@@ -37,6 +37,26 @@ fn trigger() -> X2Trigger {
     X2Trigger::new(toml::from_str(CONFIG).unwrap()).unwrap()
 }
 
+/// Feed one PDU and take every event it queued.
+fn feed(t: &mut X2Trigger, now: Instant, bytes: &[u8]) -> Vec<X2Event> {
+    t.handle_pdu(now, bytes);
+    drain(t)
+}
+
+/// Pass the time and take every event it queued.
+fn tick(t: &mut X2Trigger, now: Instant) -> Vec<X2Event> {
+    t.handle_timeout(now);
+    drain(t)
+}
+
+fn drain(t: &mut X2Trigger) -> Vec<X2Event> {
+    let mut events = Vec::new();
+    while let Some(e) = t.poll_event() {
+        events.push(e);
+    }
+    events
+}
+
 fn ue_ip() -> IpAddr {
     "10.45.0.7".parse().unwrap()
 }
@@ -45,7 +65,7 @@ fn ue_ip() -> IpAddr {
 fn request_acknowledge_release() {
     let mut t = trigger();
     let t0 = Instant::now();
-    let ev = t.handle_pdu(t0, &pdu("handover_request"));
+    let ev = feed(&mut t, t0, &pdu("handover_request"));
     match ev.as_slice() {
         [X2Event::HandoverPrepared(p)] => {
             assert_eq!(p.old_enb_ue_x2ap_id, 17);
@@ -60,7 +80,7 @@ fn request_acknowledge_release() {
     assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_millis(1000)));
 
     let t1 = t0 + Duration::from_millis(200);
-    let ev = t.handle_pdu(t1, &pdu("handover_request_acknowledge"));
+    let ev = feed(&mut t, t1, &pdu("handover_request_acknowledge"));
     match ev.as_slice() {
         [X2Event::HandoverTriggered(h)] => {
             assert_eq!((h.old_enb_ue_x2ap_id, h.new_enb_ue_x2ap_id), (17, 42));
@@ -77,11 +97,13 @@ fn request_acknowledge_release() {
     assert_eq!(t.pending_phase(17), Some(Phase::Execution));
     assert_eq!(t.poll_timeout(), Some(t1 + Duration::from_millis(5000)));
     // A repeated acknowledge does not trigger twice.
-    assert!(t
-        .handle_pdu(t1, &pdu("handover_request_acknowledge"))
-        .is_empty());
+    assert!(feed(&mut t, t1, &pdu("handover_request_acknowledge")).is_empty());
 
-    let ev = t.handle_pdu(t1 + Duration::from_millis(300), &pdu("ue_context_release"));
+    let ev = feed(
+        &mut t,
+        t1 + Duration::from_millis(300),
+        &pdu("ue_context_release"),
+    );
     match ev.as_slice() {
         [X2Event::Released(r)] => {
             assert_eq!((r.old_enb_ue_x2ap_id, r.new_enb_ue_x2ap_id), (17, 42));
@@ -108,8 +130,8 @@ fn request_acknowledge_release() {
 fn cancel_forgets_and_reports_the_cause() {
     let mut t = trigger();
     let now = Instant::now();
-    t.handle_pdu(now, &pdu("handover_request"));
-    let ev = t.handle_pdu(now, &pdu("handover_cancel"));
+    feed(&mut t, now, &pdu("handover_request"));
+    let ev = feed(&mut t, now, &pdu("handover_cancel"));
     match ev.as_slice() {
         [X2Event::Forget {
             old_enb_ue_x2ap_id: 17,
@@ -127,9 +149,9 @@ fn cancel_forgets_and_reports_the_cause() {
 fn cancel_after_trigger_says_it_was_triggered() {
     let mut t = trigger();
     let now = Instant::now();
-    t.handle_pdu(now, &pdu("handover_request"));
-    t.handle_pdu(now, &pdu("handover_request_acknowledge"));
-    let ev = t.handle_pdu(now, &pdu("handover_cancel"));
+    feed(&mut t, now, &pdu("handover_request"));
+    feed(&mut t, now, &pdu("handover_request_acknowledge"));
+    let ev = feed(&mut t, now, &pdu("handover_cancel"));
     assert!(matches!(
         ev.as_slice(),
         [X2Event::Forget {
@@ -145,8 +167,8 @@ fn preparation_failure_of_an_unknown_ue() {
     // The failure vector is for UE 18, never prepared.
     let mut t = trigger();
     let now = Instant::now();
-    t.handle_pdu(now, &pdu("handover_request"));
-    let ev = t.handle_pdu(now, &pdu("handover_preparation_failure"));
+    feed(&mut t, now, &pdu("handover_request"));
+    let ev = feed(&mut t, now, &pdu("handover_preparation_failure"));
     match ev.as_slice() {
         [X2Event::UnknownUe(u)] => {
             assert_eq!(u.old_enb_ue_x2ap_id, 18);
@@ -174,8 +196,8 @@ fn preparation_failure_forgets() {
         .expect("Old eNB UE X2AP ID IE");
     assert_eq!(failure[pos + 5], 18);
     failure[pos + 5] = 17;
-    t.handle_pdu(now, &pdu("handover_request"));
-    let ev = t.handle_pdu(now, &failure);
+    feed(&mut t, now, &pdu("handover_request"));
+    let ev = feed(&mut t, now, &failure);
     match ev.as_slice() {
         [X2Event::Forget {
             old_enb_ue_x2ap_id: 17,
@@ -190,9 +212,9 @@ fn preparation_failure_forgets() {
 fn timeouts_in_both_phases() {
     let mut t = trigger();
     let t0 = Instant::now();
-    t.handle_pdu(t0, &pdu("handover_request"));
-    assert!(t.handle_timeout(t0 + Duration::from_millis(999)).is_empty());
-    let ev = t.handle_timeout(t0 + Duration::from_millis(1000));
+    feed(&mut t, t0, &pdu("handover_request"));
+    assert!(tick(&mut t, t0 + Duration::from_millis(999)).is_empty());
+    let ev = tick(&mut t, t0 + Duration::from_millis(1000));
     assert!(matches!(
         ev.as_slice(),
         [X2Event::Forget {
@@ -202,7 +224,8 @@ fn timeouts_in_both_phases() {
         }]
     ));
     // The late acknowledge is about an unknown UE now.
-    let ev = t.handle_pdu(
+    let ev = feed(
+        &mut t,
         t0 + Duration::from_secs(2),
         &pdu("handover_request_acknowledge"),
     );
@@ -212,10 +235,14 @@ fn timeouts_in_both_phases() {
     ));
 
     let t1 = t0 + Duration::from_secs(10);
-    t.handle_pdu(t1, &pdu("handover_request"));
-    t.handle_pdu(t1, &pdu("handover_request_acknowledge"));
-    // handle_pdu handles due timeouts first.
-    let ev = t.handle_pdu(t1 + Duration::from_secs(5), &pdu("x2_setup_request"));
+    feed(&mut t, t1, &pdu("handover_request"));
+    feed(&mut t, t1, &pdu("handover_request_acknowledge"));
+    // handle_pdu handles due timeouts first (their events come first).
+    let ev = feed(
+        &mut t,
+        t1 + Duration::from_secs(5),
+        &pdu("x2_setup_request"),
+    );
     match ev.as_slice() {
         [X2Event::Forget {
             reason: ForgetReason::Timeout(Phase::Execution),
@@ -235,7 +262,7 @@ fn timeouts_in_both_phases() {
 fn unknown_ue_and_target_are_reported_and_counted() {
     let mut t = X2Trigger::new(X2TriggerConfig::default()).unwrap();
     let now = Instant::now();
-    let ev = t.handle_pdu(now, &pdu("handover_request"));
+    let ev = feed(&mut t, now, &pdu("handover_request"));
     match ev.as_slice() {
         [X2Event::HandoverPrepared(p)] => {
             assert_eq!(p.ue_address, None);
@@ -243,7 +270,7 @@ fn unknown_ue_and_target_are_reported_and_counted() {
         }
         other => panic!("{other:?}"),
     }
-    let ev = t.handle_pdu(now, &pdu("handover_request_acknowledge"));
+    let ev = feed(&mut t, now, &pdu("handover_request_acknowledge"));
     match ev.as_slice() {
         [X2Event::UnknownUe(u), X2Event::UnknownTarget(g)] => {
             assert_eq!(u.reason, UnknownUeReason::NoAddress);
@@ -255,10 +282,10 @@ fn unknown_ue_and_target_are_reported_and_counted() {
     let c = t.counters();
     assert_eq!((c.unknown_ue, c.unknown_target, c.triggered), (1, 1, 0));
     // The release still closes the handover, reported as not triggered.
-    let ev = t.handle_pdu(now, &pdu("ue_context_release"));
+    let ev = feed(&mut t, now, &pdu("ue_context_release"));
     assert!(matches!(ev.as_slice(), [X2Event::Released(r)] if !r.triggered));
     // A release nobody prepared.
-    let ev = t.handle_pdu(now, &pdu("ue_context_release"));
+    let ev = feed(&mut t, now, &pdu("ue_context_release"));
     assert!(matches!(ev.as_slice(), [X2Event::UnknownUe(_)]));
     assert_eq!(t.counters().unknown_ue, 2);
 }
@@ -267,7 +294,7 @@ fn unknown_ue_and_target_are_reported_and_counted() {
 fn tables_changed_through_the_api_are_used_at_the_trigger() {
     let mut t = X2Trigger::new(X2TriggerConfig::default()).unwrap();
     let now = Instant::now();
-    t.handle_pdu(now, &pdu("handover_request"));
+    feed(&mut t, now, &pdu("handover_request"));
     let plmn = Plmn::parse("001-01").unwrap();
     t.neighbours_mut()
         .insert(
@@ -279,7 +306,7 @@ fn tables_changed_through_the_api_are_used_at_the_trigger() {
         )
         .unwrap();
     t.ues_mut().insert(UeKey::X2apId(17), ue_ip()).unwrap();
-    let ev = t.handle_pdu(now, &pdu("handover_request_acknowledge"));
+    let ev = feed(&mut t, now, &pdu("handover_request_acknowledge"));
     match ev.as_slice() {
         [X2Event::HandoverTriggered(h)] => {
             assert_eq!(h.target_mihf_id, "enbc-cell");
@@ -303,7 +330,7 @@ fn pending_table_is_bounded() {
     for id in 0..10u16 {
         let mut r = request.clone();
         r[pos + 4..pos + 6].copy_from_slice(&id.to_be_bytes());
-        let ev = t.handle_pdu(now + Duration::from_millis(u64::from(id)), &r);
+        let ev = feed(&mut t, now + Duration::from_millis(u64::from(id)), &r);
         evicted += ev
             .iter()
             .filter(|e| {
@@ -326,7 +353,7 @@ fn pending_table_is_bounded() {
     // A second request for a pending UE supersedes the first.
     let mut r = request.clone();
     r[pos + 4..pos + 6].copy_from_slice(&9u16.to_be_bytes());
-    let ev = t.handle_pdu(now, &r);
+    let ev = feed(&mut t, now, &r);
     assert!(matches!(
         ev.first(),
         Some(X2Event::Forget {
@@ -346,12 +373,12 @@ fn malformed_and_ignored_are_counted() {
         "resource_status_update",
         "sn_status_transfer",
     ] {
-        let ev = t.handle_pdu(now, &pdu(name));
+        let ev = feed(&mut t, now, &pdu(name));
         assert!(matches!(ev.as_slice(), [X2Event::Ignored { .. }]), "{name}");
     }
-    let ev = t.handle_pdu(now, &[0xff, 0xff]);
+    let ev = feed(&mut t, now, &[0xff, 0xff]);
     assert!(matches!(ev.as_slice(), [X2Event::Malformed(_)]));
-    let ev = t.handle_pdu(now, &[]);
+    let ev = feed(&mut t, now, &[]);
     assert!(matches!(ev.as_slice(), [X2Event::Malformed(_)]));
     let c = t.counters();
     assert_eq!((c.pdus, c.ignored, c.malformed), (5, 3, 2));
@@ -417,8 +444,8 @@ fn unrecognised_cause_still_forgets() {
         .position(|w| w == [0x00, 0x0a, 0x00, 0x02, 0x00, 0x11])
         .unwrap();
     request[p + 4..p + 6].copy_from_slice(&4095u16.to_be_bytes());
-    t.handle_pdu(now, &request);
-    let ev = t.handle_pdu(now, &cancel);
+    feed(&mut t, now, &request);
+    let ev = feed(&mut t, now, &cancel);
     assert!(
         matches!(
             ev.as_slice(),

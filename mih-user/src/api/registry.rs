@@ -3,10 +3,12 @@
 //!
 //! [`Registry`] owns no socket, task or clock. The driver
 //! ([`crate::api::server`]) hands it decoded frames per connection and
-//! carries out the [`Output`]s it produces (frames to send, connections to
-//! close, finished operations). Timeouts belong to the driver: when its
-//! timer fires it calls [`Registry::cancel`], which finishes the operation
-//! with a timeout result.
+//! carries out the [`Output`]s it queues (frames to send, connections to
+//! close, finished operations), taking them with [`Registry::poll_output`]
+//! after each input, as the other sans-IO cores of the stack do. Timeouts
+//! belong to the driver: when its timer fires it calls
+//! [`Registry::cancel`], which finishes the operation with a timeout
+//! result.
 //!
 //! ```
 //! use mih_user::api::registry::{Limits, Output, Registry};
@@ -14,19 +16,20 @@
 //!
 //! let mut reg = Registry::new(Limits::default(), "node-a");
 //! let conn = reg.connect();
-//! let mut out = Vec::new();
 //! reg.on_frame(conn, Frame::new(1, Message::Hello(Hello {
 //!     min_version: PROTOCOL_VERSION, max_version: PROTOCOL_VERSION,
 //!     max_frame: 1 << 20, client_name: "svc".into(),
-//! })), &mut out);
+//! })));
+//! assert!(matches!(reg.poll_output(), Some(Output::Send { frame: Frame { request_id: 1, .. }, .. })));
 //! reg.on_frame(conn, Frame::new(2, Message::RegisterService(RegisterService {
 //!     service_id: "video".into(), fpt: 0xFF01,
-//! })), &mut out);
+//! })));
 //! assert!(reg.has_service("video"));
-//! assert!(matches!(&out[1], Output::Send { frame: Frame { request_id: 2, message: Message::Ok }, .. }));
+//! assert!(matches!(reg.poll_output(), Some(Output::Send { frame: Frame { request_id: 2, message: Message::Ok }, .. })));
+//! assert_eq!(reg.poll_output(), None);
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
@@ -76,7 +79,7 @@ impl Default for Limits {
     }
 }
 
-/// What the driver must do.
+/// What the driver must do, taken with [`Registry::poll_output`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send `frame` on `conn`.
@@ -312,6 +315,10 @@ pub struct Registry {
     ops: HashMap<OpId, Op>,
     migrations: HashMap<IpAddr, Migration>,
     stats: RegistryStats,
+    /// Outputs not yet taken by [`Registry::poll_output`]. Not bounded
+    /// here: one input queues what it must (at most a few per service or
+    /// connection it touches), and the driver drains after each.
+    outputs: VecDeque<Output>,
 }
 
 type Refusal = (ErrorCode, String);
@@ -354,7 +361,19 @@ impl Registry {
             ops: HashMap::new(),
             migrations: HashMap::new(),
             stats: RegistryStats::default(),
+            outputs: VecDeque::new(),
         }
+    }
+
+    /// The next thing the driver must do, in the order the inputs queued
+    /// them. Call it until it returns `None` after each input
+    /// ([`Registry::on_frame`], [`Registry::disconnect`],
+    /// [`Registry::start_export`], [`Registry::start_import`],
+    /// [`Registry::cancel`], [`Registry::notify_outcome`],
+    /// [`Registry::notify_service`], [`Registry::shutdown`]).
+    #[must_use = "an output the registry produced is lost if not carried out"]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
     }
 
     /// The configured limits.
@@ -395,12 +414,12 @@ impl Registry {
     /// The client connection is gone: its services, their users and their
     /// pending events are removed (pending exports fail, pending import
     /// contexts report `ServiceGone`). Idempotent.
-    pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Output>) {
+    pub fn disconnect(&mut self, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
         for s in c.services {
-            self.remove_service(&s, out);
+            self.remove_service(&s);
         }
     }
 
@@ -471,13 +490,7 @@ impl Registry {
         }
     }
 
-    fn reply(
-        &mut self,
-        conn: ConnId,
-        request_id: u32,
-        r: Result<(), Refusal>,
-        out: &mut Vec<Output>,
-    ) {
+    fn reply(&mut self, conn: ConnId, request_id: u32, r: Result<(), Refusal>) {
         let message = match r {
             Ok(()) => Message::Ok,
             Err((code, message)) => {
@@ -490,27 +503,20 @@ impl Registry {
                 })
             }
         };
-        out.push(Output::Send {
+        self.outputs.push_back(Output::Send {
             conn,
             frame: Frame::new(request_id, message),
         });
     }
 
-    fn error_and_close(
-        &mut self,
-        conn: ConnId,
-        request_id: u32,
-        code: ErrorCode,
-        message: String,
-        out: &mut Vec<Output>,
-    ) {
-        self.reply(conn, request_id, Err((code, message)), out);
-        self.disconnect(conn, out);
-        out.push(Output::Close { conn });
+    fn error_and_close(&mut self, conn: ConnId, request_id: u32, code: ErrorCode, message: String) {
+        self.reply(conn, request_id, Err((code, message)));
+        self.disconnect(conn);
+        self.outputs.push_back(Output::Close { conn });
     }
 
     /// Handle one decoded frame from `conn`.
-    pub fn on_frame(&mut self, conn: ConnId, frame: Frame, out: &mut Vec<Output>) {
+    pub fn on_frame(&mut self, conn: ConnId, frame: Frame) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -519,7 +525,7 @@ impl Registry {
         if c.version.is_none() {
             let Message::Hello(h) = frame.message else {
                 let msg = format!("{} before Hello", frame.message.name());
-                return self.error_and_close(conn, rid, ErrorCode::HandshakeRequired, msg, out);
+                return self.error_and_close(conn, rid, ErrorCode::HandshakeRequired, msg);
             };
             if h.min_version > PROTOCOL_VERSION
                 || h.max_version < PROTOCOL_VERSION
@@ -529,11 +535,11 @@ impl Registry {
                     "client speaks {}..={}, server speaks {PROTOCOL_VERSION}",
                     h.min_version, h.max_version
                 );
-                return self.error_and_close(conn, rid, ErrorCode::UnsupportedVersion, msg, out);
+                return self.error_and_close(conn, rid, ErrorCode::UnsupportedVersion, msg);
             }
             if h.max_frame < MIN_MAX_FRAME {
                 let msg = format!("max frame {} below {MIN_MAX_FRAME}", h.max_frame);
-                return self.error_and_close(conn, rid, ErrorCode::InvalidArgument, msg, out);
+                return self.error_and_close(conn, rid, ErrorCode::InvalidArgument, msg);
             }
             c.version = Some(PROTOCOL_VERSION);
             c.max_frame = h.max_frame;
@@ -542,7 +548,7 @@ impl Registry {
                 max_frame: self.limits.max_frame,
                 server_name: self.server_name.clone(),
             };
-            out.push(Output::Send {
+            self.outputs.push_back(Output::Send {
                 conn,
                 frame: Frame::new(rid, Message::HelloAck(ack)),
             });
@@ -550,17 +556,17 @@ impl Registry {
         }
         let r = match frame.message {
             Message::RegisterService(m) => self.register_service(conn, m),
-            Message::DeregisterService(m) => self.deregister_service(conn, m, out),
+            Message::DeregisterService(m) => self.deregister_service(conn, m),
             Message::RegisterUser(m) => self.register_user(conn, m),
-            Message::DeregisterUser(m) => self.deregister_user(conn, m, out),
-            Message::ExportContext(m) => self.export_context(conn, m, out),
-            Message::ImportContext(m) => self.import_context(conn, m, out),
+            Message::DeregisterUser(m) => self.deregister_user(conn, m),
+            Message::ExportContext(m) => self.export_context(conn, m),
+            Message::ImportContext(m) => self.import_context(conn, m),
             other => Err((
                 ErrorCode::UnexpectedMessage,
                 format!("{} is not a client request here", other.name()),
             )),
         };
-        self.reply(conn, rid, r, out);
+        self.reply(conn, rid, r);
     }
 
     fn owned_service(&self, conn: ConnId, id: &str) -> Result<&Service, Refusal> {
@@ -618,18 +624,13 @@ impl Registry {
         Ok(())
     }
 
-    fn deregister_service(
-        &mut self,
-        conn: ConnId,
-        m: DeregisterService,
-        out: &mut Vec<Output>,
-    ) -> Result<(), Refusal> {
+    fn deregister_service(&mut self, conn: ConnId, m: DeregisterService) -> Result<(), Refusal> {
         self.owned_service(conn, &m.service_id)?;
-        self.remove_service(&m.service_id, out);
+        self.remove_service(&m.service_id);
         Ok(())
     }
 
-    fn remove_service(&mut self, id: &str, out: &mut Vec<Output>) {
+    fn remove_service(&mut self, id: &str) {
         let Some(s) = self.services.remove(id) else {
             return;
         };
@@ -646,7 +647,7 @@ impl Registry {
             .map(|(k, _)| *k)
             .collect();
         for e in events {
-            self.fail_event(e, ExportFailure::ServiceGone, out);
+            self.fail_event(e, ExportFailure::ServiceGone);
         }
     }
 
@@ -744,12 +745,7 @@ impl Registry {
         self.put_user(&m.service_id, ue, cs, m.replace)
     }
 
-    fn deregister_user(
-        &mut self,
-        conn: ConnId,
-        m: DeregisterUser,
-        out: &mut Vec<Output>,
-    ) -> Result<(), Refusal> {
+    fn deregister_user(&mut self, conn: ConnId, m: DeregisterUser) -> Result<(), Refusal> {
         self.owned_service(conn, &m.service_id)?;
         let ue = canonical(m.ue);
         self.remove_user(&m.service_id, ue).ok_or_else(|| {
@@ -767,7 +763,7 @@ impl Registry {
             .map(|(k, _)| *k)
             .collect();
         for e in events {
-            self.fail_event(e, ExportFailure::UserDeregistered, out);
+            self.fail_event(e, ExportFailure::UserDeregistered);
         }
         Ok(())
     }
@@ -816,12 +812,7 @@ impl Registry {
         Ok(self.events.remove(&event_id).expect("checked above"))
     }
 
-    fn export_context(
-        &mut self,
-        conn: ConnId,
-        m: ExportContext,
-        out: &mut Vec<Output>,
-    ) -> Result<(), Refusal> {
+    fn export_context(&mut self, conn: ConnId, m: ExportContext) -> Result<(), Refusal> {
         let ev = self.take_event(conn, m.event_id, &m.service_id, m.ue, true)?;
         let fpt = self.services.get(&m.service_id).map_or(0, |s| s.fpt);
         if !m.status.is_ok() {
@@ -832,7 +823,6 @@ impl Registry {
                     status: m.status,
                     reason: truncate(m.reason),
                 },
-                out,
             );
             return Ok(());
         }
@@ -849,7 +839,7 @@ impl Registry {
             if let Some(Op::Export { mut done, .. }) = self.ops.remove(&ev.op) {
                 done.sort_by(|a, b| a.service_id.cmp(&b.service_id));
                 self.stats.exports[1] += 1;
-                out.push(Output::Complete {
+                self.outputs.push_back(Output::Complete {
                     op: ev.op,
                     result: OpResult::Export(Ok(done)),
                 });
@@ -858,12 +848,7 @@ impl Registry {
         Ok(())
     }
 
-    fn import_context(
-        &mut self,
-        conn: ConnId,
-        m: ImportContext,
-        out: &mut Vec<Output>,
-    ) -> Result<(), Refusal> {
+    fn import_context(&mut self, conn: ConnId, m: ImportContext) -> Result<(), Refusal> {
         // Validate before consuming the event so that the service can retry.
         self.owned_service(conn, &m.service_id)?;
         let ue = canonical(m.ue);
@@ -903,18 +888,11 @@ impl Registry {
                 Ok(()),
             )
         };
-        self.settle_import(ev.op, m.event_id, index, status, out);
+        self.settle_import(ev.op, m.event_id, index, status);
         reply
     }
 
-    fn settle_import(
-        &mut self,
-        op: OpId,
-        event_id: u32,
-        index: usize,
-        status: ImportStatus,
-        out: &mut Vec<Output>,
-    ) {
+    fn settle_import(&mut self, op: OpId, event_id: u32, index: usize, status: ImportStatus) {
         let Some(Op::Import { waiting, reports }) = self.ops.get_mut(&op) else {
             return;
         };
@@ -923,11 +901,11 @@ impl Registry {
             r.2 = Some(status);
         }
         if waiting.is_empty() {
-            self.finish_import(op, out);
+            self.finish_import(op);
         }
     }
 
-    fn finish_import(&mut self, op: OpId, out: &mut Vec<Output>) {
+    fn finish_import(&mut self, op: OpId) {
         let Some(Op::Import { waiting, reports }) = self.ops.remove(&op) else {
             return;
         };
@@ -946,31 +924,25 @@ impl Registry {
         self.stats.imports[1] += 1;
         self.stats.imports[2] += ok;
         self.stats.imports[3] += reports.len() as u64 - ok;
-        out.push(Output::Complete {
+        self.outputs.push_back(Output::Complete {
             op,
             result: OpResult::Import(reports),
         });
     }
 
-    fn fail_event(&mut self, event_id: u32, cause: ExportFailure, out: &mut Vec<Output>) {
+    fn fail_event(&mut self, event_id: u32, cause: ExportFailure) {
         let Some(ev) = self.events.remove(&event_id) else {
             return;
         };
         match ev.kind {
-            EventKind::Export => self.fail_op_export(ev.op, ev.service_id, cause, out),
+            EventKind::Export => self.fail_op_export(ev.op, ev.service_id, cause),
             EventKind::Import { index } => {
-                self.settle_import(ev.op, event_id, index, ImportStatus::ServiceGone, out)
+                self.settle_import(ev.op, event_id, index, ImportStatus::ServiceGone)
             }
         }
     }
 
-    fn fail_op_export(
-        &mut self,
-        op: OpId,
-        service_id: String,
-        cause: ExportFailure,
-        out: &mut Vec<Output>,
-    ) {
+    fn fail_op_export(&mut self, op: OpId, service_id: String, cause: ExportFailure) {
         let Some(Op::Export { ue, waiting, .. }) = self.ops.remove(&op) else {
             return;
         };
@@ -978,7 +950,7 @@ impl Registry {
             self.events.remove(e);
         }
         self.stats.exports[2] += 1;
-        out.push(Output::Complete {
+        self.outputs.push_back(Output::Complete {
             op,
             result: OpResult::Export(Err(ApiError::ExportFailed {
                 ue,
@@ -988,9 +960,9 @@ impl Registry {
         });
     }
 
-    fn send_event(&mut self, conn: ConnId, frame: Frame, out: &mut Vec<Output>) {
+    fn send_event(&mut self, conn: ConnId, frame: Frame) {
         self.stats.events += 1;
-        out.push(Output::Send { conn, frame });
+        self.outputs.push_back(Output::Send { conn, frame });
     }
 
     /// Ask every service that has `ue` for its context (`ExportRequested`
@@ -999,12 +971,7 @@ impl Registry {
     /// as one refuses or goes away, or with [`ApiError::Timeout`] when the
     /// driver calls [`Registry::cancel`]. The UE stays "migrating" until
     /// [`Registry::notify_outcome`].
-    pub fn start_export(
-        &mut self,
-        ue: IpAddr,
-        timeout_ms: u32,
-        out: &mut Vec<Output>,
-    ) -> Result<OpId, ApiError> {
+    pub fn start_export(&mut self, ue: IpAddr, timeout_ms: u32) -> Result<OpId, ApiError> {
         let ue = canonical(ue);
         if self.migrations.contains_key(&ue) {
             return Err(ApiError::UeBusy(ue));
@@ -1039,7 +1006,7 @@ impl Registry {
                     timeout_ms,
                 }),
             );
-            self.send_event(conn, frame, out);
+            self.send_event(conn, frame);
         }
         self.ops.insert(
             op,
@@ -1072,7 +1039,6 @@ impl Registry {
         &mut self,
         ue: IpAddr,
         contexts: Vec<ServiceContext>,
-        out: &mut Vec<Output>,
     ) -> Result<OpId, ApiError> {
         let ue = canonical(ue);
         if self.migrations.contains_key(&ue) {
@@ -1119,7 +1085,7 @@ impl Registry {
                         );
                         waiting.insert(id);
                         asked.push(ctx.service_id.clone());
-                        self.send_event(conn, frame, out);
+                        self.send_event(conn, frame);
                         None
                     }
                 }
@@ -1139,7 +1105,7 @@ impl Registry {
         );
         self.stats.imports[0] += 1;
         if empty {
-            self.finish_import(op, out);
+            self.finish_import(op);
         }
         Ok(op)
     }
@@ -1148,11 +1114,11 @@ impl Registry {
     /// the services that did not answer; import: their contexts
     /// `TimedOut`). Late answers then get `UNKNOWN_EVENT`. Returns whether
     /// the operation was still pending.
-    pub fn cancel(&mut self, op: OpId, out: &mut Vec<Output>) -> bool {
+    pub fn cancel(&mut self, op: OpId) -> bool {
         match self.ops.get(&op) {
             None => false,
             Some(Op::Import { .. }) => {
-                self.finish_import(op, out);
+                self.finish_import(op);
                 true
             }
             Some(Op::Export { .. }) => {
@@ -1163,7 +1129,7 @@ impl Registry {
                     self.events.remove(e);
                 }
                 self.stats.exports[3] += 1;
-                out.push(Output::Complete {
+                self.outputs.push_back(Output::Complete {
                     op,
                     result: OpResult::Export(Err(ApiError::Timeout {
                         ue,
@@ -1187,13 +1153,12 @@ impl Registry {
         ue: IpAddr,
         outcome: Outcome,
         cause: &str,
-        out: &mut Vec<Output>,
     ) -> Result<usize, ApiError> {
         let ue = canonical(ue);
         let Some(mig) = self.migrations.remove(&ue) else {
             return Err(ApiError::NoMigration(ue));
         };
-        self.cancel(mig.op, out);
+        self.cancel(mig.op);
         self.stats.outcomes += 1;
         let cause = truncate(cause.to_string());
         let targets = match (mig.role, outcome) {
@@ -1216,7 +1181,7 @@ impl Registry {
                     cause: cause.clone(),
                 }),
             );
-            self.send_event(conn, frame, out);
+            self.send_event(conn, frame);
             told += 1;
         }
         let drop_users = match (mig.role, outcome) {
@@ -1243,7 +1208,6 @@ impl Registry {
         role: Role,
         outcome: Outcome,
         cause: &str,
-        out: &mut Vec<Output>,
     ) -> bool {
         let ue = canonical(ue);
         let Some(conn) = self.services.get(service_id).map(|s| s.conn) else {
@@ -1260,7 +1224,7 @@ impl Registry {
                 cause: truncate(cause.to_string()),
             }),
         );
-        self.send_event(conn, frame, out);
+        self.send_event(conn, frame);
         if (role, outcome) == (Role::Source, Outcome::Committed) {
             self.remove_user(service_id, ue);
         }
@@ -1270,17 +1234,17 @@ impl Registry {
     /// Drop everything (server shutdown): every connection is closed and
     /// every pending operation fails with [`ApiError::Shutdown`] /
     /// `ServiceGone`.
-    pub fn shutdown(&mut self, out: &mut Vec<Output>) {
+    pub fn shutdown(&mut self) {
         let ops: Vec<OpId> = self.ops.keys().copied().collect();
         for op in ops {
             match self.ops.remove(&op) {
-                Some(Op::Export { .. }) => out.push(Output::Complete {
+                Some(Op::Export { .. }) => self.outputs.push_back(Output::Complete {
                     op,
                     result: OpResult::Export(Err(ApiError::Shutdown)),
                 }),
                 Some(Op::Import { waiting, reports }) => {
                     self.ops.insert(op, Op::Import { waiting, reports });
-                    self.finish_import(op, out);
+                    self.finish_import(op);
                 }
                 None => {}
             }
@@ -1288,8 +1252,8 @@ impl Registry {
         self.events.clear();
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for c in conns {
-            self.disconnect(c, out);
-            out.push(Output::Close { conn: c });
+            self.disconnect(c);
+            self.outputs.push_back(Output::Close { conn: c });
         }
         self.migrations.clear();
     }

@@ -48,7 +48,7 @@
 //! Closing a connection removes its services and users and fails their
 //! pending events.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -221,13 +221,25 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Carry out registry outputs (and what follows from them: a client
-    /// that cannot take a frame is closed, which may finish operations).
-    fn apply(&self, st: &mut State, out: Vec<Output>) {
-        let mut queue: VecDeque<Output> = out.into();
-        while let Some(o) = queue.pop_front() {
+    /// Carry out the outputs the registry queued, until none is left (and
+    /// what follows from them: a client that cannot take a frame is closed,
+    /// which may finish operations; those outputs are queued behind the
+    /// rest and carried out too). Called after each registry input, under
+    /// the same lock.
+    fn apply(&self, st: &mut State) {
+        while let Some(o) = st.registry.poll_output() {
             match o {
                 Output::Send { conn, frame } => {
+                    if let wire::Message::Error(e) = &frame.message {
+                        // Only answers to requests are errors (Registry::on_frame).
+                        debug!(
+                            conn = conn.0,
+                            request_id = frame.request_id,
+                            code = %e.code,
+                            "API error: {}",
+                            e.message
+                        );
+                    }
                     let Some(h) = st.conns.get(&conn) else {
                         continue;
                     };
@@ -248,9 +260,7 @@ impl Inner {
                                 ));
                             }
                         }
-                        let mut more = Vec::new();
-                        st.registry.disconnect(conn, &mut more);
-                        queue.extend(more);
+                        st.registry.disconnect(conn);
                     }
                 }
                 Output::Close { conn } => {
@@ -274,22 +284,8 @@ impl Inner {
             "API request"
         );
         let mut st = self.lock();
-        let mut out = Vec::new();
-        st.registry.on_frame(conn, frame, &mut out);
-        for o in &out {
-            if let Output::Send {
-                frame:
-                    Frame {
-                        message: wire::Message::Error(e),
-                        request_id,
-                    },
-                ..
-            } = o
-            {
-                debug!(conn = conn.0, request_id, code = %e.code, "API error: {}", e.message);
-            }
-        }
-        self.apply(&mut st, out);
+        st.registry.on_frame(conn, frame);
+        self.apply(&mut st);
     }
 
     fn is_connected(&self, conn: ConnId) -> bool {
@@ -312,17 +308,15 @@ impl Inner {
                 let _ = k.send(frame);
             }
         }
-        let mut out = Vec::new();
-        st.registry.disconnect(conn, &mut out);
-        self.apply(st, out);
+        st.registry.disconnect(conn);
+        self.apply(st);
     }
 
     fn disconnected(&self, conn: ConnId) {
         let mut st = self.lock();
         st.conns.remove(&conn);
-        let mut out = Vec::new();
-        st.registry.disconnect(conn, &mut out);
-        self.apply(&mut st, out);
+        st.registry.disconnect(conn);
+        self.apply(&mut st);
     }
 
     fn cancel(&self, op: OpId) {
@@ -332,9 +326,8 @@ impl Inner {
 
     fn inner_cancel(&self, op: OpId) -> MutexGuard<'_, State> {
         let mut st = self.lock();
-        let mut out = Vec::new();
-        st.registry.cancel(op, &mut out);
-        self.apply(&mut st, out);
+        st.registry.cancel(op);
+        self.apply(&mut st);
         st
     }
 }
@@ -621,18 +614,26 @@ impl ApiServer {
     async fn run_op(
         &self,
         timeout: Duration,
-        start: impl FnOnce(&mut Registry, &mut Vec<Output>) -> Result<OpId, ApiError>,
+        start: impl FnOnce(&mut Registry) -> Result<OpId, ApiError>,
     ) -> Result<OpResult, ApiError> {
         let (op, mut rx) = {
             let mut st = self.inner.lock();
             if st.closed {
                 return Err(ApiError::Shutdown);
             }
-            let mut out = Vec::new();
-            let op = start(&mut st.registry, &mut out)?;
+            let op = match start(&mut st.registry) {
+                Ok(op) => op,
+                Err(e) => {
+                    // A refused start queues nothing; drain all the same.
+                    self.inner.apply(&mut st);
+                    return Err(e);
+                }
+            };
+            // The waiter first: an import with nothing to wait for has
+            // completed already.
             let (tx, rx) = oneshot::channel();
             st.waiters.insert(op, tx);
-            self.inner.apply(&mut st, out);
+            self.inner.apply(&mut st);
             (op, rx)
         };
         let mut guard = CancelOnDrop {
@@ -646,9 +647,8 @@ impl ApiServer {
                 // The registry finishes the operation with its timeout
                 // result, which apply() hands to the waiter.
                 let mut st = self.inner.lock();
-                let mut out = Vec::new();
-                st.registry.cancel(op, &mut out);
-                self.inner.apply(&mut st, out);
+                st.registry.cancel(op);
+                self.inner.apply(&mut st);
                 drop(st);
                 rx.try_recv().ok()
             }
@@ -679,10 +679,7 @@ impl ApiServer {
         timeout: Duration,
     ) -> Result<Vec<ServiceContext>, ApiError> {
         let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        match self
-            .run_op(timeout, |r, out| r.start_export(ue, ms, out))
-            .await?
-        {
+        match self.run_op(timeout, |r| r.start_export(ue, ms)).await? {
             OpResult::Export(r) => r,
             OpResult::Import(_) => Err(ApiError::Shutdown),
         }
@@ -710,7 +707,7 @@ impl ApiServer {
         timeout: Duration,
     ) -> Result<Vec<ImportReport>, ApiError> {
         match self
-            .run_op(timeout, |r, out| r.start_import(ue, contexts, out))
+            .run_op(timeout, |r| r.start_import(ue, contexts))
             .await?
         {
             OpResult::Import(r) => Ok(r),
@@ -727,9 +724,8 @@ impl ApiServer {
         cause: &str,
     ) -> Result<usize, ApiError> {
         let mut st = self.inner.lock();
-        let mut out = Vec::new();
-        let r = st.registry.notify_outcome(ue, outcome, cause, &mut out);
-        self.inner.apply(&mut st, out);
+        let r = st.registry.notify_outcome(ue, outcome, cause);
+        self.inner.apply(&mut st);
         if let Ok(n) = r {
             info!(%ue, ?outcome, cause, services = n, "migration outcome");
         }
@@ -748,11 +744,10 @@ impl ApiServer {
         cause: &str,
     ) -> bool {
         let mut st = self.inner.lock();
-        let mut out = Vec::new();
         let told = st
             .registry
-            .notify_service(service_id, ue, role, outcome, cause, &mut out);
-        self.inner.apply(&mut st, out);
+            .notify_service(service_id, ue, role, outcome, cause);
+        self.inner.apply(&mut st);
         if told {
             info!(%ue, service = service_id, ?outcome, cause, "migration outcome (recovered)");
         }
@@ -811,8 +806,7 @@ impl ApiServer {
             let mut st = self.inner.lock();
             if !st.closed {
                 st.closed = true;
-                let mut out = Vec::new();
-                st.registry.shutdown(&mut out);
+                st.registry.shutdown();
                 // Tell each client why before its connection closes.
                 for h in st.conns.values_mut() {
                     if let Some(k) = h.kill.take() {
@@ -820,7 +814,7 @@ impl ApiServer {
                             k.send(close_frame(ErrorCode::ShuttingDown, "server shutting down"));
                     }
                 }
-                self.inner.apply(&mut st, out);
+                self.inner.apply(&mut st);
                 st.waiters.clear();
             }
         }

@@ -18,10 +18,11 @@
 //!   by [`Pdu::not_comprehended`], with the [`ReceiverAction`] of TS 36.423
 //!   §10.3.4.1 that its criticality asks of a receiving eNB
 //!   ([`Pdu::receiver_action`], [`Criticality::unknown_procedure_action`]).
-//! * [`X2Trigger`] is the sans-IO core: `handle_pdu(now, bytes)` returns
+//! * [`X2Trigger`] is the sans-IO core: `handle_pdu(now, bytes)` queues
 //!   [`X2Event`]s (prepared, triggered, forgotten, released, unknown UE or
-//!   target, ignored, malformed); a bounded table of pending UEs with timeouts
-//!   driven by `poll_timeout` / `handle_timeout`; [`X2Counters`].
+//!   target, ignored, malformed) that `poll_event()` hands out; a bounded
+//!   table of pending UEs with timeouts driven by `poll_timeout` /
+//!   `handle_timeout`; [`X2Counters`].
 //! * [`NeighbourTable`] and [`UeTable`] resolve the target cell to the
 //!   destination eNBC's MIHF ID and the UE to its IP address; both are fed by
 //!   configuration ([`X2TriggerConfig`], serde/TOML) and by methods.
@@ -55,7 +56,12 @@
 //! # let (request, ack) = (vector("handover_request"), vector("handover_request_acknowledge"));
 //! let now = Instant::now();
 //! trigger.handle_pdu(now, &request);      // HandoverRequest: UE 17 prepared
-//! let events = trigger.handle_pdu(now, &ack);
+//! assert!(matches!(trigger.poll_event(), Some(X2Event::HandoverPrepared(_))));
+//! trigger.handle_pdu(now, &ack);
+//! let mut events = Vec::new();
+//! while let Some(e) = trigger.poll_event() {
+//!     events.push(e);
+//! }
 //! match &events[..] {
 //!     [X2Event::HandoverTriggered(t)] => {
 //!         assert_eq!(t.ue_address.to_string(), "10.45.0.7");

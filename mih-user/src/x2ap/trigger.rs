@@ -1,6 +1,6 @@
 //! The sans-IO handover trigger: X2AP PDUs in, handover events out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -300,9 +300,10 @@ type PendingKey = (u16, Option<u16>);
 ///
 /// Feed it PDUs with [`X2Trigger::handle_pdu`] and the passing of time with
 /// [`X2Trigger::handle_timeout`] (due at [`X2Trigger::poll_timeout`]); it
-/// returns [`X2Event`]s. It owns no socket and reads no clock. The neighbour
-/// and UE tables can be changed at any time through
-/// [`X2Trigger::neighbours_mut`] and [`X2Trigger::ues_mut`].
+/// queues [`X2Event`]s, which the caller takes with [`X2Trigger::poll_event`]
+/// after each input (as the other sans-IO cores of the stack do). It owns no
+/// socket and reads no clock. The neighbour and UE tables can be changed at
+/// any time through [`X2Trigger::neighbours_mut`] and [`X2Trigger::ues_mut`].
 #[derive(Debug)]
 pub struct X2Trigger {
     neighbours: NeighbourTable,
@@ -312,6 +313,10 @@ pub struct X2Trigger {
     preparation_timeout: Duration,
     completion_timeout: Duration,
     counters: X2Counters,
+    /// Events not yet taken by [`X2Trigger::poll_event`]. Not bounded here:
+    /// one input queues at most a few events (plus one per pending UE whose
+    /// timeout passed, at most `max_pending`), and callers drain after each.
+    events: VecDeque<X2Event>,
 }
 
 impl X2Trigger {
@@ -333,6 +338,7 @@ impl X2Trigger {
             preparation_timeout: Duration::from_millis(config.preparation_timeout_ms),
             completion_timeout: Duration::from_millis(config.completion_timeout_ms),
             counters: X2Counters::default(),
+            events: VecDeque::new(),
         })
     }
 
@@ -373,13 +379,23 @@ impl X2Trigger {
             .map(|p| p.phase)
     }
 
+    /// The next event the inputs queued, oldest first. Call it until it
+    /// returns `None` after each [`X2Trigger::handle_pdu`],
+    /// [`X2Trigger::handle_decoded`] or [`X2Trigger::handle_timeout`].
+    #[must_use = "an event the trigger produced is lost if not handled"]
+    pub fn poll_event(&mut self) -> Option<X2Event> {
+        self.events.pop_front()
+    }
+
     /// When [`X2Trigger::handle_timeout`] next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.pending.values().map(|p| p.deadline).min()
     }
 
-    /// Forget the pending UEs whose timeout has passed at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) -> Vec<X2Event> {
+    /// Forget the pending UEs whose timeout has passed at `now` (one
+    /// [`X2Event::Forget`] each, oldest deadline first, queued for
+    /// [`X2Trigger::poll_event`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
         let mut expired: Vec<(Instant, PendingKey)> = self
             .pending
             .iter()
@@ -387,49 +403,48 @@ impl X2Trigger {
             .map(|(k, p)| (p.deadline, *k))
             .collect();
         expired.sort();
-        let mut events = Vec::with_capacity(expired.len());
         for (_, key) in expired {
             if let Some(p) = self.pending.remove(&key) {
                 self.counters.timeouts += 1;
-                events.push(forget(&p, ForgetReason::Timeout(p.phase)));
+                self.events
+                    .push_back(forget(&p, ForgetReason::Timeout(p.phase)));
             }
         }
-        events
     }
 
-    /// Handle one X2AP PDU received at `now` (timeouts due by `now` are handled first).
-    pub fn handle_pdu(&mut self, now: Instant, bytes: &[u8]) -> Vec<X2Event> {
-        let mut events = self.handle_timeout(now);
+    /// Handle one X2AP PDU received at `now` (timeouts due by `now` are
+    /// handled first). The events are queued for [`X2Trigger::poll_event`];
+    /// a PDU that does not decode is one [`X2Event::Malformed`].
+    pub fn handle_pdu(&mut self, now: Instant, bytes: &[u8]) {
+        self.handle_timeout(now);
         self.counters.pdus += 1;
         match decode(bytes) {
-            Ok(pdu) => self.handle(now, pdu, &mut events),
+            Ok(pdu) => self.handle(now, pdu),
             Err(e) => {
                 self.counters.malformed += 1;
-                events.push(X2Event::Malformed(e));
+                self.events.push_back(X2Event::Malformed(e));
             }
         }
-        events
     }
 
-    /// Handle a PDU decoded by the caller.
-    pub fn handle_decoded(&mut self, now: Instant, pdu: Pdu) -> Vec<X2Event> {
-        let mut events = self.handle_timeout(now);
+    /// Handle a PDU decoded by the caller (as [`X2Trigger::handle_pdu`]).
+    pub fn handle_decoded(&mut self, now: Instant, pdu: Pdu) {
+        self.handle_timeout(now);
         self.counters.pdus += 1;
-        self.handle(now, pdu, &mut events);
-        events
+        self.handle(now, pdu);
     }
 
-    fn handle(&mut self, now: Instant, pdu: Pdu, events: &mut Vec<X2Event>) {
+    fn handle(&mut self, now: Instant, pdu: Pdu) {
         self.counters.per_procedure[usize::from(pdu.procedure_code)][pdu.message_type.index()] += 1;
         match pdu.message {
-            Message::HandoverRequest(m) => self.on_request(now, m, events),
-            Message::HandoverRequestAcknowledge(m) => self.on_ack(now, m, events),
-            Message::HandoverPreparationFailure(m) => self.on_failure(m, events),
-            Message::HandoverCancel(m) => self.on_cancel(m, events),
-            Message::UeContextRelease(m) => self.on_release(m, events),
+            Message::HandoverRequest(m) => self.on_request(now, m),
+            Message::HandoverRequestAcknowledge(m) => self.on_ack(now, m),
+            Message::HandoverPreparationFailure(m) => self.on_failure(m),
+            Message::HandoverCancel(m) => self.on_cancel(m),
+            Message::UeContextRelease(m) => self.on_release(m),
             Message::Other => {
                 self.counters.ignored += 1;
-                events.push(X2Event::Ignored {
+                self.events.push_back(X2Event::Ignored {
                     procedure_code: pdu.procedure_code,
                     message_type: pdu.message_type,
                 });
@@ -437,12 +452,13 @@ impl X2Trigger {
         }
     }
 
-    fn on_request(&mut self, now: Instant, m: HandoverRequest, events: &mut Vec<X2Event>) {
+    fn on_request(&mut self, now: Instant, m: HandoverRequest) {
         self.counters.prepared += 1;
         let key = (m.old_enb_ue_x2ap_id, m.old_enb_ue_x2ap_id_ext);
         if let Some(old) = self.pending.remove(&key) {
             self.counters.evicted += 1;
-            events.push(forget(&old, ForgetReason::Superseded(old.phase)));
+            self.events
+                .push_back(forget(&old, ForgetReason::Superseded(old.phase)));
         } else if self.pending.len() >= self.max_pending {
             if let Some(victim) = self
                 .pending
@@ -452,7 +468,8 @@ impl X2Trigger {
             {
                 if let Some(old) = self.pending.remove(&victim) {
                     self.counters.evicted += 1;
-                    events.push(forget(&old, ForgetReason::Evicted(old.phase)));
+                    self.events
+                        .push_back(forget(&old, ForgetReason::Evicted(old.phase)));
                 }
             }
         }
@@ -474,7 +491,7 @@ impl X2Trigger {
             ue_address,
             target_mihf_id,
         };
-        events.push(X2Event::HandoverPrepared(ue.clone()));
+        self.events.push_back(X2Event::HandoverPrepared(ue.clone()));
         self.pending.insert(
             key,
             Pending {
@@ -487,11 +504,11 @@ impl X2Trigger {
         );
     }
 
-    fn on_ack(&mut self, now: Instant, m: HandoverRequestAcknowledge, events: &mut Vec<X2Event>) {
+    fn on_ack(&mut self, now: Instant, m: HandoverRequestAcknowledge) {
         let key = (m.old_enb_ue_x2ap_id, m.old_enb_ue_x2ap_id_ext);
         let Some(p) = self.pending.get_mut(&key) else {
             self.counters.unknown_ue += 1;
-            events.push(X2Event::UnknownUe(UnknownUe {
+            self.events.push_back(X2Event::UnknownUe(UnknownUe {
                 procedure_code: super::PROC_HANDOVER_PREPARATION,
                 message_type: MessageType::SuccessfulOutcome,
                 old_enb_ue_x2ap_id: m.old_enb_ue_x2ap_id,
@@ -514,7 +531,7 @@ impl X2Trigger {
         let target = self.neighbours.resolve(&p.ue.target_cell);
         if ue.is_none() {
             self.counters.unknown_ue += 1;
-            events.push(X2Event::UnknownUe(UnknownUe {
+            self.events.push_back(X2Event::UnknownUe(UnknownUe {
                 procedure_code: super::PROC_HANDOVER_PREPARATION,
                 message_type: MessageType::SuccessfulOutcome,
                 old_enb_ue_x2ap_id: m.old_enb_ue_x2ap_id,
@@ -524,7 +541,7 @@ impl X2Trigger {
         }
         if target.is_none() {
             self.counters.unknown_target += 1;
-            events.push(X2Event::UnknownTarget(UnknownTarget {
+            self.events.push_back(X2Event::UnknownTarget(UnknownTarget {
                 old_enb_ue_x2ap_id: m.old_enb_ue_x2ap_id,
                 new_enb_ue_x2ap_id: m.new_enb_ue_x2ap_id,
                 target_cell: p.ue.target_cell,
@@ -533,56 +550,52 @@ impl X2Trigger {
         if let (Some((ue_key, ue_address)), Some(target)) = (ue, target) {
             self.counters.triggered += 1;
             p.triggered = Some(ue_address);
-            events.push(X2Event::HandoverTriggered(HandoverTrigger {
-                old_enb_ue_x2ap_id: m.old_enb_ue_x2ap_id,
-                new_enb_ue_x2ap_id: m.new_enb_ue_x2ap_id,
-                ue_address,
-                ue_key,
-                target_cell: p.ue.target_cell,
-                target_mihf_id: target.to_owned(),
-                mme_ue_s1ap_id: p.ue.mme_ue_s1ap_id,
-                e_rabs: p.ue.e_rabs.clone(),
-                admitted_e_rabs: m.admitted_e_rabs,
-            }));
+            self.events
+                .push_back(X2Event::HandoverTriggered(HandoverTrigger {
+                    old_enb_ue_x2ap_id: m.old_enb_ue_x2ap_id,
+                    new_enb_ue_x2ap_id: m.new_enb_ue_x2ap_id,
+                    ue_address,
+                    ue_key,
+                    target_cell: p.ue.target_cell,
+                    target_mihf_id: target.to_owned(),
+                    mme_ue_s1ap_id: p.ue.mme_ue_s1ap_id,
+                    e_rabs: p.ue.e_rabs.clone(),
+                    admitted_e_rabs: m.admitted_e_rabs,
+                }));
         }
     }
 
-    fn not_pending(
-        &mut self,
-        code: u8,
-        message_type: MessageType,
-        old: u16,
-        new: Option<u16>,
-    ) -> X2Event {
+    fn not_pending(&mut self, code: u8, message_type: MessageType, old: u16, new: Option<u16>) {
         self.counters.unknown_ue += 1;
-        X2Event::UnknownUe(UnknownUe {
+        self.events.push_back(X2Event::UnknownUe(UnknownUe {
             procedure_code: code,
             message_type,
             old_enb_ue_x2ap_id: old,
             new_enb_ue_x2ap_id: new,
             reason: UnknownUeReason::NotPending,
-        })
+        }));
     }
 
-    fn on_failure(&mut self, m: HandoverPreparationFailure, events: &mut Vec<X2Event>) {
+    fn on_failure(&mut self, m: HandoverPreparationFailure) {
         match self
             .pending
             .remove(&(m.old_enb_ue_x2ap_id, m.old_enb_ue_x2ap_id_ext))
         {
             Some(p) => {
                 self.counters.forgotten += 1;
-                events.push(forget(&p, ForgetReason::PreparationFailure(m.cause)));
+                self.events
+                    .push_back(forget(&p, ForgetReason::PreparationFailure(m.cause)));
             }
-            None => events.push(self.not_pending(
+            None => self.not_pending(
                 super::PROC_HANDOVER_PREPARATION,
                 MessageType::UnsuccessfulOutcome,
                 m.old_enb_ue_x2ap_id,
                 None,
-            )),
+            ),
         }
     }
 
-    fn on_cancel(&mut self, m: HandoverCancel, events: &mut Vec<X2Event>) {
+    fn on_cancel(&mut self, m: HandoverCancel) {
         match self
             .pending
             .remove(&(m.old_enb_ue_x2ap_id, m.old_enb_ue_x2ap_id_ext))
@@ -590,37 +603,38 @@ impl X2Trigger {
             Some(mut p) => {
                 self.counters.forgotten += 1;
                 p.new_enb_ue_x2ap_id = p.new_enb_ue_x2ap_id.or(m.new_enb_ue_x2ap_id);
-                events.push(forget(&p, ForgetReason::Cancelled(m.cause)));
+                self.events
+                    .push_back(forget(&p, ForgetReason::Cancelled(m.cause)));
             }
-            None => events.push(self.not_pending(
+            None => self.not_pending(
                 super::PROC_HANDOVER_CANCEL,
                 MessageType::InitiatingMessage,
                 m.old_enb_ue_x2ap_id,
                 m.new_enb_ue_x2ap_id,
-            )),
+            ),
         }
     }
 
-    fn on_release(&mut self, m: UeContextRelease, events: &mut Vec<X2Event>) {
+    fn on_release(&mut self, m: UeContextRelease) {
         match self
             .pending
             .remove(&(m.old_enb_ue_x2ap_id, m.old_enb_ue_x2ap_id_ext))
         {
             Some(p) => {
                 self.counters.released += 1;
-                events.push(X2Event::Released(Released {
+                self.events.push_back(X2Event::Released(Released {
                     old_enb_ue_x2ap_id: m.old_enb_ue_x2ap_id,
                     new_enb_ue_x2ap_id: m.new_enb_ue_x2ap_id,
                     ue_address: p.triggered,
                     triggered: p.triggered.is_some(),
                 }));
             }
-            None => events.push(self.not_pending(
+            None => self.not_pending(
                 super::PROC_UE_CONTEXT_RELEASE,
                 MessageType::InitiatingMessage,
                 m.old_enb_ue_x2ap_id,
                 Some(m.new_enb_ue_x2ap_id),
-            )),
+            ),
         }
     }
 }

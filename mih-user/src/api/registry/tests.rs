@@ -16,6 +16,8 @@ fn conn_of(ue: IpAddr, port: u16) -> Connection {
     }
 }
 
+/// The registry and the outputs taken from it so far (each test takes what
+/// it checks out of `out`).
 struct T {
     reg: Registry,
     out: Vec<Output>,
@@ -28,6 +30,12 @@ impl T {
             reg: Registry::new(Limits::default(), "test"),
             out: Vec::new(),
             rid: 100,
+        }
+    }
+    /// Take every output the last input queued (call after each input).
+    fn pull(&mut self) {
+        while let Some(o) = self.reg.poll_output() {
+            self.out.push(o);
         }
     }
     fn client(&mut self) -> ConnId {
@@ -43,8 +51,8 @@ impl T {
                     client_name: "t".into(),
                 }),
             ),
-            &mut self.out,
         );
+        self.pull();
         assert!(matches!(
             self.out.pop(),
             Some(Output::Send {
@@ -61,7 +69,8 @@ impl T {
     fn req(&mut self, c: ConnId, m: Message) -> Result<(), ErrorCode> {
         self.rid += 1;
         let rid = self.rid;
-        self.reg.on_frame(c, Frame::new(rid, m), &mut self.out);
+        self.reg.on_frame(c, Frame::new(rid, m));
+        self.pull();
         let i = self
             .out
             .iter()
@@ -134,8 +143,8 @@ fn handshake_is_required_and_versions_checked() {
                 service_id: "x".into(),
             }),
         ),
-        &mut t.out,
     );
+    t.pull();
     assert!(
         matches!(&t.out[0], Output::Send { frame: Frame { request_id: 5, message: Message::Error(e) }, .. } if e.code == ErrorCode::HandshakeRequired)
     );
@@ -155,8 +164,8 @@ fn handshake_is_required_and_versions_checked() {
                 client_name: String::new(),
             }),
         ),
-        &mut t.out,
     );
+    t.pull();
     assert!(
         matches!(&t.out[0], Output::Send { frame: Frame { message: Message::Error(e), .. }, .. } if e.code == ErrorCode::UnsupportedVersion)
     );
@@ -322,15 +331,15 @@ fn export_collects_every_service_then_outcome_drops_the_user() {
     t.user(b, "chat", ue(2)).unwrap();
     assert_eq!(t.reg.user_count(), 2);
 
-    let op = t.reg.start_export(ue(1), 500, &mut t.out).unwrap();
+    let op = t.reg.start_export(ue(1), 500).unwrap();
+    t.pull();
+    assert_eq!(t.reg.start_export(ue(1), 500), Err(ApiError::UeBusy(ue(1))));
     assert_eq!(
-        t.reg.start_export(ue(1), 500, &mut Vec::new()),
-        Err(ApiError::UeBusy(ue(1)))
-    );
-    assert_eq!(
-        t.reg.start_export(ue(7), 500, &mut Vec::new()),
+        t.reg.start_export(ue(7), 500),
         Err(ApiError::UnknownUe(ue(7)))
     );
+    // A refused start queues nothing.
+    assert_eq!(t.reg.poll_output(), None);
     let (ea, _) = export_of(&t.events(a)[0]);
     let (eb, _) = export_of(&t.events(b)[0]);
     // wrong service / kind / UE
@@ -378,10 +387,10 @@ fn export_collects_every_service_then_outcome_drops_the_user() {
     );
     assert!(t.reg.is_migrating(ue(1)));
     assert_eq!(
-        t.reg
-            .notify_outcome(ue(1), Outcome::Committed, "CTDR ok", &mut t.out),
+        t.reg.notify_outcome(ue(1), Outcome::Committed, "CTDR ok"),
         Ok(2)
     );
+    t.pull();
     for c in [a, b] {
         let ev = t.events(c);
         assert!(
@@ -391,10 +400,10 @@ fn export_collects_every_service_then_outcome_drops_the_user() {
     assert_eq!(t.reg.user_count(), 1);
     assert!(t.reg.user_connections(ue(1)).is_empty());
     assert_eq!(
-        t.reg
-            .notify_outcome(ue(1), Outcome::Committed, "", &mut t.out),
+        t.reg.notify_outcome(ue(1), Outcome::Committed, ""),
         Err(ApiError::NoMigration(ue(1)))
     );
+    t.pull();
 }
 
 #[test]
@@ -406,7 +415,8 @@ fn refusal_fails_fast_and_rollback_keeps_users() {
     t.service(b, "chat");
     t.user(a, "video", ue(1)).unwrap();
     t.user(b, "chat", ue(1)).unwrap();
-    let op = t.reg.start_export(ue(1), 500, &mut t.out).unwrap();
+    let op = t.reg.start_export(ue(1), 500).unwrap();
+    t.pull();
     let (ea, _) = export_of(&t.events(a)[0]);
     let (eb, _) = export_of(&t.events(b)[0]);
     t.req(
@@ -432,8 +442,9 @@ fn refusal_fails_fast_and_rollback_keeps_users() {
     );
     assert_eq!(t.reg.pending_events(), 0);
     t.reg
-        .notify_outcome(ue(1), Outcome::RolledBack, "refused", &mut t.out)
+        .notify_outcome(ue(1), Outcome::RolledBack, "refused")
         .unwrap();
+    t.pull();
     assert_eq!(t.reg.user_connections(ue(1)).len(), 2);
     assert!(!t.reg.is_migrating(ue(1)));
 }
@@ -447,12 +458,15 @@ fn timeout_names_the_silent_services() {
     t.service(b, "chat");
     t.user(a, "video", ue(1)).unwrap();
     t.user(b, "chat", ue(1)).unwrap();
-    let op = t.reg.start_export(ue(1), 500, &mut t.out).unwrap();
+    let op = t.reg.start_export(ue(1), 500).unwrap();
+    t.pull();
     let (ea, _) = export_of(&t.events(a)[0]);
     t.req(a, export_answer(ea, "video", ue(1), Bytes::new()))
         .unwrap();
-    assert!(t.reg.cancel(op, &mut t.out));
-    assert!(!t.reg.cancel(op, &mut t.out));
+    assert!(t.reg.cancel(op));
+    t.pull();
+    assert!(!t.reg.cancel(op));
+    t.pull();
     assert_eq!(
         t.completed(),
         vec![(
@@ -478,10 +492,13 @@ fn disconnect_cleans_up_and_fails_pending_export() {
     t.user(a, "video", ue(1)).unwrap();
     t.user(a, "audio", ue(2)).unwrap();
     t.user(b, "chat", ue(1)).unwrap();
-    let op = t.reg.start_export(ue(1), 500, &mut t.out).unwrap();
+    let op = t.reg.start_export(ue(1), 500).unwrap();
+    t.pull();
     t.events(a);
-    t.reg.disconnect(a, &mut t.out);
-    t.reg.disconnect(a, &mut t.out); // idempotent
+    t.reg.disconnect(a);
+    t.pull();
+    t.reg.disconnect(a); // idempotent
+    t.pull();
     assert!(!t.reg.has_service("video") && !t.reg.has_service("audio"));
     assert_eq!(t.reg.user_count(), 1);
     assert_eq!(t.reg.registration_count(), 1);
@@ -512,7 +529,8 @@ fn import_reports_per_service() {
         ServiceContext::new("absent", FPT, Bytes::new()),
         ServiceContext::new("video", FPT, Bytes::new()),
     ];
-    let op = t.reg.start_import(ue(1), ctxs, &mut t.out).unwrap();
+    let op = t.reg.start_import(ue(1), ctxs).unwrap();
+    t.pull();
     let ea = import_of(&t.events(a)[0]);
     let fb = t.events(b);
     let eb = import_of(&fb[0]);
@@ -581,9 +599,10 @@ fn import_reports_per_service() {
     // rollback at the destination removes it and tells both services asked
     assert_eq!(
         t.reg
-            .notify_outcome(ue(1), Outcome::RolledBack, "CTDR lost", &mut t.out),
+            .notify_outcome(ue(1), Outcome::RolledBack, "CTDR lost"),
         Ok(2)
     );
+    t.pull();
     assert_eq!(t.reg.user_count(), 0);
 }
 
@@ -594,18 +613,17 @@ fn import_timeout_and_too_large() {
     t.service(a, "video");
     let op = t
         .reg
-        .start_import(
-            ue(1),
-            vec![ServiceContext::new("video", FPT, Bytes::new())],
-            &mut t.out,
-        )
+        .start_import(ue(1), vec![ServiceContext::new("video", FPT, Bytes::new())])
         .unwrap();
-    assert!(t.reg.cancel(op, &mut t.out));
+    t.pull();
+    assert!(t.reg.cancel(op));
+    t.pull();
     let done = t.completed();
     assert!(matches!(&done[0].1, OpResult::Import(r) if r[0].status == ImportStatus::TimedOut));
     t.reg
-        .notify_outcome(ue(1), Outcome::RolledBack, "", &mut t.out)
+        .notify_outcome(ue(1), Outcome::RolledBack, "")
         .unwrap();
+    t.pull();
     // the client accepts 1 MiB frames
     let op = t
         .reg
@@ -616,9 +634,9 @@ fn import_timeout_and_too_large() {
                 FPT,
                 Bytes::from(vec![0u8; 1 << 20]),
             )],
-            &mut t.out,
         )
         .unwrap();
+    t.pull();
     let done = t.completed();
     assert_eq!(done[0].0, op);
     assert!(matches!(&done[0].1, OpResult::Import(r) if r[0].status == ImportStatus::TooLarge));
@@ -630,9 +648,11 @@ fn shutdown_fails_everything() {
     let a = t.client();
     t.service(a, "video");
     t.user(a, "video", ue(1)).unwrap();
-    let op = t.reg.start_export(ue(1), 500, &mut t.out).unwrap();
+    let op = t.reg.start_export(ue(1), 500).unwrap();
+    t.pull();
     t.events(a);
-    t.reg.shutdown(&mut t.out);
+    t.reg.shutdown();
+    t.pull();
     assert_eq!(
         t.completed(),
         vec![(op, OpResult::Export(Err(ApiError::Shutdown)))]
@@ -654,8 +674,8 @@ fn error_messages_quoting_client_input_stay_encodable() {
             t.rid,
             Message::DeregisterService(DeregisterService { service_id: huge }),
         ),
-        &mut t.out,
     );
+    t.pull();
     let Some(Output::Send { frame, .. }) = t.out.pop() else {
         panic!()
     };
