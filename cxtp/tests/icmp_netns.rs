@@ -21,59 +21,31 @@ use cxtp::icmp::IcmpVersion;
 use cxtp::profile::ProfileRegistry;
 use cxtp::token::AuthKey;
 use cxtp::wire::{CtarRepr, MessageRepr, MessageView, Token};
+use testkit::netns::{ip, Netns};
 
-struct Netns {
-    a: String,
-    b: String,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-impl Netns {
-    fn create() -> Result<Netns, String> {
+/// The two namespaces `a` (MN) and `b` (AR), joined by a veth pair.
+/// `None`: skip (not root, CI unset).
+fn topology() -> Option<Netns> {
+    let n = Netns::new("cxtp", &["a", "b"])?;
+    let setup = || -> Result<(), String> {
+        let (a, b) = (n.name(0), n.name(1));
         let id = std::process::id();
-        let n = Netns {
-            a: format!("cxtpa{id}"),
-            b: format!("cxtpb{id}"),
-        };
-        ip(&["netns", "add", &n.a])?;
-        ip(&["netns", "add", &n.b])?;
         let (va, vb) = (format!("cxa{id}"), format!("cxb{id}"));
         ip(&[
-            "link", "add", &va, "netns", &n.a, "type", "veth", "peer", "name", &vb, "netns", &n.b,
+            "link", "add", &va, "netns", a, "type", "veth", "peer", "name", &vb, "netns", b,
         ])?;
         for (ns, dev, v4, v6) in [
-            (&n.a, &va, "10.201.0.1/24", "fd00:201::1/64"),
-            (&n.b, &vb, "10.201.0.2/24", "fd00:201::2/64"),
+            (a, &va, "10.201.0.1/24", "fd00:201::1/64"),
+            (b, &vb, "10.201.0.2/24", "fd00:201::2/64"),
         ] {
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
             ip(&["-n", ns, "addr", "add", v4, "dev", dev])?;
             ip(&["-n", ns, "addr", "add", v6, "dev", dev, "nodad"])?;
             ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
-        Ok(n)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.a]);
-        let _ = ip(&["netns", "del", &self.b]);
-    }
+        Ok(())
+    };
+    setup().unwrap_or_else(|e| panic!("cannot create network namespaces as root: {e}"));
+    Some(n)
 }
 
 fn spawn_helper(ns: &str, role: &str, family: &str) -> Child {
@@ -97,7 +69,7 @@ fn spawn_helper(ns: &str, role: &str, family: &str) -> Child {
 }
 
 fn run_family(n: &Netns, family: &str) {
-    let mut ar = spawn_helper(&n.b, "ar", family);
+    let mut ar = spawn_helper(n.name(1), "ar", family);
     let mut lines = BufReader::new(ar.stdout.take().unwrap()).lines();
     // Wait until the AR's socket is open.
     loop {
@@ -106,7 +78,7 @@ fn run_family(n: &Netns, family: &str) {
             break;
         }
     }
-    let mn = spawn_helper(&n.a, "mn", family);
+    let mn = spawn_helper(n.name(0), "mn", family);
     let mn_out = mn.wait_with_output().unwrap();
     let mn_text = String::from_utf8_lossy(&mn_out.stdout).to_string();
     let ar_text: Vec<String> = lines.map_while(Result::ok).collect();
@@ -134,8 +106,7 @@ fn ctar_and_ctaa_over_raw_icmp_in_network_namespaces() {
     if !testkit::require_root("raw ICMP between two network namespaces") {
         return;
     }
-    let n =
-        Netns::create().unwrap_or_else(|e| panic!("cannot create network namespaces as root: {e}"));
+    let Some(n) = topology() else { return };
     run_family(&n, "4");
     run_family(&n, "6");
 }

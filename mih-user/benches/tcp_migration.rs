@@ -4,8 +4,8 @@
 //! context, next to a floor measured in the same run over the same veth
 //! links.
 //!
-//! Topology (namespaces `tmb-{ue,e1,e2}-<pid>`, made by the bench and
-//! removed on exit, on panic and on Ctrl-C):
+//! Topology (namespaces `tmb0-{ue,e1,e2}-<pid>`, made by the bench with
+//! `testkit::netns::Netns` and removed on exit, on panic and on Ctrl-C):
 //!
 //! ```text
 //! tmb-e1 acc1 10.233.1.1/24 ── veth ── ue1 10.233.1.2/24 tmb-ue
@@ -105,13 +105,14 @@ use mih_user::daemon::config::Config;
 use mih_user::daemon::{Backends, MihUser, MihUserHandle};
 use mih_user::orchestrator::sessions::{SessionError, SessionExporter, SessionImporter};
 use mih_user::orchestrator::{ByRole, MigrationRecord};
-use mih_user::sessions::netns::{self, ip};
+use mih_user::sessions::netns;
 use mih_user::sessions::route::{is_not_found, RouteHandle};
 use mih_user::sessions::tcp_repair::{TcpRepair, Timings};
 use mihf::daemon::config::Config as MihfConfig;
 use mihf::daemon::Daemon;
 use mihf::proto::node::PeerConfig;
 use mihf::wire::MihfId;
+use testkit::netns::{ip, run_in, Netns};
 
 const SERVICE: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const SERVICE_PORT: u16 = 7000;
@@ -129,19 +130,18 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------- namespaces
 
-fn ns_names() -> [String; 3] {
-    let pid = std::process::id();
-    ["ue", "e1", "e2"].map(|s| format!("tmb-{s}-{pid}"))
-}
+/// The bench's namespaces while they exist, kept here so that the signal
+/// thread ([`catch_signals`]) can delete them too (by dropping them).
+static NAMESPACES: Mutex<Option<Netns>> = Mutex::new(None);
 
+/// Drop the namespaces, if they still exist: `Netns` deletes them.
 fn delete_namespaces() {
-    for n in ns_names() {
-        let _ = ip(&["netns", "del", &n]);
-    }
+    drop(NAMESPACES.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 
-/// The three namespaces; deleted on drop (normal exit and panics; Ctrl-C
-/// is handled by [`catch_signals`]).
+/// The names of the three namespaces, made by [`make_topology`]; they are
+/// deleted when this goes (normal exit and panics; Ctrl-C is handled by
+/// [`catch_signals`]).
 struct Topology {
     ue: String,
     e1: String,
@@ -166,22 +166,15 @@ fn backhaul(i: u8) -> Ipv4Addr {
 
 /// `None`: namespaces cannot be made here (not root): skip.
 fn make_topology() -> Option<Topology> {
-    let [ue, e1, e2] = ns_names();
-    delete_namespaces();
-    if let Err(e) = ip(&["netns", "add", &ue]) {
-        if !testkit::require_root(format_args!("tcp_migration: network namespaces ({e})")) {
-            return None;
-        }
-        panic!("cannot create network namespaces as root: {e}");
-    }
-    let topo = Topology { ue, e1, e2 };
+    let ns = Netns::new("tmb", &["ue", "e1", "e2"])?;
+    let topo = Topology {
+        ue: ns.name(0).to_string(),
+        e1: ns.name(1).to_string(),
+        e2: ns.name(2).to_string(),
+    };
+    *NAMESPACES.lock().unwrap() = Some(ns);
     let run = |args: &[&str]| ip(args).unwrap_or_else(|e| panic!("topology: {e}"));
     let (ue, e1, e2) = (&topo.ue, &topo.e1, &topo.e2);
-    run(&["netns", "add", e1]);
-    run(&["netns", "add", e2]);
-    for n in [ue, e1, e2] {
-        run(&["-n", n, "link", "set", "lo", "up"]);
-    }
     let service = format!("{SERVICE}/32");
     let ue32 = format!("{UE}/32");
     for (i, e) in [(1u8, e1), (2u8, e2)] {
@@ -279,12 +272,6 @@ fn catch_signals() {
             std::process::exit(130);
         });
     }
-}
-
-/// Run `f` on a thread that entered the namespace at `path` (the bench
-/// cannot go on without it).
-fn in_ns<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> T {
-    netns::run_in(path, f).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A TCP counter of the namespace at `path` (see `netns::tcp_counter`).
@@ -496,7 +483,8 @@ impl SessionImporter for BenchSessions {
 /// One eNBC: its runtime (threads in its namespace), daemons and sessions.
 struct Enbc {
     mihf_id: &'static str,
-    ns: PathBuf,
+    /// Its namespace's name.
+    ns: String,
     rt: tokio::runtime::Runtime,
     sessions: Arc<BenchSessions>,
     /// Makes this eNBC's service refuse its next import.
@@ -507,8 +495,8 @@ struct Enbc {
 }
 
 impl Enbc {
-    fn new(mihf_id: &'static str, ns: PathBuf, workers: usize, paths: Arc<Paths>) -> Enbc {
-        let p = ns.clone();
+    fn new(mihf_id: &'static str, ns: &str, workers: usize, paths: Arc<Paths>) -> Enbc {
+        let p = netns::path(ns);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .enable_all()
@@ -522,7 +510,7 @@ impl Enbc {
             .unwrap();
         Enbc {
             mihf_id,
-            ns,
+            ns: ns.to_string(),
             rt,
             sessions: Arc::new(BenchSessions::new(paths)),
             refuse_import: Arc::new(AtomicBool::new(false)),
@@ -535,7 +523,7 @@ impl Enbc {
     /// `block_on(f)` from a thread that entered this eNBC's namespace, so
     /// every socket `f` creates lives there.
     fn run<T: Send>(&self, f: impl Future<Output = T> + Send) -> T {
-        in_ns(&self.ns, || self.rt.block_on(f))
+        run_in(&self.ns, || self.rt.block_on(f))
     }
 
     fn handle(&self) -> &MihUserHandle {
@@ -774,10 +762,10 @@ struct Stream {
 impl Stream {
     /// Connect from the UE to the service at e1; the server socket goes
     /// into `at`'s table.
-    fn open(ue_ns: &Path, e1: &Enbc, at: &BenchSessions) -> Stream {
+    fn open(ue_ns: &str, e1: &Enbc, at: &BenchSessions) -> Stream {
         let service = SocketAddr::from((SERVICE, SERVICE_PORT));
-        let listener = in_ns(&e1.ns, || TcpListener::bind(service).unwrap());
-        let client = in_ns(ue_ns, || {
+        let listener = run_in(&e1.ns, || TcpListener::bind(service).unwrap());
+        let client = run_in(ue_ns, || {
             let s =
                 socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
             s.set_recv_buffer_size(CLIENT_RCVBUF).unwrap();
@@ -952,8 +940,8 @@ struct Floor {
 }
 
 impl Floor {
-    fn open(e1: &Path, e2: &Path, bulk: usize) -> Floor {
-        let listener = in_ns(e2, || {
+    fn open(e1: &str, e2: &str, bulk: usize) -> Floor {
+        let listener = run_in(e2, || {
             TcpListener::bind(SocketAddr::from((backhaul(2), 0))).unwrap()
         });
         let addr = listener.local_addr().unwrap();
@@ -975,7 +963,7 @@ impl Floor {
                 c.write_all(&[1]).unwrap();
             }
         });
-        let client = in_ns(e1, || {
+        let client = run_in(e1, || {
             let s =
                 socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
             s.bind(&SocketAddr::from((backhaul(1), 0)).into()).unwrap();
@@ -1206,11 +1194,11 @@ fn run(topo: &Topology, n: usize, workers: usize, gap: Duration, smoke: bool) {
         })
     };
     let mut enbc = [
-        Enbc::new("enbc-1", e1_ns.clone(), workers, paths(&e1_ns, 1)),
-        Enbc::new("enbc-2", e2_ns.clone(), workers, paths(&e2_ns, 2)),
+        Enbc::new("enbc-1", &topo.e1, workers, paths(&e1_ns, 1)),
+        Enbc::new("enbc-2", &topo.e2, workers, paths(&e2_ns, 2)),
     ];
     start_daemons(&mut enbc, dir.path());
-    let mut stream = Stream::open(&ue_ns, &enbc[0], &enbc[0].sessions);
+    let mut stream = Stream::open(&topo.ue, &enbc[0], &enbc[0].sessions);
     let conn = Connection {
         client: stream.peer,
         server: stream.service,
@@ -1237,7 +1225,7 @@ fn run(topo: &Topology, n: usize, workers: usize, gap: Duration, smoke: bool) {
     for (label, q, gap, mode) in cases {
         let warm = if smoke { 1 } else { 3 };
         let mut samples = Vec::with_capacity(n);
-        let mut floor = Floor::open(&e1_ns, &e2_ns, APP_CONTEXT + q);
+        let mut floor = Floor::open(&topo.e1, &topo.e2, APP_CONTEXT + q);
         let mut fl = Vec::with_capacity(n);
         for i in 0..warm + n {
             let (src, dst) = (&enbc[at], &enbc[1 - at]);

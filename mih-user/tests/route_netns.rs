@@ -6,84 +6,57 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mih_user::sessions::netns::ip;
 use mih_user::sessions::route::{is_not_found, route_error, RouteHandle};
+use testkit::netns::{ip, Netns};
 
 /// One namespace with a veth pair `ra` (10.232.0.1/24, fd00:232::1/64) and
 /// `rb` (no address: the gateways .2/.3 are neighbours on `ra`'s link).
-/// Deleted on drop, also when a test panics.
-struct Ns {
-    name: String,
+/// `None`: namespaces are not available here (skip).
+fn make_ns(tag: &str) -> Option<Netns> {
+    let ns = Netns::new("rtn", &[tag])?;
+    let n = ns.name(0);
+    for args in [
+        &[
+            "-n", n, "link", "add", "ra", "type", "veth", "peer", "name", "rb",
+        ][..],
+        &["-n", n, "addr", "add", "10.232.0.1/24", "dev", "ra"],
+        &[
+            "-n",
+            n,
+            "addr",
+            "add",
+            "fd00:232::1/64",
+            "dev",
+            "ra",
+            "nodad",
+        ],
+        &["-n", n, "link", "set", "ra", "up"],
+        &["-n", n, "link", "set", "rb", "up"],
+    ] {
+        ip(args).unwrap();
+    }
+    Some(ns)
 }
 
-impl Ns {
-    /// `None`: namespaces are not available here (skip).
-    fn new(tag: &str) -> Option<Ns> {
-        let name = format!("rtn-{tag}-{}", std::process::id());
-        let _ = ip(&["netns", "del", &name]);
-        if let Err(e) = ip(&["netns", "add", &name]) {
-            if !testkit::require_root(format_args!("network namespaces ({e})")) {
-                return None;
-            }
-            panic!("cannot create network namespaces as root: {e}");
-        }
-        let ns = Ns { name };
-        let n = ns.name.as_str();
-        for args in [
-            &["-n", n, "link", "set", "lo", "up"][..],
-            &[
-                "-n", n, "link", "add", "ra", "type", "veth", "peer", "name", "rb",
-            ],
-            &["-n", n, "addr", "add", "10.232.0.1/24", "dev", "ra"],
-            &[
-                "-n",
-                n,
-                "addr",
-                "add",
-                "fd00:232::1/64",
-                "dev",
-                "ra",
-                "nodad",
-            ],
-            &["-n", n, "link", "set", "ra", "up"],
-            &["-n", n, "link", "set", "rb", "up"],
-        ] {
-            ip(args).unwrap();
-        }
-        Some(ns)
+/// `ip -n NS [-6] route show SELECTOR` (e.g. `10.99.0.1/32`, an exact
+/// match, or `root 10.77.0.0/16`), one route per line, trimmed.
+fn show(ns: &Netns, selector: &str) -> String {
+    let v6 = selector.contains(':');
+    let mut args = vec!["-n", ns.name(0)];
+    if v6 {
+        args.push("-6");
     }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
-    }
-
-    /// `ip -n NS [-6] route show SELECTOR` (e.g. `10.99.0.1/32`, an exact
-    /// match, or `root 10.77.0.0/16`), one route per line, trimmed.
-    fn show(&self, selector: &str) -> String {
-        let v6 = selector.contains(':');
-        let mut args = vec!["-n", self.name.as_str()];
-        if v6 {
-            args.push("-6");
-        }
-        args.extend(["route", "show"]);
-        args.extend(selector.split_whitespace());
-        ip(&args)
-            .unwrap()
-            .lines()
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
+    args.extend(["route", "show"]);
+    args.extend(selector.split_whitespace());
+    ip(&args)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn a(s: &str) -> IpAddr {
@@ -104,21 +77,24 @@ fn host_has_no_route(dst: &str) {
 
 #[test]
 fn replace_via_blackhole_delete_ipv4() {
-    let Some(ns) = Ns::new("v4") else { return };
-    let h = RouteHandle::in_netns(&ns.path()).unwrap();
+    let Some(ns) = make_ns("v4") else { return };
+    let h = RouteHandle::in_netns(&ns.path(0)).unwrap();
     let (dst, d) = (a("10.99.0.1"), "10.99.0.1/32");
 
     h.replace_via(dst, 32, a("10.232.0.2"), Some(a("10.232.0.1")))
         .unwrap();
-    assert_eq!(ns.show(d), "10.99.0.1 via 10.232.0.2 dev ra src 10.232.0.1");
+    assert_eq!(
+        show(&ns, d),
+        "10.99.0.1 via 10.232.0.2 dev ra src 10.232.0.1"
+    );
     // Replace, not add: still one route.
     h.replace_via(dst, 32, a("10.232.0.3"), None).unwrap();
-    assert_eq!(ns.show(d), "10.99.0.1 via 10.232.0.3 dev ra");
+    assert_eq!(show(&ns, d), "10.99.0.1 via 10.232.0.3 dev ra");
     h.replace_blackhole(dst, 32).unwrap();
-    assert_eq!(ns.show(d), "blackhole 10.99.0.1");
+    assert_eq!(show(&ns, d), "blackhole 10.99.0.1");
     host_has_no_route(d);
     h.delete(dst, 32).unwrap();
-    assert_eq!(ns.show(d), "");
+    assert_eq!(show(&ns, d), "");
     let e = h.delete(dst, 32).unwrap_err();
     assert!(is_not_found(&e), "{e:?}");
     assert_eq!(route_error(&e).unwrap().errno, libc::ESRCH);
@@ -130,57 +106,55 @@ fn replace_via_blackhole_delete_ipv4() {
         .unwrap();
     h.replace_blackhole(a("10.77.0.2"), 32).unwrap();
     assert_eq!(
-        ns.show("root 10.77.0.0/16"),
+        show(&ns, "root 10.77.0.0/16"),
         "10.77.0.0/24 via 10.232.0.2 dev ra\nblackhole 10.77.0.2"
     );
     h.delete(a("10.77.0.2"), 32).unwrap();
     assert_eq!(
-        ns.show("root 10.77.0.0/16"),
+        show(&ns, "root 10.77.0.0/16"),
         "10.77.0.0/24 via 10.232.0.2 dev ra"
     );
 }
 
 #[test]
 fn replace_via_blackhole_delete_ipv6() {
-    let Some(ns) = Ns::new("v6") else { return };
-    let h = RouteHandle::in_netns(&ns.path()).unwrap();
+    let Some(ns) = make_ns("v6") else { return };
+    let h = RouteHandle::in_netns(&ns.path(0)).unwrap();
     let (dst, d) = (a("fd00:99::1"), "fd00:99::1/128");
 
     h.replace_via(dst, 128, a("fd00:232::2"), Some(a("fd00:232::1")))
         .unwrap();
-    let shown = ns.show(d);
+    let shown = show(&ns, d);
     assert!(
         shown.starts_with("fd00:99::1 via fd00:232::2 dev ra src fd00:232::1"),
         "{shown}"
     );
     h.replace_via(dst, 128, a("fd00:232::3"), None).unwrap();
-    let shown = ns.show(d);
+    let shown = show(&ns, d);
     assert!(
         shown.starts_with("fd00:99::1 via fd00:232::3 dev ra") && !shown.contains('\n'),
         "{shown}"
     );
     h.replace_blackhole(dst, 128).unwrap();
-    let shown = ns.show(d);
+    let shown = show(&ns, d);
     assert!(shown.starts_with("blackhole fd00:99::1"), "{shown}");
     host_has_no_route(d);
     h.delete(dst, 128).unwrap();
-    assert_eq!(ns.show(d), "");
+    assert_eq!(show(&ns, d), "");
     let e = h.delete(dst, 128).unwrap_err();
     assert!(is_not_found(&e), "{e:?}");
 
     // Prefix routes too.
     h.replace_blackhole(a("fd00:98::"), 64).unwrap();
-    assert!(ns
-        .show("fd00:98::/64")
-        .starts_with("blackhole fd00:98::/64"));
+    assert!(show(&ns, "fd00:98::/64").starts_with("blackhole fd00:98::/64"));
     h.delete(a("fd00:98::"), 64).unwrap();
-    assert_eq!(ns.show("fd00:98::/64"), "");
+    assert_eq!(show(&ns, "fd00:98::/64"), "");
 }
 
 #[test]
 fn refused_requests_are_typed_errors() {
-    let Some(ns) = Ns::new("err") else { return };
-    let h = RouteHandle::in_netns(&ns.path()).unwrap();
+    let Some(ns) = make_ns("err") else { return };
+    let h = RouteHandle::in_netns(&ns.path(0)).unwrap();
     // Checked before anything is sent.
     for e in [
         h.replace_blackhole(a("10.99.0.1"), 24).unwrap_err(),
@@ -205,7 +179,7 @@ fn refused_requests_are_typed_errors() {
     );
     // The socket still works after a refusal.
     h.replace_blackhole(a("10.99.0.1"), 32).unwrap();
-    assert_eq!(ns.show("10.99.0.1/32"), "blackhole 10.99.0.1");
+    assert_eq!(show(&ns, "10.99.0.1/32"), "blackhole 10.99.0.1");
 
     // Without CAP_NET_ADMIN: drop it from this thread's effective set
     // (capset affects the calling thread only) and ask.
@@ -219,7 +193,7 @@ fn refused_requests_are_typed_errors() {
     .unwrap();
     assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
     assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
-    assert_eq!(ns.show("10.99.0.1/32"), "blackhole 10.99.0.1");
+    assert_eq!(show(&ns, "10.99.0.1/32"), "blackhole 10.99.0.1");
     // A missing namespace file names the path.
     let e = RouteHandle::in_netns(std::path::Path::new("/run/netns/no-such-ns-rtn")).unwrap_err();
     assert!(e.to_string().contains("no-such-ns-rtn"), "{e}");
@@ -270,8 +244,8 @@ fn drop_cap_net_admin() {
 
 #[test]
 fn concurrent_use_from_several_threads() {
-    let Some(ns) = Ns::new("mt") else { return };
-    let h = Arc::new(RouteHandle::in_netns(&ns.path()).unwrap());
+    let Some(ns) = make_ns("mt") else { return };
+    let h = Arc::new(RouteHandle::in_netns(&ns.path(0)).unwrap());
     let threads: Vec<_> = (0..4u8)
         .map(|t| {
             let h = h.clone();
@@ -290,7 +264,7 @@ fn concurrent_use_from_several_threads() {
     for t in threads {
         t.join().unwrap();
     }
-    let shown = ns.show("root 10.96.0.0/11");
+    let shown = show(&ns, "root 10.96.0.0/11");
     let lines: Vec<&str> = shown.lines().collect();
     assert_eq!(lines.len(), 4 * 50, "{shown}");
     assert!(lines.iter().all(|l| l.starts_with("blackhole ")));
@@ -300,8 +274,8 @@ fn concurrent_use_from_several_threads() {
 /// next to spawning `ip` for the same change.
 #[test]
 fn timing_per_call() {
-    let Some(ns) = Ns::new("t") else { return };
-    let h = RouteHandle::in_netns(&ns.path()).unwrap();
+    let Some(ns) = make_ns("t") else { return };
+    let h = RouteHandle::in_netns(&ns.path(0)).unwrap();
     const N: u32 = 1000;
     let dst = a("10.99.0.1");
     let per = |t: Instant, n: u32| t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
@@ -339,7 +313,7 @@ fn timing_per_call() {
         };
         ip(&[
             "-n",
-            &ns.name,
+            ns.name(0),
             "route",
             "replace",
             "10.99.0.1/32",

@@ -12,53 +12,9 @@ use std::time::{Duration, Instant};
 
 use mih_user::api::Connection;
 use mih_user::orchestrator::sessions::{SessionExporter, SessionImporter};
-use mih_user::sessions::netns::{self, ip};
+use mih_user::sessions::netns;
 use mih_user::sessions::tcp_repair::TcpRepair;
-
-/// Namespaces made by a test; deleted on drop (also on panic).
-struct Netns {
-    names: Vec<String>,
-}
-
-impl Netns {
-    /// Make namespaces `<tag>-<suffix>-<pid>`; `None` = skip.
-    fn new(tag: &str, suffixes: &[&str]) -> Option<Netns> {
-        // Tests run on parallel threads of one process: a serial number
-        // keeps their namespaces apart.
-        static SERIAL: AtomicUsize = AtomicUsize::new(0);
-        let serial = SERIAL.fetch_add(1, Ordering::SeqCst);
-        let mut ns = Netns { names: Vec::new() };
-        for s in suffixes {
-            let name = format!("{tag}{serial}-{s}-{}", std::process::id());
-            let _ = ip(&["netns", "del", &name]);
-            if let Err(e) = ip(&["netns", "add", &name]) {
-                if !testkit::require_root(format_args!("network namespaces ({e})")) {
-                    return None;
-                }
-                panic!("cannot create network namespaces as root: {e}");
-            }
-            ns.names.push(name.clone());
-            ip(&["-n", &name, "link", "set", "lo", "up"]).unwrap();
-        }
-        Some(ns)
-    }
-    fn name(&self, i: usize) -> &str {
-        &self.names[i]
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in &self.names {
-            let _ = ip(&["netns", "del", n]);
-        }
-    }
-}
-
-/// Run `f` on a thread that entered namespace `ns`.
-fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    netns::run_in(&netns::path(ns), f).unwrap_or_else(|e| panic!("{e}"))
-}
+use testkit::netns::{ip, run_in, Netns};
 
 /// `Tcp: OutRsts` and `EstabResets` of namespace `ns`.
 fn rst_counters(ns: &str) -> (u64, u64) {
@@ -300,8 +256,8 @@ fn migrate(t: Topo) {
     const C2: usize = 32 * 1024;
     let service = t.service;
     let ue = t.ue;
-    let listener = in_ns(&t.server_ns, || TcpListener::bind(service).unwrap());
-    let client = in_ns(&t.client_ns, || {
+    let listener = run_in(&t.server_ns, || TcpListener::bind(service).unwrap());
+    let client = run_in(&t.client_ns, || {
         let s = socket2::Socket::new(
             socket2::Domain::for_address(service),
             socket2::Type::STREAM,
@@ -400,10 +356,10 @@ fn migrate(t: Topo) {
     // Rebuild: in place (rollback) or in the destination namespace.
     let t1 = Instant::now();
     match &t.dest_ns {
-        None => in_ns(&t.server_ns, || {
+        None => run_in(&t.server_ns, || {
             source.restore(ue, std::slice::from_ref(&ctx2)).unwrap()
         }),
-        Some(d) => in_ns(d, || {
+        Some(d) => run_in(d, || {
             let r = dest.import(ue, std::slice::from_ref(&ctx2));
             r.into_iter().for_each(|r| r.unwrap());
             dest.commit(ue);
@@ -437,7 +393,7 @@ fn migrate(t: Topo) {
     // CLOSED transition: closing the frozen socket in repair mode is one
     // (silent, nothing on the wire) in the source namespace; the client's
     // namespace must have none.
-    for ns in t._ns.names.iter() {
+    for ns in t._ns.names() {
         let (out_rsts, estab_resets) = rst_counters(ns);
         eprintln!("{ns}: OutRsts {out_rsts} EstabResets {estab_resets}");
         assert_eq!(out_rsts, 0, "RST sent in {ns}");
@@ -474,8 +430,8 @@ fn export_without_adopted_socket_fails_and_leaves_others_live() {
     let Some(t) = topo_same() else { return };
     let service = t.service;
     let ue = t.ue;
-    let listener = in_ns(&t.server_ns, || TcpListener::bind(service).unwrap());
-    let mut client = in_ns(&t.client_ns, || TcpStream::connect(service).unwrap());
+    let listener = run_in(&t.server_ns, || TcpListener::bind(service).unwrap());
+    let mut client = run_in(&t.client_ns, || TcpStream::connect(service).unwrap());
     let (srv, peer) = listener.accept().unwrap();
     let repair = TcpRepair::new();
     repair.adopt(OwnedFd::from(srv)).unwrap();
@@ -522,8 +478,8 @@ fn held_stream(t: &Topo) -> Held {
     const U: usize = 48 * 1024;
     let service = t.service;
     let ue = t.ue;
-    let listener = in_ns(&t.server_ns, || TcpListener::bind(service).unwrap());
-    let client = in_ns(&t.client_ns, || {
+    let listener = run_in(&t.server_ns, || TcpListener::bind(service).unwrap());
+    let client = run_in(&t.client_ns, || {
         let s = socket2::Socket::new(
             socket2::Domain::for_address(service),
             socket2::Type::STREAM,
@@ -627,7 +583,7 @@ fn an_import_frozen_for_seconds_resumes_without_waiting_for_its_timer() {
         let held = held_stream(&t);
         let (ctx, _) = dump(OwnedFd::from(held.srv)).map_err(|e| e.0).unwrap();
         let d = t.dest_ns.clone().unwrap();
-        let r = in_ns(&d, || rebuild_frozen(&ctx).unwrap());
+        let r = run_in(&d, || rebuild_frozen(&ctx).unwrap());
         std::thread::sleep(Duration::from_millis(frozen_ms));
         let sw = t.switch.clone();
         let (fd, _) = r.resume(|| run_cmds(&sw)).unwrap();
@@ -660,7 +616,7 @@ fn a_rolled_back_session_moved_again_with_unacknowledged_data_flows() {
         let Some(t) = topo_cross() else { return };
         let held = held_stream(&t);
         let (ctx1, _) = dump(OwnedFd::from(held.srv)).map_err(|e| e.0).unwrap();
-        let (fd1, _) = in_ns(&t.server_ns, || rebuild(&ctx1, || Ok(())).unwrap());
+        let (fd1, _) = run_in(&t.server_ns, || rebuild(&ctx1, || Ok(())).unwrap());
         run_cmds(&route_back_to_enb1(&t)).unwrap();
         std::thread::sleep(Duration::from_millis(wait_ms));
         run_cmds(&t.hold).unwrap();
@@ -671,7 +627,7 @@ fn a_rolled_back_session_moved_again_with_unacknowledged_data_flows() {
         );
         let d = t.dest_ns.clone().unwrap();
         let sw = t.switch.clone();
-        let (fd, _) = in_ns(&d, || rebuild(&ctx2, || run_cmds(&sw)).unwrap());
+        let (fd, _) = run_in(&d, || rebuild(&ctx2, || run_cmds(&sw)).unwrap());
         assert!(
             delivers(
                 &t,
@@ -703,7 +659,7 @@ fn a_stale_snapshot_stalls_the_stream_without_a_reset() {
     let (ctx1, _) = dump(OwnedFd::from(held.srv)).map_err(|e| e.0).unwrap();
     let d = t.dest_ns.clone().unwrap();
     let sw = t.switch.clone();
-    let (fd2, _) = in_ns(&d, || rebuild(&ctx1, || run_cmds(&sw)).unwrap());
+    let (fd2, _) = run_in(&d, || rebuild(&ctx1, || run_cmds(&sw)).unwrap());
     let limit = Duration::from_secs(3);
     let fd2_dup = fd2.try_clone().unwrap();
     assert!(delivers(
@@ -719,7 +675,7 @@ fn a_stale_snapshot_stalls_the_stream_without_a_reset() {
     // serves again (the same octets, as a rebuilt service would write).
     let _ = dump(fd2);
     let back = route_back_to_enb1(&t);
-    let (fd1, _) = in_ns(&t.server_ns, || rebuild(&ctx1, || run_cmds(&back)).unwrap());
+    let (fd1, _) = run_in(&t.server_ns, || rebuild(&ctx1, || run_cmds(&back)).unwrap());
     assert!(
         !delivers(
             &t,

@@ -13,8 +13,15 @@
 //!     return; // locally: skipped with a SKIP line; under CI: the call panicked
 //! }
 //! ```
+//!
+//! [`netns`] holds the network namespace helpers of the namespace tests and
+//! benches: the [`netns::Netns`] guard (namespaces made per test, deleted
+//! on drop, skipped by the same rule), the [`netns::ip`] wrapper and
+//! [`netns::run_in`].
 
 use std::fmt::Display;
+
+pub mod netns;
 
 /// True when the `CI` environment variable says this is a CI run: set to
 /// anything but empty, `0`, `false`, `no` or `off` (any case).
@@ -118,11 +125,16 @@ mod tests {
         }
     }
 
+    /// Held by the tests that set `CI` or may read it (through
+    /// [`require_root`] when not root): the environment is process-wide.
+    pub(crate) static CI_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     // The environment is process-wide: one test sets it, in order.
     #[test]
     fn skip_panics_only_under_ci() {
+        let _env = CI_ENV.lock().unwrap_or_else(|e| e.into_inner());
         let old = std::env::var_os("CI");
-        // No other test of this crate reads or writes CI.
+        // No other test of this crate reads or writes CI while `CI_ENV` is held.
         std::env::set_var("CI", "false");
         assert!(!require(false, "nothing"));
         assert!(require(true, "nothing"));

@@ -43,8 +43,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mih_user::sessions::journal::{self, Phase};
-use mih_user::sessions::netns::{self, ip};
+use mih_user::sessions::netns;
 use serde_json::{json, Value};
+use testkit::netns::{ip, run_in, Netns};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -80,9 +81,13 @@ fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
-/// The namespaces and processes of one test; all removed on drop.
+/// The namespaces of [`Bed`], in this order.
+const NAMESPACES: [&str; 3] = ["ue", "e1", "e2"];
+
+/// The namespaces and processes of one test; all removed on drop (the
+/// processes first, then the namespaces).
 struct Bed {
-    prefix: String,
+    netns: Netns,
     dir: tempfile::TempDir,
     procs: Vec<(String, Child)>,
 }
@@ -93,15 +98,15 @@ impl Drop for Bed {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for n in ["ue", "e1", "e2"] {
-            let _ = ip(&["netns", "del", &format!("{}-{n}", self.prefix)]);
-        }
+        // `netns` goes next and deletes the namespaces.
     }
 }
 
 impl Bed {
+    /// The name of namespace `n` (one of [`NAMESPACES`]).
     fn ns(&self, n: &str) -> String {
-        format!("{}-{n}", self.prefix)
+        let i = NAMESPACES.iter().position(|x| *x == n).unwrap();
+        self.netns.name(i).to_string()
     }
 
     fn d(&self) -> &Path {
@@ -114,16 +119,11 @@ impl Bed {
             return None;
         }
         let bed = Bed {
-            prefix: format!("jr{tag}{}", std::process::id()),
+            netns: Netns::new(&format!("jr{tag}"), &NAMESPACES)?,
             dir: tempfile::tempdir().unwrap(),
             procs: Vec::new(),
         };
         let (ue, e1, e2) = (bed.ns("ue"), bed.ns("e1"), bed.ns("e2"));
-        for n in [&ue, &e1, &e2] {
-            let _ = ip(&["netns", "del", n]);
-            ip(&["netns", "add", n]).unwrap();
-            ip(&["-n", n, "link", "set", "lo", "up"]).unwrap();
-        }
         ip(&[
             "-n",
             &ue,
@@ -441,10 +441,7 @@ struct Download {
 }
 
 fn download(bed: &Bed) -> Download {
-    let ns = netns::path(&bed.ns("ue"));
-    let mut s = netns::run_in(&ns, || TcpStream::connect((SERVICE, PORT)))
-        .unwrap()
-        .unwrap();
+    let mut s = run_in(&bed.ns("ue"), || TcpStream::connect((SERVICE, PORT))).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(s, "GET /file/{FILE} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     let mut head = Vec::new();
@@ -643,28 +640,21 @@ fn a_blackhole_is_deleted_only_while_it_is_one() {
     if !testkit::require_root("route changes in a network namespace") {
         return;
     }
-    let name = format!("jrb{}", std::process::id());
-    let _ = ip(&["netns", "del", &name]);
-    ip(&["netns", "add", &name]).unwrap();
-    struct Del(String);
-    impl Drop for Del {
-        fn drop(&mut self) {
-            let _ = ip(&["netns", "del", &self.0]);
-        }
-    }
-    let _del = Del(name.clone());
-    ip(&["-n", &name, "link", "set", "lo", "up"]).unwrap();
+    let Some(ns) = Netns::new("jrb", &["rt"]) else {
+        return;
+    };
+    let name = ns.name(0);
     ip(&[
-        "-n", &name, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+        "-n", name, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
     ])
     .unwrap();
-    ip(&["-n", &name, "addr", "add", "10.231.9.2/24", "dev", "d0"]).unwrap();
-    ip(&["-n", &name, "link", "set", "d0", "up"]).unwrap();
-    let h = RouteHandle::in_netns(&netns::path(&name)).unwrap();
+    ip(&["-n", name, "addr", "add", "10.231.9.2/24", "dev", "d0"]).unwrap();
+    ip(&["-n", name, "link", "set", "d0", "up"]).unwrap();
+    let h = RouteHandle::in_netns(&ns.path(0)).unwrap();
     let svc: std::net::IpAddr = SERVICE.parse().unwrap();
     h.replace_blackhole(svc, 32).unwrap();
     h.delete_blackhole(svc, 32).unwrap();
-    let show = || ip(&["-n", &name, "route", "show", "10.99.0.1/32"]).unwrap();
+    let show = || ip(&["-n", name, "route", "show", "10.99.0.1/32"]).unwrap();
     assert_eq!(show().trim(), "");
     // A path switch replaced it: left alone.
     h.replace_via(svc, 32, "10.231.9.1".parse().unwrap(), None)
