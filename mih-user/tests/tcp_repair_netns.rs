@@ -457,6 +457,59 @@ fn export_without_adopted_socket_fails_and_leaves_others_live() {
     assert_eq!(&b, b"pong");
 }
 
+/// A partial failure of a multi-session export: the UE's first session
+/// freezes, the second cannot be dumped (its client closed its side, so it
+/// is no longer established). The export fails as a whole and the frozen
+/// first session is thawed: both stay live, the first carries data both
+/// ways as before, and nothing reset the client.
+#[test]
+fn a_partial_export_failure_thaws_the_sessions_already_frozen() {
+    let Some(t) = topo_same() else { return };
+    let service = t.service;
+    let ue = t.ue;
+    let listener = run_in(&t.server_ns, || TcpListener::bind(service).unwrap());
+    let mut c1 = run_in(&t.client_ns, || TcpStream::connect(service).unwrap());
+    let (s1, p1) = listener.accept().unwrap();
+    let c2 = run_in(&t.client_ns, || TcpStream::connect(service).unwrap());
+    let (s2, p2) = listener.accept().unwrap();
+    // Some data in flight on the first before the freeze.
+    (&s1).write_all(&pattern(s2c, 0, 4096)).unwrap();
+    c2.shutdown(Shutdown::Write).unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!((&s2).read(&mut b).unwrap(), 0, "FIN seen: CLOSE_WAIT");
+    let repair = TcpRepair::new();
+    repair.adopt(OwnedFd::from(s1)).unwrap();
+    repair.adopt(OwnedFd::from(s2)).unwrap();
+    let conns = [
+        Connection {
+            client: p1,
+            server: service,
+        },
+        Connection {
+            client: p2,
+            server: service,
+        },
+    ];
+    let e = repair.export(ue, &conns).unwrap_err();
+    assert!(e.to_string().contains("not established"), "{e}");
+    // Both are back in the table, live.
+    let mut s1 = TcpStream::from(repair.take(service, p1).expect("first thawed"));
+    assert!(repair.take(service, p2).is_some(), "second given back");
+    let mut got = vec![0u8; 4096];
+    c1.read_exact(&mut got).unwrap();
+    assert_eq!(got, pattern(s2c, 0, 4096));
+    c1.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    s1.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"ping");
+    s1.write_all(&pattern(s2c, 4096, 64 * 1024)).unwrap();
+    let mut got = vec![0u8; 64 * 1024];
+    c1.read_exact(&mut got).unwrap();
+    assert_eq!(got, pattern(s2c, 4096, 64 * 1024));
+    let (_, estab_resets) = rst_counters(&t.client_ns);
+    assert_eq!(estab_resets, 0, "client reset");
+}
+
 // ---- a rebuilt session moved again, and a stale snapshot ----
 //
 // The client has every octet of the source's unacknowledged data (its
