@@ -160,7 +160,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     b.handle_frame(now, to_a, raw)
                 };
             }
-            8 => a.endpoint_failed(to_b),
+            8 => a.endpoint_failed(now, to_b),
             _ => {}
         }
         while let Some(t) = a.poll_transmit() {

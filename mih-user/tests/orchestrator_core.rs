@@ -1996,3 +1996,42 @@ fn random_losses_and_delays_keep_the_invariants() {
     // The runs covered every kind of ending.
     assert!(seen.0 > 0 && seen.1 > 0 && seen.2 > 0, "{seen:?}");
 }
+
+#[test]
+fn starts_beyond_the_tid_space_are_refused_and_no_tid_is_handed_out_twice() {
+    // 4095 commits waiting for their confirm hold every TID towards the
+    // local MIHF: the next start is refused (nothing started, nothing
+    // sent), never given a TID in use.
+    let mut c = cfg(NAMES[0]);
+    c.max_outgoing = 5000;
+    let mut o = Orchestrator::new(c, [(NAMES[1].to_string(), ip(IPS[1]))]);
+    let mut view = View::default();
+    let users: HashMap<IpAddr, Bytes> = (0..4096u32)
+        .map(|i| (IpAddr::from([10, 9, (i >> 8) as u8, i as u8]), Bytes::new()))
+        .collect();
+    view.services.insert("svc".into(), (7, users));
+    let now = Instant::now();
+    let req = |i: u32| HandoverRequest {
+        ue: IpAddr::from([10, 9, (i >> 8) as u8, i as u8]),
+        target: NAMES[1].into(),
+        trigger: TriggerKind::Operator,
+        cell: None,
+    };
+    for i in 0..4095 {
+        o.start_handover(now, req(i), &view).unwrap();
+    }
+    let mut tids = std::collections::HashSet::new();
+    while let Some(a) = o.poll_action() {
+        if let Action::Mih(m) = a {
+            assert!(tids.insert(m.header.tid), "TID {} twice", m.header.tid);
+        }
+    }
+    assert_eq!(tids.len(), 4095);
+    assert_eq!(
+        o.start_handover(now, req(4095), &view),
+        Err(StartError::NoFreeTid)
+    );
+    assert!(o.poll_action().is_none(), "nothing sent");
+    assert_eq!(o.in_progress().source, 4095);
+    assert_eq!(o.stats().start_refused.get("no_free_tid"), Some(&1));
+}

@@ -8,7 +8,13 @@
 //!   that only forwards bytes: what a zero-cost MIHF would give.
 //!
 //! Each scenario runs closed-loop with 1 request in flight (latency) and
-//! with 16 in flight (throughput). Run with
+//! with 16 in flight (throughput). Only answers of the responder's size
+//! count; anything else (a failure confirm, e.g. when no TID towards the
+//! peer is free) is counted apart and fails the smoke run. The MIHFs use
+//! short timers (20 ms retransmission timeout, 2 retransmissions, 20 ms
+//! margin: TIDs come back 80 ms after an answer, room for 51,000
+//! transactions/s per peer over UDP); with the defaults (8 s) a closed loop
+//! this fast would run out of TIDs after 4095 requests. Run with
 //! `cargo bench -p mihf --bench transactions` (set BENCH_SECS to change the
 //! measuring time per scenario, default 3).
 
@@ -135,10 +141,13 @@ struct Result_ {
     p50: Duration,
     p99: Duration,
     n: usize,
+    /// Answers of another size than the responder's (failure confirms).
+    failed: usize,
 }
 
-/// Closed loop: keep `window` requests in flight for `secs`.
-fn run(link: &mut dyn Link, request: &[u8], window: usize, secs: f64) -> Result_ {
+/// Closed loop: keep `window` requests in flight for `secs`. An answer of
+/// `ok_len` octets is a success.
+fn run(link: &mut dyn Link, request: &[u8], ok_len: usize, window: usize, secs: f64) -> Result_ {
     let mut req = request.to_vec();
     let mut sent_at = vec![None::<Instant>; 4096];
     let mut next_tid = 1u16;
@@ -158,6 +167,7 @@ fn run(link: &mut dyn Link, request: &[u8], window: usize, secs: f64) -> Result_
     let warm = Duration::from_millis(if secs < 1.0 { 50 } else { 300 });
     let end = start + warm + Duration::from_secs_f64(secs);
     let mut counted = 0usize;
+    let mut failed = 0usize;
     let mut t0 = None;
     loop {
         let n = link.recv(&mut buf);
@@ -169,7 +179,9 @@ fn run(link: &mut dyn Link, request: &[u8], window: usize, secs: f64) -> Result_
         let Some(t) = sent_at[usize::from(tid)].take() else {
             continue;
         };
-        if now >= start + warm {
+        if n != ok_len {
+            failed += 1;
+        } else if now >= start + warm {
             t0.get_or_insert(now);
             lat.push(now - t);
             counted += 1;
@@ -191,6 +203,7 @@ fn run(link: &mut dyn Link, request: &[u8], window: usize, secs: f64) -> Result_
         p50: pct(0.5),
         p99: pct(0.99),
         n: counted,
+        failed,
     }
 }
 
@@ -299,7 +312,7 @@ fn start_daemons(tcp: bool) -> Daemons {
     let transport = if tcp { "tcp" } else { "udp" };
     let conf = |id: &str, me: u16, sap: u16, peer: &str, pp: u16| {
         format!(
-            "mihf_id = \"{id}\"\n[listen]\nudp = [\"127.0.0.1:{me}\"]\ntcp = [\"127.0.0.1:{me}\"]\n[sap]\nlisten = \"127.0.0.1:{sap}\"\n[timers]\ndiscovery_interval_ms = 0\n[[peers]]\nid = \"{peer}\"\nudp = \"127.0.0.1:{pp}\"\ntcp = \"127.0.0.1:{pp}\"\ntransport = \"{transport}\"\n"
+            "mihf_id = \"{id}\"\n[listen]\nudp = [\"127.0.0.1:{me}\"]\ntcp = [\"127.0.0.1:{me}\"]\n[sap]\nlisten = \"127.0.0.1:{sap}\"\n[timers]\ndiscovery_interval_ms = 0\nretransmission_timeout_ms = 20\nmax_retransmissions = 2\nduplicate_margin_ms = 20\nack_delay_ms = 5\ntransaction_lifetime_ms = 1000\n[[peers]]\nid = \"{peer}\"\nudp = \"127.0.0.1:{pp}\"\ntcp = \"127.0.0.1:{pp}\"\ntransport = \"{transport}\"\n"
         )
     };
     let mut children = Vec::new();
@@ -329,11 +342,12 @@ fn start_daemons(tcp: bool) -> Daemons {
 
 fn line(name: &str, r: &Result_) {
     println!(
-        "{name:<42} {:>9.0} tx/s   p50 {:>7.1} µs   p99 {:>7.1} µs   (n={})",
+        "{name:<42} {:>9.0} tx/s   p50 {:>7.1} µs   p99 {:>7.1} µs   (n={}, failed={})",
         r.tps,
         r.p50.as_secs_f64() * 1e6,
         r.p99.as_secs_f64() * 1e6,
-        r.n
+        r.n,
+        r.failed
     );
 }
 
@@ -369,7 +383,7 @@ fn main() {
     let h = thread::spawn(move || udp_echo(echo, r2, s2));
     for w in [1, 16] {
         let mut l = UdpLink(UdpSocket::bind("127.0.0.1:0").unwrap(), echo_addr);
-        let r = run(&mut l, &request, w, secs);
+        let r = run(&mut l, &request, response.len(), w, secs);
         line(&format!("floor UDP ping-pong, {w} in flight"), &r);
         results.push((format!("floor-udp-{w}"), r));
     }
@@ -408,7 +422,7 @@ fn main() {
         let s = TcpStream::connect(la).unwrap();
         s.set_nodelay(true).unwrap();
         let mut link = TcpLink(s);
-        let r = run(&mut link, &request, w, secs);
+        let r = run(&mut link, &request, response.len(), w, secs);
         line(&format!("floor TCP ping-pong, {w} in flight"), &r);
         results.push((format!("floor-tcp-{w}"), r));
     }
@@ -430,7 +444,7 @@ fn main() {
     hs.push(thread::spawn(move || relay(relay_a, relay_b_addr, s3)));
     for w in [1, 16] {
         let mut l = UdpLink(UdpSocket::bind("127.0.0.1:0").unwrap(), relay_a_addr);
-        let r = run(&mut l, &request, w, secs);
+        let r = run(&mut l, &request, response.len(), w, secs);
         line(
             &format!("floor UDP relay chain (6 hops), {w} in flight"),
             &r,
@@ -455,7 +469,7 @@ fn main() {
         let mut l = UdpLink(user, d.sap_a);
         let name = if tcp { "TCP" } else { "UDP" };
         for w in [1, 16] {
-            let r = run(&mut l, &request, w, secs);
+            let r = run(&mut l, &request, response.len(), w, secs);
             line(
                 &format!("mihfd {name} (user→A→B→user and back), {w} in flight"),
                 &r,
@@ -471,6 +485,7 @@ fn main() {
     if smoke {
         for (name, r) in &results {
             assert!(r.n > 0, "{name}: no transaction completed");
+            assert_eq!(r.failed, 0, "{name}: failure answers");
         }
         println!("transactions bench: smoke run OK (use `cargo bench` for figures)");
         return;

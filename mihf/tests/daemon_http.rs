@@ -45,6 +45,7 @@ const COUNTERS: &[&str] = &[
     "mihf_users_replaced_total",
     "mihf_subscriptions_refused_total",
     "mihf_peer_transactions_full_total",
+    "mihf_tid_exhausted_total",
     "mihf_tcp_refused_unknown_total",
     "mihf_tcp_refused_per_ip_total",
     "mihf_tcp_closed_unknown_total",

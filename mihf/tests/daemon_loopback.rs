@@ -646,6 +646,11 @@ async fn binaries_check_config_and_print_help() {
     };
     let ok = run(&["--check", "-c", good.to_str().unwrap()]);
     assert!(ok.status.success(), "{ok:?}");
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        out.contains("answered transactions/s per peer over UDP"),
+        "{out}"
+    );
     let no = run(&["--check", "-c", bad.to_str().unwrap()]);
     assert!(!no.status.success());
     assert!(

@@ -859,7 +859,7 @@ fn a_failed_endpoint_fails_its_waiting_requests_at_once() {
     let (_t2, _) = a
         .send_request(now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
         .unwrap();
-    a.endpoint_failed(tcp);
+    a.endpoint_failed(now, tcp);
     match &events(&mut a)[..] {
         [Event::Failed {
             token,

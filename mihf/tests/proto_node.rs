@@ -297,6 +297,42 @@ fn unknown_destination_gives_network_error_at_once() {
 }
 
 #[test]
+fn no_free_tid_towards_the_peer_gives_the_user_a_failure_at_once() {
+    // Two TIDs towards a peer: a third commit while both are out (or in
+    // their quarantine) is refused at once, counted, and the TIDs come
+    // back after the quarantine (span 100 + 100 ms + margin 100 ms).
+    let mut a = node_cfg("mihf1", &[("mihf2", B)]);
+    a.engine.max_transactions_per_peer = 2;
+    let mut net = Net::new(vec![(A, a), (B, node_cfg("mihf2", &[("mihf1", A)]))]);
+    net.register(U1, A, "user1", CommandList(0), EventList(0));
+    net.register(U2, B, "user2", CommandList::NET_HO, EventList(0));
+    for tid in [1, 2] {
+        net.user_send(U1, &n2n("user1", "mihf2", tid)).unwrap();
+    }
+    net.user_send(U1, &n2n("user1", "mihf2", 3)).unwrap();
+    let c = net.take(U1);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].header.tid, 3);
+    assert_eq!(status_of(&c[0]), Some(Status::UNSPECIFIED_FAILURE));
+    assert_eq!(net.node(A).stats().engine.tid_exhausted, 1);
+    assert_eq!(net.node(A).stats().pending_full, 0);
+    for ind in net.take(U2) {
+        net.user_send(U2, &answer(&ind, Status::SUCCESS)).unwrap();
+    }
+    assert_eq!(net.take(U1).len(), 2, "both answered");
+    // Answered, but in quarantine.
+    net.user_send(U1, &n2n("user1", "mihf2", 4)).unwrap();
+    assert_eq!(
+        status_of(&net.take(U1)[0]),
+        Some(Status::UNSPECIFIED_FAILURE)
+    );
+    net.advance(Duration::from_millis(300));
+    net.user_send(U1, &n2n("user1", "mihf2", 5)).unwrap();
+    assert_eq!(net.take(U2).len(), 1, "relayed again");
+    assert_eq!(net.node(A).stats().engine.tid_exhausted, 2);
+}
+
+#[test]
 fn peer_down_gives_network_error_after_retransmissions() {
     let mut net = two_nodes();
     net.blackhole.push(sa(B));

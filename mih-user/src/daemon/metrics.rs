@@ -250,13 +250,14 @@ pub fn render(s: &Snapshot<'_>) -> String {
     );
     x.counters(
         "mih_user_complete_total",
-        "MIH_N2N_HO_Complete: sent (with repeats), answered, unanswered after the repeats (source); of another attempt, questions to the source at the complete timeout (destination).",
+        "MIH_N2N_HO_Complete: sent (with repeats), answered, unanswered after the repeats, sends skipped for want of a free TID (source); of another attempt, questions to the source at the complete timeout (destination).",
         [
             ("sent", s.orchestrator.complete_sent),
             ("answered", s.orchestrator.complete_answered),
             ("unanswered", s.orchestrator.complete_unanswered),
             ("stale", s.orchestrator.complete_stale),
             ("timeout_query", s.orchestrator.timeout_queries),
+            ("no_tid", s.orchestrator.complete_no_tid),
         ]
         .map(|(e, v)| (l1("event", e), v)),
     );

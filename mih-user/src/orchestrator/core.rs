@@ -207,6 +207,10 @@ pub enum StartError {
     /// The orchestrator is shut down.
     #[error("shutting down")]
     ShuttingDown,
+    /// Every transaction ID towards the local MIHF is held by an open
+    /// commit or a Complete still repeated (4095 of them).
+    #[error("no free transaction ID towards the local MIHF")]
+    NoFreeTid,
 }
 
 impl StartError {
@@ -218,6 +222,7 @@ impl StartError {
             StartError::NoServices(_) => "no_services",
             StartError::TooMany(_) => "too_many",
             StartError::ShuttingDown => "shutting_down",
+            StartError::NoFreeTid => "no_free_tid",
         }
     }
 }
@@ -383,6 +388,9 @@ pub struct OrchestratorStats {
     /// Ended attempts whose Complete was never answered within the
     /// repeats.
     pub complete_unanswered: u64,
+    /// Complete sends (first or repeat) skipped because every TID towards
+    /// the local MIHF was in use; the repeats go on at their interval.
+    pub complete_no_tid: u64,
     /// Destination: complete timeouts that asked the source before
     /// committing (MIH_N2N_HO_Complete with the attempt id).
     pub timeout_queries: u64,
@@ -728,15 +736,16 @@ impl Orchestrator {
         view: &dyn NodeView,
     ) -> Result<HandoverId, StartError> {
         let ue = mih::canonical(req.ue);
-        let r = self.check_start(ue, &req.target, view);
-        let (peer_ip, services) = match r {
+        let r = self
+            .check_start(ue, &req.target, view)
+            .and_then(|v| Ok((v, self.alloc_tid().ok_or(StartError::NoFreeTid)?)));
+        let ((peer_ip, services), tid) = match r {
             Ok(v) => v,
             Err(e) => {
                 *self.stats.start_refused.entry(e.label()).or_default() += 1;
                 return Err(e);
             }
         };
-        let tid = self.alloc_tid();
         let attempt = self.alloc_attempt();
         let msg = mih::commit_request(
             tid,
@@ -827,17 +836,21 @@ impl Orchestrator {
         a
     }
 
-    fn alloc_tid(&mut self) -> u16 {
-        // TIDs are 12 bits; the open commits and repeated Completes use at
-        // most a few of them at once, so a free one is found.
-        for _ in 0..4095 {
+    /// A TID towards the local MIHF that no open commit and no repeated
+    /// Complete holds (TIDs are 12 bits: 1 to 4095), or None when all are
+    /// held. The SAP has no retransmission, so a TID is free again as soon
+    /// as its answer came (or its closing ended).
+    fn alloc_tid(&mut self) -> Option<u16> {
+        if self.tids.len() + self.complete_tids.len() >= 4095 {
+            return None;
+        }
+        loop {
             let t = self.next_tid;
             self.next_tid = if t >= 4095 { 1 } else { t + 1 };
             if !self.tids.contains_key(&t) && !self.complete_tids.contains_key(&t) {
-                return t;
+                return Some(t);
             }
         }
-        self.next_tid
     }
 
     /// The services' contexts for handover `id` (or why there are none).
@@ -2073,9 +2086,15 @@ impl Orchestrator {
         let Some(c) = self.closing.get_mut(&attempt) else {
             return;
         };
-        c.tids.push(tid);
         c.sends += 1;
         c.next = now + self.cfg.complete_retry_interval;
+        let Some(tid) = tid else {
+            // Every TID is taken: this send is skipped, the repeats go on
+            // (and end) as if it had been lost.
+            self.stats.complete_no_tid += 1;
+            return;
+        };
+        c.tids.push(tid);
         let msg = mih::complete_request(tid, &self.user_id, &c.peer, c.ue, c.result, attempt);
         self.complete_tids.insert(tid, attempt);
         self.stats.complete_sent += 1;

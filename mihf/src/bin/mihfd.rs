@@ -26,6 +26,13 @@ fn main() -> ExitCode {
     };
     if args.check {
         println!("{}: OK", args.config.display());
+        let e = cfg.node_config().engine;
+        println!(
+            "duplicate life {} ms, TID quarantine {} ms: at most {} answered transactions/s per peer over UDP (TCP: not limited by TIDs)",
+            e.duplicate_life().as_millis(),
+            e.tid_quarantine().as_millis(),
+            e.udp_rate_per_peer()
+        );
         return ExitCode::SUCCESS;
     }
     let rt = match runtime(args.threads) {

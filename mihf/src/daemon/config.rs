@@ -123,6 +123,10 @@ pub struct Timers {
     pub retransmission_backoff: u32,
     pub max_retransmissions: u8,
     pub transaction_lifetime_ms: u64,
+    /// The longest a frame may take through the network: a destination
+    /// record of a message that asked for an ACK is kept for the sender's
+    /// retransmission span plus this; absent = `retransmission_timeout_ms`.
+    pub duplicate_margin_ms: Option<u64>,
     pub ack_delay_ms: u64,
     pub user_response_timeout_ms: u64,
     pub reassembly_timeout_ms: u64,
@@ -142,6 +146,7 @@ impl Default for Timers {
             retransmission_backoff: 2,
             max_retransmissions: 3,
             transaction_lifetime_ms: 15_000,
+            duplicate_margin_ms: None,
             ack_delay_ms: 200,
             user_response_timeout_ms: 10_000,
             reassembly_timeout_ms: 5000,
@@ -190,7 +195,7 @@ impl Default for Limits {
         Limits {
             mtu: 1400,
             max_transactions: 16_384,
-            max_transactions_per_peer: 1024,
+            max_transactions_per_peer: 4096,
             max_reassembly_messages: 64,
             max_reassembly_bytes: 1 << 20,
             max_reassembly_messages_per_peer: 16,
@@ -348,6 +353,14 @@ impl Config {
                 "must be at least timers.retransmission_timeout_ms",
             ));
         }
+        if let Some(m) = t.duplicate_margin_ms {
+            if m == 0 || m > t.transaction_lifetime_ms {
+                return Err(invalid(
+                    "timers.duplicate_margin_ms",
+                    "must be > 0 and at most timers.transaction_lifetime_ms",
+                ));
+            }
+        }
         let l = &self.limits;
         if !(64..=65_507).contains(&l.mtu) {
             return Err(invalid("limits.mtu", "must be 64 to 65507"));
@@ -487,6 +500,7 @@ impl Config {
         e.retransmission_backoff = t.retransmission_backoff;
         e.max_retransmissions = t.max_retransmissions;
         e.transaction_lifetime = Duration::from_millis(t.transaction_lifetime_ms);
+        e.duplicate_margin = t.duplicate_margin_ms.map(Duration::from_millis);
         e.ack_delay = Duration::from_millis(t.ack_delay_ms);
         e.mtu = l.mtu;
         e.max_transactions = l.max_transactions;
@@ -564,7 +578,15 @@ mod tests {
         assert_eq!((n.max_learned_peers, n.learn_rate), (64, 10));
         assert!(n.learn_from.is_empty());
         assert_eq!(n.summary_interval, Duration::from_secs(10));
-        assert_eq!(n.engine.max_transactions_per_peer, 1024);
+        assert_eq!(n.engine.max_transactions_per_peer, 4096);
+        assert_eq!(n.engine.duplicate_margin, None);
+        assert_eq!(n.engine.margin(), Duration::from_secs(1));
+        assert_eq!(n.engine.tid_quarantine(), Duration::from_secs(8));
+        let c = Config::parse("mihf_id = \"a\"\n[timers]\nduplicate_margin_ms = 3000").unwrap();
+        assert_eq!(
+            c.node_config().engine.duplicate_life(),
+            Duration::from_secs(10)
+        );
         assert_eq!(n.engine.reassembly.max_messages_per_source, 16);
         assert_eq!(c.limits.max_tcp_connections_per_ip, 8);
         let c = Config::parse(
@@ -597,6 +619,12 @@ mod tests {
             err("mihf_id = \"a\"\n[timers]\nlog_summary_interval_ms = 0")
                 .contains("timers.log_summary_interval_ms")
         );
+        for m in ["0", "15001"] {
+            assert!(err(&format!(
+                "mihf_id = \"a\"\n[timers]\nduplicate_margin_ms = {m}"
+            ))
+            .contains("timers.duplicate_margin_ms"));
+        }
         // A bad range never widens learning when validation is skipped.
         let mut c = Config::with_id("a");
         c.security.learn_peers = true;

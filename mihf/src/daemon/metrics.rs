@@ -147,6 +147,11 @@ pub(crate) fn render(shared: &Shared) -> String {
         e.failed_timeout,
     );
     counter(
+        "tid_exhausted_total",
+        "Requests and indications to a peer refused because every TID towards it was in use or in quarantine (back-pressure).",
+        e.tid_exhausted,
+    );
+    counter(
         "requests_expired_total",
         "Peer requests never answered by a user.",
         e.expired_unanswered,

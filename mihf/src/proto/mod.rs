@@ -24,6 +24,7 @@ pub mod node;
 pub mod peers;
 pub mod sap;
 pub mod status;
+pub mod tid;
 pub mod transaction;
 
 use std::fmt;

@@ -742,7 +742,7 @@ impl Node {
     /// requests waiting on it fail now instead of at the end of their
     /// lifetime.
     pub fn endpoint_failed(&mut self, now: Instant, to: Endpoint) {
-        self.engine.endpoint_failed(to);
+        self.engine.endpoint_failed(now, to);
         self.drain_engine(now);
     }
 
@@ -1537,10 +1537,13 @@ impl Node {
                     },
                 );
             }
-            Err(SendError::TableFull(_)) | Err(SendError::NoFreeTid(_)) => {
+            Err(SendError::TableFull(_)) => {
                 self.stats.pending_full += 1;
                 confirm(self, Status::UNSPECIFIED_FAILURE);
             }
+            // Back-pressure: every TID towards the peer is out or in
+            // quarantine (counted in `EngineStats::tid_exhausted`).
+            Err(SendError::NoFreeTid { .. }) => confirm(self, Status::UNSPECIFIED_FAILURE),
             Err(_) => confirm(self, Status::UNSPECIFIED_FAILURE),
         }
     }

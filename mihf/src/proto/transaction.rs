@@ -2,12 +2,20 @@
 //! sans-IO.
 //!
 //! * **Source transactions** ([`Engine::send_request`],
-//!   [`Engine::send_indication`]): a TID is allocated, the frame is sent (cut
-//!   into fragments over UDP when it exceeds the MTU) with ACK-Req set over
-//!   UDP, and re-sent by the ACK requestor every retransmission interval
-//!   (doubling with the configured backoff) until an ACK, a piggy-backed ACK or
-//!   the response arrives, or the retransmissions run out. A request whose
-//!   response does not arrive within the transaction lifetime fails.
+//!   [`Engine::send_indication`]): a TID is allocated from the peer's own
+//!   TID space ([`super::tid`]), the frame is sent (cut into fragments over
+//!   UDP when it exceeds the MTU) with ACK-Req set over UDP, and re-sent by
+//!   the ACK requestor every retransmission interval (doubling with the
+//!   configured backoff) until an ACK, a piggy-backed ACK or the response
+//!   arrives, or the retransmissions run out. A request whose response does
+//!   not arrive within the transaction lifetime fails.
+//! * **TID quarantine**: when a source transaction ends, its TID is not used
+//!   towards that peer again until the peer has surely dropped its record of
+//!   it and no frame of it is still on the way (`Engine::tid_hold`; over
+//!   UDP after an answer [`EngineConfig::tid_quarantine`], over TCP at
+//!   once). When no TID is free the send is refused with
+//!   [`SendError::NoFreeTid`] (back-pressure, counted in
+//!   [`EngineStats::tid_exhausted`]).
 //! * **Destination transactions**: an incoming request or indication opens
 //!   a record keyed by (peer MIHF ID, TID). If it asked for an ACK, the ACK
 //!   responder waits up to `ack_delay` for the response so that it can
@@ -15,9 +23,16 @@
 //!   a pure ACK (same MID and TID, ACK-Rsp set, only the two ID TLVs), and the
 //!   later response then asks for an ACK of its own. A duplicate request (same
 //!   peer, TID, MID and payload) is not delivered again: the stored ACK or
-//!   response is re-sent. Records live for the transaction lifetime.
+//!   response is re-sent. A request waits for its user up to the transaction
+//!   lifetime; once answered (an indication at once), its record serves
+//!   duplicate detection only while the requester may still retransmit
+//!   ([`EngineConfig::duplicate_life`] from its first copy, one margin
+//!   without ACK-Req over UDP, not at all over TCP without ACK-Req), and
+//!   while its response is being retransmitted.
 //! * Over TCP (reliable) nothing asks for an ACK and nothing is retransmitted
-//!   or fragmented; an ACK-Req received over TCP is still honoured.
+//!   or fragmented; an ACK-Req received over TCP is still honoured (the
+//!   sender is an ACK requestor that may retransmit, so its records get the
+//!   full duplicate life).
 //!
 //! Every table has a configured cap; a frame that would exceed one is dropped
 //! and counted, and every drop returns a typed [`RxError`].
@@ -29,6 +44,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::fragment::{fragment, FragmentError, Reassembler, ReassemblyLimits};
+use super::tid::{TidAllocator, TidUsage, MAX_TID};
 use super::{Endpoint, Token, Transmit};
 use crate::wire::{self, Body, Frame, Message, Mid, MihfId, Opcode};
 
@@ -44,8 +60,14 @@ pub struct EngineConfig {
     /// Retransmissions after the first send before the ACK requestor gives up.
     pub max_retransmissions: u8,
     /// Time a source transaction waits for its response, and time a
-    /// destination transaction is remembered for duplicate detection.
+    /// destination transaction waits for its user's response.
     pub transaction_lifetime: Duration,
+    /// The longest a frame may spend in the network (delay, jitter,
+    /// queues). A destination record of a message that asked for an ACK is
+    /// kept for the requester's retransmission span plus this margin; a
+    /// TID waits this much more before it is used again. `None` = one
+    /// `retransmission_timeout`. See [`EngineConfig::duplicate_life`].
+    pub duplicate_margin: Option<Duration>,
     /// How long the ACK responder holds an ACK hoping to piggy-back it on the
     /// response (0 = always send a pure ACK at once).
     pub ack_delay: Duration,
@@ -57,7 +79,10 @@ pub struct EngineConfig {
     pub max_transactions: usize,
     /// Destination transactions (records of requests and indications
     /// received) of one peer MIHF ID, so that one peer cannot take the
-    /// table from the others.
+    /// table from the others. It also bounds the TIDs we keep out or in
+    /// quarantine towards one peer (at most 4095): assuming the peer has
+    /// the same limit, it then never has to forget one of our records
+    /// early.
     pub max_transactions_per_peer: usize,
     /// Reassembly limits.
     pub reassembly: ReassemblyLimits,
@@ -74,11 +99,12 @@ impl EngineConfig {
             retransmission_backoff: 2,
             max_retransmissions: 3,
             transaction_lifetime: Duration::from_secs(15),
+            duplicate_margin: None,
             ack_delay: Duration::from_millis(200),
             ack_requests: true,
             mtu: 1400,
             max_transactions: 16_384,
-            max_transactions_per_peer: 1024,
+            max_transactions_per_peer: 4096,
             reassembly: ReassemblyLimits::default(),
             max_queue: 65_536,
         }
@@ -101,6 +127,13 @@ impl EngineConfig {
         if self.transaction_lifetime < self.retransmission_timeout {
             return Err("transaction_lifetime: must be >= retransmission_timeout".into());
         }
+        if let Some(m) = self.duplicate_margin {
+            if m.is_zero() || m > self.transaction_lifetime {
+                return Err(
+                    "duplicate_margin: must be > 0 and at most transaction_lifetime".into(),
+                );
+            }
+        }
         if !(64..=65_507).contains(&self.mtu) {
             return Err("mtu: must be between 64 and 65507".into());
         }
@@ -117,6 +150,63 @@ impl EngineConfig {
             return Err("max_queue: must be >= 16".into());
         }
         Ok(())
+    }
+
+    /// The ACK requestor's retransmission span: from the first send of a
+    /// request or indication to its last retransmission (the sum of the
+    /// intervals, with the backoff, over `max_retransmissions`; only
+    /// retransmissions before the transaction lifetime ends happen).
+    pub fn retransmission_span(&self) -> Duration {
+        let mut at = Duration::ZERO;
+        let mut last = Duration::ZERO;
+        for k in 0..self.max_retransmissions {
+            at = at.saturating_add(rto(self, k));
+            if at >= self.transaction_lifetime {
+                break;
+            }
+            last = at;
+        }
+        last
+    }
+
+    /// [`EngineConfig::duplicate_margin`], with its default.
+    pub fn margin(&self) -> Duration {
+        self.duplicate_margin.unwrap_or(self.retransmission_timeout)
+    }
+
+    /// How long a destination record of a request or indication that asked
+    /// for an ACK serves duplicate detection, from its first copy: while the
+    /// requester may still retransmit, plus the margin for delay
+    /// ([`EngineConfig::retransmission_span`] + [`EngineConfig::margin`]).
+    /// Both ends are assumed to use the same timers.
+    pub fn duplicate_life(&self) -> Duration {
+        self.retransmission_span().saturating_add(self.margin())
+    }
+
+    /// How long a TID towards a peer waits after an answered transaction
+    /// over UDP before it is used again: the peer's duplicate life, and at
+    /// least two margins (our last copy on its way to the peer, and the
+    /// stored answer it re-sends on its way back).
+    pub fn tid_quarantine(&self) -> Duration {
+        self.duplicate_life().max(self.margin().saturating_mul(2))
+    }
+
+    /// The TIDs towards one peer: `max_transactions_per_peer`, at most 4095.
+    pub fn tid_window(&self) -> u16 {
+        self.max_transactions_per_peer
+            .clamp(1, usize::from(MAX_TID)) as u16
+    }
+
+    /// Sustained answered transactions per second towards one peer over UDP
+    /// (with the ACK procedure): [`EngineConfig::tid_window`] TIDs, each
+    /// out of use for a round trip plus [`EngineConfig::tid_quarantine`];
+    /// this ignores the round trip. Over TCP TIDs do not limit the rate.
+    pub fn udp_rate_per_peer(&self) -> u64 {
+        let q = self.tid_quarantine().as_secs_f64();
+        if q <= 0.0 {
+            return u64::MAX;
+        }
+        (f64::from(self.tid_window()) / q) as u64
     }
 }
 
@@ -204,8 +294,15 @@ pub enum SendError {
     Fragment(#[from] FragmentError),
     #[error("source transaction table full ({0})")]
     TableFull(usize),
-    #[error("no free transaction ID towards {0}")]
-    NoFreeTid(MihfId),
+    /// Every TID towards the peer is held by an open transaction or in
+    /// quarantine (back-pressure: send later).
+    #[error("no free transaction ID towards {peer}")]
+    NoFreeTid {
+        peer: MihfId,
+        /// When a quarantined TID comes free; `None`: every TID is held by
+        /// an open transaction (one frees when it ends).
+        free_at: Option<Instant>,
+    },
     #[error("the destination transaction is gone (expired or answered)")]
     NoSuchTransaction,
     #[error("a peer endpoint must be UDP or TCP")]
@@ -238,7 +335,25 @@ pub struct EngineStats {
     pub failed_no_ack: u64,
     pub failed_timeout: u64,
     pub expired_unanswered: u64,
+    /// Sends refused because no TID towards the peer was free
+    /// ([`SendError::NoFreeTid`]).
+    pub tid_exhausted: u64,
     pub queue_overflow: u64,
+}
+
+/// How a source transaction ended, for its TID's quarantine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Refused before anything was sent.
+    NotSent,
+    /// The response arrived; `peer_retransmits`: it asked for our ACK.
+    Answered { peer_retransmits: bool },
+    /// The indication was acknowledged.
+    Delivered,
+    /// An indication sent once, without ACK-Req.
+    SentOnce,
+    /// No ACK, no response in the lifetime, or the transport failed.
+    Failed { request: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -272,6 +387,9 @@ struct Outgoing {
     token: Token,
     mid: Mid,
     to: Endpoint,
+    /// Sent with ACK-Req (the peer keeps a duplicate record for
+    /// [`EngineConfig::duplicate_life`]).
+    ack_req: bool,
     frames: Vec<Bytes>,
     started: Instant,
     deadline: Instant,
@@ -294,7 +412,12 @@ struct Incoming {
     mid: Mid,
     from: Endpoint,
     payload: Bytes,
-    expires: Instant,
+    /// First copy + transaction lifetime: an unanswered request expires
+    /// then, and a response is not retransmitted past it (the requester
+    /// has given up).
+    deadline: Instant,
+    /// First copy + duplicate life: until then a copy is a duplicate.
+    dup_until: Instant,
     ack: AckState,
     response: Option<Vec<Bytes>>,
     response_retx: Option<Retx>,
@@ -305,7 +428,7 @@ struct Incoming {
 #[derive(Debug)]
 pub struct Engine {
     cfg: EngineConfig,
-    next_tid: u16,
+    tids: TidAllocator,
     next_token: u64,
     next_serial: u64,
     outgoing: HashMap<Key, Outgoing>,
@@ -322,9 +445,10 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
         let reasm = Reassembler::new(cfg.reassembly);
+        let tids = TidAllocator::new(cfg.tid_window());
         Engine {
             cfg,
-            next_tid: 1,
+            tids,
             next_token: 1,
             next_serial: 1,
             outgoing: HashMap::new(),
@@ -352,6 +476,21 @@ impl Engine {
     /// Open source and destination transactions.
     pub fn open_transactions(&self) -> (usize, usize) {
         (self.outgoing.len(), self.incoming.len())
+    }
+    /// The TIDs towards `peer` held by open transactions and in quarantine.
+    pub fn tid_usage(&self, peer: &MihfId) -> TidUsage {
+        self.tids.usage(peer)
+    }
+    /// True while we keep a destination record (duplicate detection, a
+    /// request waiting for its user, a response being retransmitted) of
+    /// `tid` from `peer`.
+    pub fn has_destination_record(&self, peer: &MihfId, tid: u16) -> bool {
+        self.incoming.contains_key(&(peer.clone(), tid))
+    }
+    /// True while a source transaction of ours holds `tid` towards `peer`
+    /// (not counting the quarantine after it ended).
+    pub fn tid_in_use(&self, peer: &MihfId, tid: u16) -> bool {
+        self.tids.is_out(peer, tid)
     }
     /// Messages in reassembly and their buffered octets.
     pub fn reassembly_usage(&self) -> (usize, usize) {
@@ -460,23 +599,108 @@ impl Engine {
         rto(&self.cfg, count)
     }
 
+    /// How long a destination record serves duplicate detection from the
+    /// first copy of its message: [`EngineConfig::duplicate_life`] if the
+    /// message asked for an ACK (its sender retransmits, over TCP too), one
+    /// margin over UDP without (the network may still duplicate it), none
+    /// over TCP without.
+    fn dup_life(&self, ack_req: bool, from: Endpoint) -> Duration {
+        if ack_req {
+            self.cfg.duplicate_life()
+        } else if from.is_reliable() {
+            Duration::ZERO
+        } else {
+            self.cfg.margin()
+        }
+    }
+
     // ------------------------------------------------------------- source side
 
-    fn alloc_tid(&mut self, peer: &MihfId) -> Result<u16, SendError> {
-        for _ in 0..4095 {
-            let tid = self.next_tid;
-            self.next_tid = if tid >= 4095 { 1 } else { tid + 1 };
-            let key = (peer.clone(), tid);
-            match self.outgoing.get(&key) {
-                None => return Ok(tid),
-                Some(r) if matches!(r.state, OutState::Done { .. }) => {
-                    self.remove_out(&key);
-                    return Ok(tid);
-                }
-                Some(_) => {}
+    fn alloc_tid(&mut self, now: Instant, peer: &MihfId) -> Result<u16, SendError> {
+        let tid = match self.tids.alloc(peer, now) {
+            Ok(t) => t,
+            Err(free_at) => {
+                self.stats.tid_exhausted += 1;
+                return Err(SendError::NoFreeTid {
+                    peer: peer.clone(),
+                    free_at,
+                });
             }
+        };
+        // A finished record may outlive its TID's quarantine only if the
+        // caller's clock went backwards; it is bookkeeping only.
+        let key = (peer.clone(), tid);
+        debug_assert!(
+            !matches!(
+                self.outgoing.get(&key).map(|r| &r.state),
+                Some(OutState::Waiting)
+            ),
+            "a free TID with an open transaction"
+        );
+        self.remove_out(&key);
+        Ok(tid)
+    }
+
+    /// How long the TID of a source transaction that ended at `now` stays
+    /// out of use (see "TID quarantine" in mihf/README.md). The TID may be
+    /// used again once (1) the peer has dropped its record of the old
+    /// transaction, so that the new request is not taken for a duplicate,
+    /// and (2) no frame of the old transaction is still on the way to
+    /// either side. Frames take less than a margin `m`; `d` is the duplicate
+    /// life the peer gives our message (the full one if it asked for an
+    /// ACK, one margin over UDP without, none over TCP without).
+    ///
+    /// * Answered (the response did not ask for an ACK) or acknowledged
+    ///   (an indication): the peer made its record before it answered, so
+    ///   before `now`, and drops it by `now + d`; we sent our last copy
+    ///   before `now`, it reaches the peer before `now + m`, and what the
+    ///   peer re-sends for it reaches us before `now + 2m`: `max(d, 2m)`.
+    /// * The response asked for an ACK (the peer retransmits it): the peer
+    ///   keeps the record until it has our ACK, at most until its lifetime
+    ///   ends; a retransmission sent then arrives a margin later:
+    ///   `max(d, lifetime) + m`.
+    /// * Nothing heard, or no response (failure): the peer may have made
+    ///   its record up to a margin after `now` and may answer until its
+    ///   lifetime ends: `m + max(d, lifetime) + m`.
+    /// * An indication sent once without ACK-Req: the peer's record is
+    ///   made before `now + m` and lasts `d`; it sends nothing: `m + d`.
+    /// * Over TCP without ACK-Req, answered or sent once: the peer keeps no
+    ///   record after its answer and nothing is duplicated: 0.
+    fn tid_hold(&self, end: End, ack_req: bool, to: Endpoint) -> Duration {
+        let m = self.cfg.margin();
+        let reliable = to.is_reliable() && !ack_req;
+        let d = if ack_req {
+            self.cfg.duplicate_life()
+        } else if reliable {
+            Duration::ZERO
+        } else {
+            m
+        };
+        let life = self.cfg.transaction_lifetime.max(d);
+        match end {
+            End::NotSent => Duration::ZERO,
+            // Over TCP without ACK-Req the peer keeps no record after its
+            // answer (or of an indication) and nothing is duplicated.
+            End::Answered { .. } | End::Delivered | End::SentOnce if reliable => Duration::ZERO,
+            End::Answered {
+                peer_retransmits: false,
+            }
+            | End::Delivered => d.max(m + m),
+            End::Answered {
+                peer_retransmits: true,
+            } => life + m,
+            End::SentOnce => m + d,
+            End::Failed { request: true } => m + life + m,
+            End::Failed { request: false } => m + d + m,
         }
-        Err(SendError::NoFreeTid(peer.clone()))
+    }
+
+    /// The source transaction `key` ended at `now`: its TID goes into
+    /// quarantine.
+    fn release_tid(&mut self, now: Instant, key: &Key, end: End, ack_req: bool, to: Endpoint) {
+        let hold = self.tid_hold(end, ack_req, to);
+        let released = self.tids.release(&key.0, key.1, now, hold);
+        debug_assert!(released, "TID {} towards {} was not out", key.1, key.0);
     }
 
     fn make_room_out(&mut self) -> Result<(), SendError> {
@@ -535,19 +759,27 @@ impl Engine {
         }
         self.make_room_out()?;
         let peer = msg.destination.clone();
-        let tid = self.alloc_tid(&peer)?;
-        let ack_req = self.cfg.ack_requests && !to.is_reliable() && !peer.is_broadcast();
+        let tid = self.alloc_tid(now, &peer)?;
+        let key = (peer, tid);
+        let ack_req = self.cfg.ack_requests && !to.is_reliable() && !key.0.is_broadcast();
         let h = &mut msg.header;
         h.tid = tid;
         h.ack_req = ack_req;
         h.ack_rsp = false;
         h.more_frag = false;
         h.frag_no = 0;
-        let frames = self.encode(&msg, to)?;
+        let frames = match self.encode(&msg, to) {
+            Ok(f) => f,
+            Err(e) => {
+                self.release_tid(now, &key, End::NotSent, ack_req, to);
+                return Err(e);
+            }
+        };
         let token = Token(self.next_token);
         self.next_token += 1;
         self.send_all(to, &frames);
         if !is_request && !ack_req {
+            self.release_tid(now, &key, End::SentOnce, ack_req, to);
             return Ok((token, tid));
         }
         let retx = ack_req.then(|| Retx {
@@ -555,13 +787,13 @@ impl Engine {
             next: now + self.rto(0),
         });
         let deadline = now + self.cfg.transaction_lifetime;
-        let key = (peer, tid);
         self.outgoing.insert(
             key.clone(),
             Outgoing {
                 token,
                 mid: msg.header.mid,
                 to,
+                ack_req,
                 frames,
                 started: now,
                 deadline,
@@ -625,6 +857,12 @@ impl Engine {
             count: 0,
             next: now + rto,
         });
+        if r.response_retx.is_none() && r.dup_until <= now {
+            // Nothing will be retransmitted to us (TCP without ACK-Req):
+            // the record has served its purpose.
+            self.remove_in(&key);
+            return Ok(());
+        }
         let when = next_in_wake(r);
         self.arm(Side::In, &key, Some(when));
         Ok(())
@@ -728,8 +966,12 @@ impl Engine {
                 if r.mid.with_opcode(Opcode::Response) == mid && r.response_retx.is_some() {
                     r.response_retx = None;
                     self.stats.acks_received += 1;
-                    let when = next_in_wake(r);
-                    self.arm(Side::In, &key, Some(when));
+                    if r.dup_until <= now {
+                        self.remove_in(&key);
+                    } else {
+                        let when = next_in_wake(r);
+                        self.arm(Side::In, &key, Some(when));
+                    }
                     return Ok(());
                 }
             }
@@ -745,14 +987,14 @@ impl Engine {
                     });
                 }
                 if mid.opcode() == Opcode::Indication {
-                    let token = r.token;
+                    let (token, ack_req, to) = (r.token, r.ack_req, r.to);
                     self.remove_out(&key);
+                    self.release_tid(now, &key, End::Delivered, ack_req, to);
                     self.event(Event::Delivered { token });
                 } else {
                     let when = r.deadline;
                     self.arm(Side::Out, &key, Some(when));
                 }
-                let _ = now;
                 return Ok(());
             }
         }
@@ -797,10 +1039,14 @@ impl Engine {
         }
         let token = r.token;
         let rtt = now.saturating_duration_since(r.started);
-        let to = r.to;
+        let (to, ack_req) = (r.to, r.ack_req);
         if r.retx.take().is_some() && msg.header.ack_rsp {
             self.stats.acks_received += 1;
         }
+        let end = End::Answered {
+            peer_retransmits: msg.header.ack_req,
+        };
+        self.release_tid(now, &key, end, ack_req, to);
         let ack = (msg.header.ack_req && !msg.destination.is_broadcast())
             .then(|| self.pure_ack(mid, key.1, &key.0));
         match ack {
@@ -835,6 +1081,14 @@ impl Engine {
     ) -> Result<(), RxError> {
         let key = (msg.source.clone(), msg.header.tid);
         let mid = msg.header.mid;
+        let is_request = mid.opcode() == Opcode::Request;
+        let wants_ack = msg.header.ack_req && !msg.destination.is_broadcast();
+        let dup_life = self.dup_life(msg.header.ack_req, from);
+        if !is_request && !wants_ack && dup_life.is_zero() {
+            // An indication over TCP that asked for nothing: no record.
+            self.event(Event::Indication { from, msg });
+            return Ok(());
+        }
         let payload = raw.slice(wire::HEADER_LEN.min(raw.len())..);
         if let Some(r) = self.incoming.get(&key) {
             if r.mid == mid && r.payload == payload {
@@ -868,7 +1122,7 @@ impl Engine {
                 .incoming
                 .iter()
                 .filter(|(k, r)| k.0 == key.0 && answered(r))
-                .min_by_key(|(_, r)| r.expires)
+                .min_by_key(|(_, r)| r.dup_until)
                 .map(|(k, _)| k.clone());
             match victim {
                 Some(k) => {
@@ -891,7 +1145,7 @@ impl Engine {
                 .incoming
                 .iter()
                 .filter(|(_, r)| answered(r))
-                .min_by_key(|(_, r)| r.expires)
+                .min_by_key(|(_, r)| r.dup_until)
                 .map(|(k, _)| k.clone());
             match victim {
                 Some(k) => {
@@ -903,8 +1157,6 @@ impl Engine {
                 }
             }
         }
-        let wants_ack = msg.header.ack_req && !msg.destination.is_broadcast();
-        let is_request = mid.opcode() == Opcode::Request;
         let ack = if !wants_ack {
             AckState::NotRequested
         } else if is_request && !self.cfg.ack_delay.is_zero() {
@@ -924,7 +1176,8 @@ impl Engine {
             mid,
             from,
             payload,
-            expires: now + self.cfg.transaction_lifetime,
+            deadline: now + self.cfg.transaction_lifetime,
+            dup_until: now + dup_life,
             ack,
             response: None,
             response_retx: None,
@@ -953,7 +1206,7 @@ impl Engine {
     /// The transport to `to` failed (e.g. a TCP connection was refused or
     /// reset): every source transaction still waiting on it fails at once
     /// with [`FailReason::NoAck`].
-    pub fn endpoint_failed(&mut self, to: Endpoint) {
+    pub fn endpoint_failed(&mut self, now: Instant, to: Endpoint) {
         let keys: Vec<Key> = self
             .outgoing
             .iter()
@@ -962,6 +1215,8 @@ impl Engine {
             .collect();
         for k in keys {
             if let Some(r) = self.remove_out(&k) {
+                let request = r.mid.opcode() == Opcode::Request;
+                self.release_tid(now, &k, End::Failed { request }, r.ack_req, r.to);
                 self.stats.failed_no_ack += 1;
                 self.event(Event::Failed {
                     token: r.token,
@@ -1015,8 +1270,10 @@ impl Engine {
             return;
         }
         if r.deadline <= now {
-            let (token, mid) = (r.token, r.mid);
+            let (token, mid, ack_req, to) = (r.token, r.mid, r.ack_req, r.to);
             self.remove_out(key);
+            let request = mid.opcode() == Opcode::Request;
+            self.release_tid(now, key, End::Failed { request }, ack_req, to);
             self.stats.failed_timeout += 1;
             self.event(Event::Failed {
                 token,
@@ -1028,10 +1285,12 @@ impl Engine {
         if let Some(retx) = r.retx {
             if retx.next <= now {
                 if retx.count >= self.cfg.max_retransmissions {
-                    let (token, mid) = (r.token, r.mid);
+                    let (token, mid, ack_req, to) = (r.token, r.mid, r.ack_req, r.to);
                     r.retx = None;
                     r.state = OutState::Done { ack: None };
                     let when = r.deadline;
+                    let request = mid.opcode() == Opcode::Request;
+                    self.release_tid(now, key, End::Failed { request }, ack_req, to);
                     self.stats.failed_no_ack += 1;
                     self.event(Event::Failed {
                         token,
@@ -1064,18 +1323,15 @@ impl Engine {
         let Some(r) = self.incoming.get_mut(key) else {
             return;
         };
-        if r.expires <= now {
-            let unanswered = r.response.is_none() && r.mid.opcode() == Opcode::Request;
+        if !answered(r) && r.deadline <= now {
             let inbound = Inbound {
                 peer: key.0.clone(),
                 tid: key.1,
                 serial: r.serial,
             };
             self.remove_in(key);
-            if unanswered {
-                self.stats.expired_unanswered += 1;
-                self.event(Event::Expired { inbound });
-            }
+            self.stats.expired_unanswered += 1;
+            self.event(Event::Expired { inbound });
             return;
         }
         let mut out: Vec<Bytes> = Vec::new();
@@ -1097,6 +1353,10 @@ impl Engine {
                 out.push(a);
             }
         }
+        if r.response_retx.is_some() && r.deadline <= now {
+            // The requester gave up on its response by now.
+            r.response_retx = None;
+        }
         if let Some(retx) = r.response_retx {
             if retx.next <= now {
                 if retx.count >= self.cfg.max_retransmissions {
@@ -1112,11 +1372,16 @@ impl Engine {
             }
         }
         let to = r.from;
+        let done = answered(r) && r.response_retx.is_none() && r.dup_until <= now;
         let when = next_in_wake(r);
         for f in out {
             self.send(to, f);
         }
-        self.arm(Side::In, key, Some(when));
+        if done {
+            self.remove_in(key);
+        } else {
+            self.arm(Side::In, key, Some(when));
+        }
     }
 }
 
@@ -1131,13 +1396,19 @@ fn answered(r: &Incoming) -> bool {
     r.response.is_some() || r.mid.opcode() == Opcode::Indication
 }
 
+/// When the record has work: its ACK delay, its response retransmission
+/// (not past the deadline), its expiry while unanswered, or the end of its
+/// duplicate life once answered (and no longer retransmitting).
 fn next_in_wake(r: &Incoming) -> Instant {
-    let mut t = r.expires;
+    let mut t = if !answered(r) {
+        r.deadline
+    } else if let Some(x) = r.response_retx {
+        x.next.min(r.deadline)
+    } else {
+        r.dup_until
+    };
     if let AckState::Pending { due } = r.ack {
         t = t.min(due);
-    }
-    if let Some(x) = r.response_retx {
-        t = t.min(x.next);
     }
     t
 }
