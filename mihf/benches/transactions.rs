@@ -11,10 +11,12 @@
 //! with 16 in flight (throughput). Only answers of the responder's size
 //! count; anything else (a failure confirm, e.g. when no TID towards the
 //! peer is free) is counted apart and fails the smoke run. The MIHFs use
-//! short timers (20 ms retransmission timeout, 2 retransmissions, 20 ms
-//! margin: TIDs come back 80 ms after an answer, room for 51,000
+//! short timers (10 ms retransmission timeout, 1 retransmission, 5 ms
+//! margin: TIDs come back 15 ms after an answer, room for 273,000
 //! transactions/s per peer over UDP); with the defaults (8 s) a closed loop
-//! this fast would run out of TIDs after 4095 requests. Run with
+//! this fast would run out of TIDs after 4095 requests, and with 20 ms /
+//! 2 / 20 ms (80 ms, 51,000/s) the UDP 16-in-flight loop ran at that
+//! capacity and got a back-pressure failure for every third request. Run with
 //! `cargo bench -p mihf --bench transactions` (set BENCH_SECS to change the
 //! measuring time per scenario, default 3).
 
@@ -312,7 +314,7 @@ fn start_daemons(tcp: bool) -> Daemons {
     let transport = if tcp { "tcp" } else { "udp" };
     let conf = |id: &str, me: u16, sap: u16, peer: &str, pp: u16| {
         format!(
-            "mihf_id = \"{id}\"\n[listen]\nudp = [\"127.0.0.1:{me}\"]\ntcp = [\"127.0.0.1:{me}\"]\n[sap]\nlisten = \"127.0.0.1:{sap}\"\n[timers]\ndiscovery_interval_ms = 0\nretransmission_timeout_ms = 20\nmax_retransmissions = 2\nduplicate_margin_ms = 20\nack_delay_ms = 5\ntransaction_lifetime_ms = 1000\n[[peers]]\nid = \"{peer}\"\nudp = \"127.0.0.1:{pp}\"\ntcp = \"127.0.0.1:{pp}\"\ntransport = \"{transport}\"\n"
+            "mihf_id = \"{id}\"\n[listen]\nudp = [\"127.0.0.1:{me}\"]\ntcp = [\"127.0.0.1:{me}\"]\n[sap]\nlisten = \"127.0.0.1:{sap}\"\n[timers]\ndiscovery_interval_ms = 0\nretransmission_timeout_ms = 10\nmax_retransmissions = 1\nduplicate_margin_ms = 5\nack_delay_ms = 5\ntransaction_lifetime_ms = 200\n[[peers]]\nid = \"{peer}\"\nudp = \"127.0.0.1:{pp}\"\ntcp = \"127.0.0.1:{pp}\"\ntransport = \"{transport}\"\n"
         )
     };
     let mut children = Vec::new();
