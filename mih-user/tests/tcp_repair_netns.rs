@@ -248,14 +248,11 @@ fn run_cmds(cmds: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn migrate(t: Topo) {
-    const C1: usize = 64 * 1024;
-    const C1_READ: usize = 16 * 1024;
-    const S0: usize = 32 * 1024;
-    const S2: usize = 64 * 1024;
-    const C2: usize = 32 * 1024;
-    let service = t.service;
-    let ue = t.ue;
+/// The UE's connection to the service: the server's socket, the client's
+/// address as the server sees it, and the client's socket (bound to the
+/// UE address).
+fn connect(t: &Topo) -> (TcpStream, SocketAddr, TcpStream) {
+    let (service, ue) = (t.service, t.ue);
     let listener = run_in(&t.server_ns, || TcpListener::bind(service).unwrap());
     let client = run_in(&t.client_ns, || {
         let s = socket2::Socket::new(
@@ -268,7 +265,19 @@ fn migrate(t: Topo) {
         s.connect(&service.into()).unwrap();
         TcpStream::from(s)
     });
-    let (mut srv, peer) = listener.accept().unwrap();
+    let (srv, peer) = listener.accept().unwrap();
+    (srv, peer, client)
+}
+
+fn migrate(t: Topo) {
+    const C1: usize = 64 * 1024;
+    const C1_READ: usize = 16 * 1024;
+    const S0: usize = 32 * 1024;
+    const S2: usize = 64 * 1024;
+    const C2: usize = 32 * 1024;
+    let service = t.service;
+    let ue = t.ue;
+    let (mut srv, peer, client) = connect(&t);
     for s in [&srv, &client] {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -529,21 +538,7 @@ struct Held {
 fn held_stream(t: &Topo) -> Held {
     const S0: usize = 32 * 1024;
     const U: usize = 48 * 1024;
-    let service = t.service;
-    let ue = t.ue;
-    let listener = run_in(&t.server_ns, || TcpListener::bind(service).unwrap());
-    let client = run_in(&t.client_ns, || {
-        let s = socket2::Socket::new(
-            socket2::Domain::for_address(service),
-            socket2::Type::STREAM,
-            None,
-        )
-        .unwrap();
-        s.bind(&SocketAddr::new(ue, 0).into()).unwrap();
-        s.connect(&service.into()).unwrap();
-        TcpStream::from(s)
-    });
-    let (mut srv, _) = listener.accept().unwrap();
+    let (mut srv, _, client) = connect(t);
     let reader = spawn_reader(client);
     srv.write_all(&pattern(s2c, 0, S0)).unwrap();
     wait_until("client got S0", || {

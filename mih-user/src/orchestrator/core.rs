@@ -1467,16 +1467,24 @@ impl Orchestrator {
             .map(|h| (h.ue, h.peer.clone(), h.attempt.get()))
             .collect();
         for (ue, peer, attempt) in asks {
-            if !self.closing.contains_key(&attempt) {
-                self.open_closing(
-                    now,
-                    ue,
-                    &peer,
-                    attempt,
-                    HoResult::FAILURE,
-                    ClosingKind::IncomingQuery,
-                );
-            }
+            self.ask_source(now, ue, &peer, attempt);
+        }
+    }
+
+    /// A destination asks the source `peer` what became of its attempt
+    /// `attempt` of `ue` (MIH_N2N_HO_Complete(Failure) with the attempt
+    /// id, repeated like any Complete), unless that question is out
+    /// already; the answer commits or rolls back the handover here.
+    fn ask_source(&mut self, now: Instant, ue: IpAddr, peer: &str, attempt: u32) {
+        if !self.closing.contains_key(&attempt) {
+            self.open_closing(
+                now,
+                ue,
+                peer,
+                attempt,
+                HoResult::FAILURE,
+                ClosingKind::IncomingQuery,
+            );
         }
     }
 
@@ -1880,16 +1888,7 @@ impl Orchestrator {
                         h.asked_at_timeout = true;
                         h.deadline = Some(now + self.cfg.query_horizon());
                     }
-                    if !self.closing.contains_key(&attempt) {
-                        self.open_closing(
-                            now,
-                            ue,
-                            &peer,
-                            attempt,
-                            HoResult::FAILURE,
-                            ClosingKind::IncomingQuery,
-                        );
-                    }
+                    self.ask_source(now, ue, &peer, attempt);
                     self.stats.timeout_queries += 1;
                     continue;
                 }
