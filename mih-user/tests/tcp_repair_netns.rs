@@ -529,13 +529,28 @@ use mih_user::sessions::tcp_repair::{dump, rebuild, rebuild_frozen};
 /// A stream whose last 48 KB (as far as the congestion window let them
 /// out) reached the client while its acknowledgements were held away.
 struct Held {
-    srv: TcpStream,
     reader: Reader,
     /// Octets written by the server so far.
     written: usize,
 }
 
-fn held_stream(t: &Topo) -> Held {
+impl Held {
+    /// 64 KB more written on `fd` (rebuilt in `ns`) reach the client
+    /// within 3 s.
+    fn more_arrives(&self, t: &Topo, ns: &str, fd: OwnedFd) -> bool {
+        delivers(
+            t,
+            ns,
+            fd,
+            self.written,
+            64 * 1024,
+            &self.reader,
+            Duration::from_secs(3),
+        )
+    }
+}
+
+fn held_stream(t: &Topo) -> (TcpStream, Held) {
     const S0: usize = 32 * 1024;
     const U: usize = 48 * 1024;
     let (mut srv, _, client) = connect(t);
@@ -559,11 +574,13 @@ fn held_stream(t: &Topo) -> Held {
     }
     assert!(last > S0 + 16 * 1024, "the client got {} of U", last - S0);
     assert_eq!(outq(&srv), U, "none of U acknowledged");
-    Held {
+    (
         srv,
-        reader,
-        written: S0 + U,
-    }
+        Held {
+            reader,
+            written: S0 + U,
+        },
+    )
 }
 
 fn ss(ns: &str) -> String {
@@ -628,23 +645,15 @@ fn assert_client_not_reset(t: &Topo) {
 fn an_import_frozen_for_seconds_resumes_without_waiting_for_its_timer() {
     for frozen_ms in [0u64, 3500] {
         let Some(t) = topo_cross() else { return };
-        let held = held_stream(&t);
-        let (ctx, _) = dump(OwnedFd::from(held.srv)).map_err(|e| e.0).unwrap();
+        let (srv, held) = held_stream(&t);
+        let (ctx, _) = dump(OwnedFd::from(srv)).map_err(|e| e.0).unwrap();
         let d = t.dest_ns.clone().unwrap();
         let r = run_in(&d, || rebuild_frozen(&ctx).unwrap());
         std::thread::sleep(Duration::from_millis(frozen_ms));
         let sw = t.switch.clone();
         let (fd, _) = r.resume(|| run_cmds(&sw)).unwrap();
         assert!(
-            delivers(
-                &t,
-                &d,
-                fd,
-                held.written,
-                64 * 1024,
-                &held.reader,
-                Duration::from_secs(3)
-            ),
+            held.more_arrives(&t, &d, fd),
             "frozen {frozen_ms} ms: no delivery"
         );
         assert_client_not_reset(&t);
@@ -662,8 +671,8 @@ fn an_import_frozen_for_seconds_resumes_without_waiting_for_its_timer() {
 fn a_rolled_back_session_moved_again_with_unacknowledged_data_flows() {
     for wait_ms in [0u64, 700] {
         let Some(t) = topo_cross() else { return };
-        let held = held_stream(&t);
-        let (ctx1, _) = dump(OwnedFd::from(held.srv)).map_err(|e| e.0).unwrap();
+        let (srv, held) = held_stream(&t);
+        let (ctx1, _) = dump(OwnedFd::from(srv)).map_err(|e| e.0).unwrap();
         let (fd1, _) = run_in(&t.server_ns, || rebuild(&ctx1, || Ok(())).unwrap());
         run_cmds(&route_back_to_enb1(&t)).unwrap();
         std::thread::sleep(Duration::from_millis(wait_ms));
@@ -677,15 +686,7 @@ fn a_rolled_back_session_moved_again_with_unacknowledged_data_flows() {
         let sw = t.switch.clone();
         let (fd, _) = run_in(&d, || rebuild(&ctx2, || run_cmds(&sw)).unwrap());
         assert!(
-            delivers(
-                &t,
-                &d,
-                fd,
-                held.written,
-                64 * 1024,
-                &held.reader,
-                Duration::from_secs(3)
-            ),
+            held.more_arrives(&t, &d, fd),
             "moved {wait_ms} ms after the rollback: no delivery"
         );
         assert_client_not_reset(&t);
@@ -703,22 +704,12 @@ fn a_rolled_back_session_moved_again_with_unacknowledged_data_flows() {
 #[test]
 fn a_stale_snapshot_stalls_the_stream_without_a_reset() {
     let Some(t) = topo_cross() else { return };
-    let held = held_stream(&t);
-    let (ctx1, _) = dump(OwnedFd::from(held.srv)).map_err(|e| e.0).unwrap();
+    let (srv, held) = held_stream(&t);
+    let (ctx1, _) = dump(OwnedFd::from(srv)).map_err(|e| e.0).unwrap();
     let d = t.dest_ns.clone().unwrap();
     let sw = t.switch.clone();
     let (fd2, _) = run_in(&d, || rebuild(&ctx1, || run_cmds(&sw)).unwrap());
-    let limit = Duration::from_secs(3);
-    let fd2_dup = fd2.try_clone().unwrap();
-    assert!(delivers(
-        &t,
-        &d,
-        fd2_dup,
-        held.written,
-        64 * 1024,
-        &held.reader,
-        limit
-    ));
+    assert!(held.more_arrives(&t, &d, fd2.try_clone().unwrap()));
     // The destination's copy ends silently; the source's stale one
     // serves again (the same octets, as a rebuilt service would write).
     let _ = dump(fd2);
@@ -732,7 +723,7 @@ fn a_stale_snapshot_stalls_the_stream_without_a_reset() {
             held.written,
             192 * 1024,
             &held.reader,
-            limit
+            Duration::from_secs(3)
         ),
         "a stale snapshot delivered: the kernel now accepts acknowledgements of unsent data?"
     );
