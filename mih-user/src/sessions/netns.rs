@@ -1,22 +1,21 @@
-//! Network namespace helpers shared by the route hooks, the handover demo,
-//! the benchmarks and the namespace tests: enter a namespace on a helper
-//! thread, run `ip`, read the kernel's TCP counters of a namespace.
+//! Network namespace helpers of the route hooks (at run time), also used
+//! by the handover demo, the benchmarks and the namespace tests: enter a
+//! namespace on a helper thread, read the kernel's TCP counters of a
+//! namespace. (Creating namespaces and running `ip` is test and demo
+//! business: `testkit::netns`.)
 //!
 //! ```no_run
 //! use mih_user::sessions::netns;
 //!
-//! netns::ip(&["netns", "add", "demo-ue"]).unwrap();
 //! let path = netns::path("demo-ue");
 //! let resets = netns::tcp_counter(&path, "Tcp", "EstabResets").unwrap();
 //! let listener = netns::run_in(&path, || std::net::TcpListener::bind("127.0.0.1:0")).unwrap();
 //! # let _ = (resets, listener);
-//! netns::ip(&["netns", "del", "demo-ue"]).unwrap();
 //! ```
 
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The path of a namespace given by name (under `/run/netns`, as `ip netns`
 /// makes them) or already by path (anything with a `/`).
@@ -56,23 +55,6 @@ pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> io::Result<
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
-}
-
-/// Run `ip ARGS`; its standard output, or an error with its standard error.
-pub fn ip(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e} (is iproute2 installed?)", args.join(" ")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 /// A TCP counter of the namespace at `path`: `section` is `Tcp` (from
@@ -125,11 +107,5 @@ mod tests {
         assert!(tcp_counter(own, "Tcp", "ActiveOpens").unwrap() > n);
         assert!(tcp_counter(own, "Tcp", "NoSuchCounter").is_err());
         assert!(run_in(Path::new("/nonexistent/ns"), || ()).is_err());
-    }
-
-    #[test]
-    fn ip_reports_failures_with_stderr() {
-        let e = ip(&["nonsense-object"]).unwrap_err();
-        assert!(e.starts_with("ip nonsense-object"), "{e}");
     }
 }

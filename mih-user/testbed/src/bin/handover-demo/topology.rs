@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mih_user::sessions::netns::ip;
+use testkit::netns::ip;
 use serde_json::{json, Value};
 
 use crate::relay::Relay;
