@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use testkit::netns::ip;
 use serde_json::{json, Value};
+use testkit::netns::ip;
 
 use crate::relay::Relay;
 use crate::{status, wait_for, Rollback};
