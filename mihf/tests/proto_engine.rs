@@ -10,6 +10,8 @@ use mihf::proto::{Endpoint, Transmit};
 use mihf::wire::message::*;
 use mihf::wire::*;
 
+mod frames;
+
 const A_ADDR: &str = "127.0.0.1:4551";
 const B_ADDR: &str = "127.0.0.2:4551";
 
@@ -29,39 +31,6 @@ fn cfg(id: &'static str) -> EngineConfig {
 
 fn hex(s: &str) -> Bytes {
     Bytes::from(::hex::decode(s.split_whitespace().collect::<String>()).unwrap())
-}
-
-fn n2n_request(src: &'static str, dst: &'static str) -> Message {
-    Message::new(
-        Mid(0x3409),
-        0,
-        MihfId::from_static(src),
-        MihfId::from_static(dst),
-        Body::N2nHoCommitRequest(N2nHoCommitRequest {
-            mn_mihf_id: MihfId::from_static("mn-01"),
-            mn_link_id: LinkId {
-                link_type: LinkType::IEEE_802_11,
-                addr: LinkAddr::mac([2, 0xaa, 0xbb, 0xcc, 0xdd, 1]),
-            },
-            poa: LinkAddr::mac([2, 0xaa, 0xbb, 0xcc, 0xdd, 2]),
-            requested_resources: Some(req_res_set()),
-        }),
-    )
-}
-
-/// The resource set of the N2N_HO_Commit.request golden vector (frame F1 of
-/// the oracle smoke test; QosList::default() would emit no
-/// lists at all, so it is built explicitly).
-fn req_res_set() -> ReqResSet {
-    let c = |v| CosValue {
-        cos_id: 1,
-        value: v,
-    };
-    ReqResSet {
-        qos: QosList::new(1, &[c(20)], &[c(10)], &[c(50)], &[c(5)], &[]),
-        tsp: TspContainer::Null,
-        ho_cause: HoCause::NO_RESOURCE,
-    }
 }
 
 fn n2n_response(req: &Message, status: Status) -> Message {
@@ -84,7 +53,7 @@ fn n2n_response(req: &Message, status: Status) -> Message {
 
 /// A request whose payload is padded with a vendor TLV to `extra` octets.
 fn big_request(extra: usize) -> Message {
-    let mut m = n2n_request("mihf1", "mihf2");
+    let mut m = frames::n2n_request("mihf1", "mihf2");
     let mut b = BytesMut::new();
     b.put_u8(100);
     encode_length(extra, &mut b);
@@ -152,7 +121,7 @@ fn only_request(ev: Vec<Event>) -> (mihf::proto::transaction::Inbound, Message) 
 fn piggybacked_ack_gives_two_frames_per_transaction() {
     let mut p = Pair::new();
     let (token, tid) =
-        p.a.send_request(p.now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+        p.a.send_request(p.now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
             .unwrap();
     let req = drain(&mut p.a);
     assert_eq!(req.len(), 1);
@@ -243,7 +212,7 @@ fn odtone_request_gets_the_odtone_pure_ack_bytes() {
 fn odtone_style_response_with_ack_req_and_ack_rsp_is_acknowledged() {
     let mut p = Pair::new();
     let (token, tid) =
-        p.a.send_request(p.now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+        p.a.send_request(p.now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
             .unwrap();
     drain(&mut p.a);
     // ODTONE's response frame, with our TID patched in.
@@ -274,7 +243,7 @@ fn odtone_style_response_with_ack_req_and_ack_rsp_is_acknowledged() {
 fn slow_user_gets_pure_ack_then_acknowledged_response() {
     let mut p = Pair::new();
     let (token, _) =
-        p.a.send_request(p.now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+        p.a.send_request(p.now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
             .unwrap();
     let req = drain(&mut p.a);
     deliver(&mut p.b, p.now, A_ADDR, &req);
@@ -311,7 +280,7 @@ fn slow_user_gets_pure_ack_then_acknowledged_response() {
 #[test]
 fn lost_request_is_retransmitted() {
     let mut p = Pair::new();
-    p.a.send_request(p.now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+    p.a.send_request(p.now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
         .unwrap();
     let first = drain(&mut p.a); // lost
     p.advance(Duration::from_millis(99));
@@ -331,7 +300,7 @@ fn lost_request_is_retransmitted() {
 #[test]
 fn lost_response_is_recovered_from_the_stored_copy() {
     let mut p = Pair::new();
-    p.a.send_request(p.now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+    p.a.send_request(p.now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
         .unwrap();
     deliver(&mut p.b, p.now, A_ADDR, &drain(&mut p.a));
     let (inbound, msg) = only_request(events(&mut p.b));
@@ -359,7 +328,7 @@ fn duplicate_before_the_response_returns_the_stored_ack() {
     let mut c = cfg("mihf2");
     c.ack_delay = Duration::ZERO;
     let mut p = Pair::with(cfg("mihf1"), c);
-    p.a.send_request(p.now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+    p.a.send_request(p.now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
         .unwrap();
     let req = drain(&mut p.a);
     deliver(&mut p.b, p.now, A_ADDR, &req);
@@ -379,7 +348,7 @@ fn duplicate_before_the_response_returns_the_stored_ack() {
 fn no_ack_fails_after_max_retransmissions_on_schedule() {
     let mut p = Pair::new();
     let (token, _) =
-        p.a.send_request(p.now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+        p.a.send_request(p.now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
             .unwrap();
     let start = p.now;
     let mut sends = vec![Duration::ZERO];
@@ -414,7 +383,7 @@ fn no_ack_fails_after_max_retransmissions_on_schedule() {
 fn exponential_backoff_with_the_defaults() {
     let mut a = Engine::new(EngineConfig::new(MihfId::from_static("mihf1")));
     let start = Instant::now();
-    a.send_request(start, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+    a.send_request(start, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
         .unwrap();
     drain(&mut a);
     let mut sends = Vec::new();
@@ -438,7 +407,7 @@ fn acknowledged_request_without_response_times_out() {
     c.ack_delay = Duration::ZERO;
     let mut p = Pair::with(cfg("mihf1"), c);
     let (token, _) =
-        p.a.send_request(p.now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+        p.a.send_request(p.now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
             .unwrap();
     deliver(&mut p.b, p.now, A_ADDR, &drain(&mut p.a));
     deliver(&mut p.a, p.now, B_ADDR, &drain(&mut p.b));
@@ -463,7 +432,7 @@ fn response_overtaking_the_pure_ack() {
     let mut c = cfg("mihf2");
     c.ack_delay = Duration::ZERO;
     let mut p = Pair::with(cfg("mihf1"), c);
-    p.a.send_request(p.now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+    p.a.send_request(p.now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
         .unwrap();
     deliver(&mut p.b, p.now, A_ADDR, &drain(&mut p.a));
     let ack = drain(&mut p.b);
@@ -550,25 +519,7 @@ fn tcp_has_no_acks_retransmissions_or_fragments() {
 #[test]
 fn indications_are_acknowledged_and_delivered_once() {
     let mut p = Pair::new();
-    let ev = Message::new(
-        Mid(0x2c02),
-        0,
-        MihfId::from_static("mihf1"),
-        MihfId::from_static("mihf2"),
-        Body::LinkUp(LinkUpIndication {
-            link: LinkTupleId {
-                link: LinkId {
-                    link_type: LinkType::IEEE_802_11,
-                    addr: LinkAddr::mac([2, 0, 0, 0, 0, 1]),
-                },
-                poa: None,
-            },
-            old_access_router: None,
-            new_access_router: None,
-            ip_renewal: None,
-            mobility_management: None,
-        }),
-    );
+    let ev = frames::link_up("mihf1", "mihf2");
     let (token, _) = p.a.send_indication(p.now, udp(B_ADDR), ev).unwrap();
     let f = drain(&mut p.a);
     assert!(header(&f[0]).ack_req);
@@ -591,7 +542,7 @@ fn indications_are_acknowledged_and_delivered_once() {
 fn tid_reuse_with_new_content_is_a_new_transaction() {
     let mut b = Engine::new(cfg("mihf2"));
     let now = Instant::now();
-    let mut m1 = n2n_request("mihf1", "mihf2");
+    let mut m1 = frames::n2n_request("mihf1", "mihf2");
     m1.header.tid = 7;
     let mut m2 = m1.clone();
     if let Body::N2nHoCommitRequest(r) = &mut m2.body {
@@ -616,13 +567,13 @@ fn bad_frames_are_typed_errors_and_counted() {
         Err(RxError::Decode(_))
     ));
     // Not for us.
-    let m = n2n_request("mihf1", "mihf3");
+    let m = frames::n2n_request("mihf1", "mihf3");
     assert!(matches!(
         b.handle_frame(now, from, m.to_bytes().unwrap()),
         Err(RxError::WrongDestination(_))
     ));
     // A confirm is never sent between MIHFs.
-    let mut c = n2n_response(&n2n_request("mihf1", "mihf2"), Status::SUCCESS);
+    let mut c = n2n_response(&frames::n2n_request("mihf1", "mihf2"), Status::SUCCESS);
     c.header.mid = Mid(0x3009);
     c.source = MihfId::from_static("mihf1");
     c.destination = MihfId::from_static("mihf2");
@@ -631,7 +582,7 @@ fn bad_frames_are_typed_errors_and_counted() {
         Err(RxError::BadOpcode(_))
     ));
     // A response nobody asked for.
-    let mut r = n2n_response(&n2n_request("mihf2", "mihf1"), Status::SUCCESS);
+    let mut r = n2n_response(&frames::n2n_request("mihf2", "mihf1"), Status::SUCCESS);
     r.header.tid = 99;
     assert!(matches!(
         b.handle_frame(now, from, r.to_bytes().unwrap()),
@@ -659,7 +610,7 @@ fn request_flood_is_capped() {
     let now = Instant::now();
     let mut full = 0;
     for tid in 1..=200u16 {
-        let mut m = n2n_request("mihf1", "mihf2");
+        let mut m = frames::n2n_request("mihf1", "mihf2");
         m.header.tid = tid;
         if let Err(RxError::TableFull(50)) = b.handle_frame(now, udp(A_ADDR), m.to_bytes().unwrap())
         {
@@ -673,11 +624,11 @@ fn request_flood_is_capped() {
     ca.max_transactions = 50;
     let mut a = Engine::new(ca);
     for _ in 0..50 {
-        a.send_request(now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+        a.send_request(now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
             .unwrap();
     }
     assert!(a
-        .send_request(now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+        .send_request(now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
         .is_err());
 }
 
@@ -688,7 +639,7 @@ fn a_full_destination_table_forgets_answered_records_not_waiting_ones() {
     let mut b = Engine::new(c);
     let t0 = Instant::now();
     let request = |tid: u16| {
-        let mut m = n2n_request("mihf1", "mihf2");
+        let mut m = frames::n2n_request("mihf1", "mihf2");
         m.header.tid = tid;
         m.to_bytes().unwrap()
     };
@@ -709,7 +660,7 @@ fn a_full_destination_table_forgets_answered_records_not_waiting_ones() {
     let (_, msg) = only_request(events(&mut b));
     assert_eq!(msg.header.tid, 4);
     assert_eq!(b.open_transactions().1, 3);
-    let first = n2n_request("mihf1", "mihf2");
+    let first = frames::n2n_request("mihf1", "mihf2");
     b.send_response(t4, &waiting, n2n_response(&first, Status::SUCCESS))
         .unwrap();
     // With every record waiting, a new request is refused.
@@ -761,7 +712,7 @@ fn lossy_duplicating_reordering_network() {
             let mut m = if i % 10 == 0 {
                 big_request(1500)
             } else {
-                n2n_request("mihf1", "mihf2")
+                frames::n2n_request("mihf1", "mihf2")
             };
             if let Body::N2nHoCommitRequest(r) = &mut m.body {
                 r.mn_mihf_id = MihfId::new(format!("mn-{i}"));
@@ -854,10 +805,10 @@ fn a_failed_endpoint_fails_its_waiting_requests_at_once() {
     let now = Instant::now();
     let tcp = Endpoint::Tcp(B_ADDR.parse().unwrap());
     let (t1, _) = a
-        .send_request(now, tcp, n2n_request("mihf1", "mihf2"))
+        .send_request(now, tcp, frames::n2n_request("mihf1", "mihf2"))
         .unwrap();
     let (_t2, _) = a
-        .send_request(now, udp(B_ADDR), n2n_request("mihf1", "mihf2"))
+        .send_request(now, udp(B_ADDR), frames::n2n_request("mihf1", "mihf2"))
         .unwrap();
     a.endpoint_failed(now, tcp);
     match &events(&mut a)[..] {

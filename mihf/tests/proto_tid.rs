@@ -29,6 +29,8 @@ use mihf::wire::message::*;
 use mihf::wire::*;
 use proptest::prelude::*;
 
+mod frames;
+
 const A_ADDR: &str = "127.0.0.1:4551";
 const B_ADDR: &str = "127.0.0.2:4551";
 
@@ -42,51 +44,11 @@ fn mihf(s: &'static str) -> MihfId {
 
 /// The one request every send uses (the engine sets the TID).
 fn commit_request() -> Message {
-    let c = |v| CosValue {
-        cos_id: 1,
-        value: v,
-    };
-    Message::new(
-        Mid(0x3409),
-        0,
-        mihf("mihf1"),
-        mihf("mihf2"),
-        Body::N2nHoCommitRequest(N2nHoCommitRequest {
-            mn_mihf_id: mihf("mn-01"),
-            mn_link_id: LinkId {
-                link_type: LinkType::IEEE_802_11,
-                addr: LinkAddr::mac([2, 0xaa, 0xbb, 0xcc, 0xdd, 1]),
-            },
-            poa: LinkAddr::mac([2, 0xaa, 0xbb, 0xcc, 0xdd, 2]),
-            requested_resources: Some(ReqResSet {
-                qos: QosList::new(1, &[c(20)], &[c(10)], &[c(50)], &[c(5)], &[]),
-                tsp: TspContainer::Null,
-                ho_cause: HoCause::NO_RESOURCE,
-            }),
-        }),
-    )
+    frames::n2n_request("mihf1", "mihf2")
 }
 
 fn event_indication() -> Message {
-    Message::new(
-        Mid(0x2c02),
-        0,
-        mihf("mihf1"),
-        mihf("mihf2"),
-        Body::LinkUp(LinkUpIndication {
-            link: LinkTupleId {
-                link: LinkId {
-                    link_type: LinkType::IEEE_802_11,
-                    addr: LinkAddr::mac([2, 0, 0, 0, 0, 1]),
-                },
-                poa: None,
-            },
-            old_access_router: None,
-            new_access_router: None,
-            ip_renewal: None,
-            mobility_management: None,
-        }),
-    )
+    frames::link_up("mihf1", "mihf2")
 }
 
 /// The destination user's answer names the generation it answers.
