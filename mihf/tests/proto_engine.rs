@@ -11,6 +11,7 @@ use mihf::wire::message::*;
 use mihf::wire::*;
 
 mod frames;
+use frames::Rng;
 
 const A_ADDR: &str = "127.0.0.1:4551";
 const B_ADDR: &str = "127.0.0.2:4551";
@@ -675,20 +676,6 @@ fn a_full_destination_table_forgets_answered_records_not_waiting_ones() {
         full.handle_frame(t0, udp(A_ADDR), request(3)),
         Err(RxError::TableFull(2))
     );
-}
-
-/// xorshift64*: a tiny deterministic generator for the lossy-network run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
 }
 
 #[test]

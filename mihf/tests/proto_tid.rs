@@ -30,6 +30,7 @@ use mihf::wire::*;
 use proptest::prelude::*;
 
 mod frames;
+use frames::Rng;
 
 const A_ADDR: &str = "127.0.0.1:4551";
 const B_ADDR: &str = "127.0.0.2:4551";
@@ -77,27 +78,6 @@ fn is_request_frame(frame: &[u8]) -> bool {
         return false;
     };
     matches!(h.mid.opcode(), Opcode::Request | Opcode::Indication) && !h.ack_rsp
-}
-
-/// xorshift64*: deterministic "randomness".
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn per_mille(&mut self, p: u64) -> bool {
-        self.next() % 1000 < p
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
 }
 
 /// (TID, generation of that TID at the source).

@@ -1,5 +1,8 @@
-//! Example MIH frames shared by the transaction engine tests
-//! (`proto_engine.rs`, `proto_tid.rs`).
+//! Example MIH frames and a deterministic generator shared by the
+//! transaction engine tests (`proto_engine.rs`, `proto_tid.rs`).
+
+// Each test file uses a part of this module.
+#![allow(dead_code)]
 
 use mihf::wire::message::*;
 use mihf::wire::*;
@@ -60,4 +63,28 @@ pub fn link_up(src: &'static str, dst: &'static str) -> Message {
             mobility_management: None,
         }),
     )
+}
+
+/// xorshift64*: deterministic "randomness" for the lossy-network runs.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn per_mille(&mut self, p: u64) -> bool {
+        self.next() % 1000 < p
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
 }
