@@ -116,6 +116,40 @@ fn replace_via_blackhole_delete_ipv4() {
     );
 }
 
+/// Per-UE tables (the storm demo's source-policy routing): the same
+/// destination in two tables, one above 255 (carried in `RTA_TABLE`), each
+/// changed without touching the other or the main table.
+#[test]
+fn routes_in_other_tables() {
+    let Some(ns) = make_ns("tbl") else { return };
+    let h = RouteHandle::in_netns(&ns.path(0)).unwrap();
+    let dst = a("10.99.0.1");
+    h.replace_via(dst, 32, a("10.232.0.2"), None).unwrap();
+    h.replace_via_in(100, dst, 32, a("10.232.0.3"), None)
+        .unwrap();
+    h.replace_via_in(70_000, dst, 32, a("10.232.0.2"), Some(a("10.232.0.1")))
+        .unwrap();
+    assert_eq!(
+        show(&ns, "10.99.0.1/32 table 100"),
+        "10.99.0.1 via 10.232.0.3 dev ra"
+    );
+    assert_eq!(
+        show(&ns, "10.99.0.1/32 table 70000"),
+        "10.99.0.1 via 10.232.0.2 dev ra src 10.232.0.1"
+    );
+    h.replace_blackhole_in(70_000, dst, 32).unwrap();
+    assert_eq!(show(&ns, "10.99.0.1/32 table 70000"), "blackhole 10.99.0.1");
+    // Only a blackhole is deleted by delete_blackhole_in.
+    let e = h.delete_blackhole_in(100, dst, 32).unwrap_err();
+    assert!(is_not_found(&e), "{e:?}");
+    assert!(e.to_string().contains("table 100"), "{e}");
+    h.delete_blackhole_in(70_000, dst, 32).unwrap();
+    assert_eq!(show(&ns, "10.99.0.1/32 table 70000"), "");
+    h.delete_in(100, dst, 32).unwrap();
+    assert_eq!(show(&ns, "10.99.0.1/32 table 100"), "");
+    assert_eq!(show(&ns, "10.99.0.1/32"), "10.99.0.1 via 10.232.0.2 dev ra");
+}
+
 #[test]
 fn replace_via_blackhole_delete_ipv6() {
     let Some(ns) = make_ns("v6") else { return };

@@ -350,6 +350,47 @@ pub struct HookConfig {
     /// Built-in route: delete the route instead of replacing it.
     #[serde(default)]
     pub delete: bool,
+    /// Built-in route: the routing table (`ip route ... table N`; default
+    /// the main table, 254). With `table_per_ue`, the first of the UEs'
+    /// tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
+    /// Built-in route: one routing table per UE, for source-policy routing
+    /// (`ip rule add from UE lookup N` at the router): a UE address inside
+    /// this prefix (e.g. `"10.77.0.0/16"`) uses table `table + (UE address
+    /// − the prefix's first address)`; a UE outside it fails the hook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_per_ue: Option<String>,
+}
+
+impl HookConfig {
+    /// The routing table a built-in route acts in for `ue`.
+    pub fn table_for(&self, ue: IpAddr) -> Result<u32, String> {
+        let base = self.table.unwrap_or(crate::sessions::route::MAIN_TABLE);
+        let Some(prefix) = &self.table_per_ue else {
+            return Ok(base);
+        };
+        let (net, len) = super::hooks::parse_prefix(prefix)?;
+        let offset = match (net, ue.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(u)) => {
+                let host = 32 - u32::from(len);
+                let mask = u32::MAX.checked_shl(host).unwrap_or(0);
+                (u32::from(u) & mask == u32::from(n) & mask)
+                    .then(|| u128::from(u32::from(u) & !mask))
+            }
+            (IpAddr::V6(n), IpAddr::V6(u)) => {
+                let host = 128 - u32::from(len);
+                let mask = u128::MAX.checked_shl(host).unwrap_or(0);
+                (u128::from(u) & mask == u128::from(n) & mask).then(|| u128::from(u) & !mask)
+            }
+            _ => None,
+        }
+        .ok_or_else(|| format!("UE {ue} is outside table_per_ue {prefix}"))?;
+        u32::try_from(u128::from(base) + offset)
+            .ok()
+            .filter(|t| *t != 0)
+            .ok_or_else(|| format!("UE {ue}: table {base} + {offset} is not a routing table"))
+    }
 }
 
 /// `[sessions]`.
@@ -560,10 +601,16 @@ impl HookConfig {
             (false, true) => return Err(invalid(key, "set either `command` or `route`, not both")),
             (true, false) => return Err(invalid(key, "needs `command` or `route`")),
             (false, false) => {
-                if self.netns.is_some() || self.via.is_some() || self.src.is_some() || self.delete {
+                if self.netns.is_some()
+                    || self.via.is_some()
+                    || self.src.is_some()
+                    || self.delete
+                    || self.table.is_some()
+                    || self.table_per_ue.is_some()
+                {
                     return Err(invalid(
                         key,
-                        "`netns`, `via`, `src` and `delete` belong to a built-in `route`",
+                        "`netns`, `via`, `src`, `delete`, `table` and `table_per_ue` belong to a built-in `route`",
                     ));
                 }
             }
@@ -572,6 +619,28 @@ impl HookConfig {
                 let probe = route.replace("{ue}", "192.0.2.1");
                 super::hooks::parse_prefix(&probe)
                     .map_err(|e| invalid(format!("{key}.route"), e))?;
+                if self.table == Some(0) {
+                    return Err(invalid(format!("{key}.table"), "0 is no routing table"));
+                }
+                if let Some(p) = &self.table_per_ue {
+                    let (net, len) = super::hooks::parse_prefix(p)
+                        .map_err(|e| invalid(format!("{key}.table_per_ue"), e))?;
+                    if self.table.is_none() {
+                        return Err(invalid(
+                            format!("{key}.table"),
+                            "needed with `table_per_ue` (the first UE's table)",
+                        ));
+                    }
+                    let host = u32::from(if net.is_ipv4() { 32 } else { 128 } - len);
+                    let last = u128::from(self.table.unwrap_or(0))
+                        + 1u128.checked_shl(host).map_or(u128::MAX, |n| n - 1);
+                    if last > u128::from(u32::MAX) {
+                        return Err(invalid(
+                            format!("{key}.table_per_ue"),
+                            "the prefix holds more UEs than there are tables above `table`",
+                        ));
+                    }
+                }
                 match (self.via.as_deref(), self.delete) {
                     (Some(_), true) => {
                         return Err(invalid(key, "`delete` takes no `via`"));
@@ -1177,6 +1246,39 @@ mod tests {
         }
         let e = err("[sessions]\nmode = \"memory\"\njournal_dir = \"/tmp/j\"");
         assert!(e.contains("sessions.journal_dir"), "{e}");
+        // One table per UE.
+        let e = err(&format!(
+            "{base}[sessions.path_switch]\nroute = \"10.99.0.1/32\"\nvia = \"10.0.0.1\"\ntable_per_ue = \"10.77.0.0/16\""
+        ));
+        assert!(e.contains("sessions.path_switch.table"), "{e}");
+        let e = err(&format!(
+            "{base}[sessions.path_switch]\nroute = \"10.99.0.1/32\"\nvia = \"10.0.0.1\"\ntable = 4294967000\ntable_per_ue = \"10.77.0.0/16\""
+        ));
+        assert!(e.contains("table_per_ue"), "{e}");
+        let e = err(&format!(
+            "{base}[sessions.release]\ncommand = [\"x\"]\ntable = 5"
+        ));
+        assert!(e.contains("sessions.release"), "{e}");
+        let h = HookConfig {
+            table: Some(1000),
+            table_per_ue: Some("10.77.0.0/16".into()),
+            ..serde_json::from_str(r#"{"route": "10.99.0.1/32", "via": "blackhole"}"#).unwrap()
+        };
+        assert_eq!(h.table_for("10.77.0.0".parse().unwrap()), Ok(1000));
+        assert_eq!(
+            h.table_for("10.77.3.7".parse().unwrap()),
+            Ok(1000 + 3 * 256 + 7)
+        );
+        assert!(h
+            .table_for("10.78.0.1".parse().unwrap())
+            .unwrap_err()
+            .contains("outside"));
+        let main = HookConfig {
+            table: None,
+            table_per_ue: None,
+            ..h.clone()
+        };
+        assert_eq!(main.table_for("10.78.0.1".parse().unwrap()), Ok(254));
         // A hook serializes (into the journal) and reads back.
         let c = Config::parse(&ok).unwrap();
         let hold = c.sessions.hold.clone().unwrap();

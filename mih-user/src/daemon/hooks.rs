@@ -93,22 +93,21 @@ pub fn build(key: &str, cfg: &HookConfig) -> Result<Hook, String> {
         None => RouteHandle::new(),
     }
     .map_err(|e| format!("{key}: {e}"))?;
-    let via = cfg.via.clone();
-    let src = cfg.src;
-    let delete = cfg.delete;
+    let cfg = cfg.clone();
     Ok(Arc::new(move |ue| {
         let (dst, len) = parse_prefix(&route.replace("{ue}", &ue.to_string()))?;
-        let r = if delete {
-            match handle.delete(dst, len) {
+        let table = cfg.table_for(ue)?;
+        let r = if cfg.delete {
+            match handle.delete_in(table, dst, len) {
                 Err(e) if is_not_found(&e) => Ok(()),
                 r => r,
             }
         } else {
-            match via.as_deref() {
-                Some("blackhole") => handle.replace_blackhole(dst, len),
+            match cfg.via.as_deref() {
+                Some("blackhole") => handle.replace_blackhole_in(table, dst, len),
                 Some(gw) => {
                     let gw: IpAddr = gw.parse().map_err(|_| format!("via {gw:?}"))?;
-                    handle.replace_via(dst, len, gw, src)
+                    handle.replace_via_in(table, dst, len, gw, cfg.src)
                 }
                 None => return Err("no `via`".into()),
             }

@@ -462,9 +462,10 @@ fn end_hold_in_place(entry: &Entry, sessions: &HandoffSessions) -> String {
         Some(ns) => RouteHandle::in_netns(&crate::sessions::netns::path(ns)),
         None => RouteHandle::new(),
     };
-    let prefix = hooks::parse_prefix(&route.replace("{ue}", &r.ue.to_string()));
+    let prefix = hooks::parse_prefix(&route.replace("{ue}", &r.ue.to_string()))
+        .and_then(|p| Ok((p, cfg.table_for(r.ue)?)));
     match (handle, prefix) {
-        (Ok(h), Ok((dst, len))) => match h.delete_blackhole(dst, len) {
+        (Ok(h), Ok(((dst, len), table))) => match h.delete_blackhole_in(table, dst, len) {
             Ok(()) => format!("blackhole {dst}/{len} deleted"),
             Err(e) if is_not_found(&e) => {
                 format!("{dst}/{len} is no blackhole any more (the path moved): left alone")

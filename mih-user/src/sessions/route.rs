@@ -56,7 +56,11 @@
 //! [`io::ErrorKind::PermissionDenied`] with a message naming
 //! `CAP_NET_ADMIN`) and whose inner error is a [`RouteError`] carrying the
 //! request (as `ip route` would spell it) and the errno. Routes go to the
-//! main table with protocol "boot", as `ip route` puts them.
+//! main table with protocol "boot", as `ip route` puts them; the `_in`
+//! variants take a routing table ([`MAIN_TABLE`] is 254, `ip route ...
+//! table N`), for source-policy routing with one table per UE
+//! (`ip rule add from UE lookup N`: many UEs behind one router, each on
+//! its own path to the same service address).
 
 use std::fmt;
 use std::io;
@@ -71,7 +75,7 @@ use netlink_packet_core::{
     NLM_F_REQUEST,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -83,6 +87,9 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Receive buffer for answers: an acknowledgement is 36 octets (with
 /// `NETLINK_CAP_ACK`); a few stale answers fit too.
 const RECV_BUF: usize = 8192;
+
+/// The main routing table (`RT_TABLE_MAIN`).
+pub const MAIN_TABLE: u32 = 254;
 
 /// A refused route request: what was asked and the kernel's errno. It is
 /// the inner error of the [`io::Error`]s that [`RouteHandle`] returns
@@ -205,6 +212,18 @@ impl RouteHandle {
         via: IpAddr,
         src: Option<IpAddr>,
     ) -> io::Result<()> {
+        self.replace_via_in(MAIN_TABLE, dst, prefix_len, via, src)
+    }
+
+    /// [`replace_via`](Self::replace_via) in routing table `table`.
+    pub fn replace_via_in(
+        &self,
+        table: u32,
+        dst: IpAddr,
+        prefix_len: u8,
+        via: IpAddr,
+        src: Option<IpAddr>,
+    ) -> io::Result<()> {
         let family = check_prefix(dst, prefix_len)?;
         if via.is_ipv4() != dst.is_ipv4() || src.is_some_and(|s| s.is_ipv4() != dst.is_ipv4()) {
             return Err(io::Error::new(
@@ -212,7 +231,7 @@ impl RouteHandle {
                 format!("route {dst}/{prefix_len}: gateway and source must be of the same family"),
             ));
         }
-        let mut msg = route_message(family, dst, prefix_len, RouteType::Unicast);
+        let mut msg = route_message(family, table, dst, prefix_len, RouteType::Unicast);
         msg.attributes.push(RouteAttribute::Gateway(via.into()));
         if let Some(s) = src {
             msg.attributes.push(RouteAttribute::PrefSource(s.into()));
@@ -221,8 +240,11 @@ impl RouteHandle {
             RouteNetlinkMessage::NewRoute(msg),
             NLM_F_CREATE | NLM_F_REPLACE,
             || match src {
-                Some(s) => format!("replace {dst}/{prefix_len} via {via} src {s}"),
-                None => format!("replace {dst}/{prefix_len} via {via}"),
+                Some(s) => format!(
+                    "replace {dst}/{prefix_len} via {via} src {s}{}",
+                    in_table(table)
+                ),
+                None => format!("replace {dst}/{prefix_len} via {via}{}", in_table(table)),
             },
         )
     }
@@ -230,12 +252,18 @@ impl RouteHandle {
     /// `ip route replace blackhole DST/LEN`: packets towards DST/LEN are
     /// dropped silently (the flow hold).
     pub fn replace_blackhole(&self, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
+        self.replace_blackhole_in(MAIN_TABLE, dst, prefix_len)
+    }
+
+    /// [`replace_blackhole`](Self::replace_blackhole) in routing table
+    /// `table`.
+    pub fn replace_blackhole_in(&self, table: u32, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
         let family = check_prefix(dst, prefix_len)?;
-        let msg = route_message(family, dst, prefix_len, RouteType::BlackHole);
+        let msg = route_message(family, table, dst, prefix_len, RouteType::BlackHole);
         self.request(
             RouteNetlinkMessage::NewRoute(msg),
             NLM_F_CREATE | NLM_F_REPLACE,
-            || format!("replace blackhole {dst}/{prefix_len}"),
+            || format!("replace blackhole {dst}/{prefix_len}{}", in_table(table)),
         )
     }
 
@@ -243,14 +271,19 @@ impl RouteHandle {
     /// missing route is an error of kind [`io::ErrorKind::NotFound`]
     /// (see [`is_not_found`]).
     pub fn delete(&self, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
+        self.delete_in(MAIN_TABLE, dst, prefix_len)
+    }
+
+    /// [`delete`](Self::delete) in routing table `table`.
+    pub fn delete_in(&self, table: u32, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
         let family = check_prefix(dst, prefix_len)?;
-        let mut msg = route_message(family, dst, prefix_len, RouteType::Unspec);
+        let mut msg = route_message(family, table, dst, prefix_len, RouteType::Unspec);
         // As `ip route del`: any protocol and type, scope "nowhere" (which
         // the kernel reads as "any scope").
         msg.header.protocol = RouteProtocol::Unspec;
         msg.header.scope = RouteScope::NoWhere;
         self.request(RouteNetlinkMessage::DelRoute(msg), 0, || {
-            format!("del {dst}/{prefix_len}")
+            format!("del {dst}/{prefix_len}{}", in_table(table))
         })
     }
 
@@ -259,12 +292,18 @@ impl RouteHandle {
     /// it since (a path switch) is left alone: error of kind
     /// [`io::ErrorKind::NotFound`] then.
     pub fn delete_blackhole(&self, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
+        self.delete_blackhole_in(MAIN_TABLE, dst, prefix_len)
+    }
+
+    /// [`delete_blackhole`](Self::delete_blackhole) in routing table
+    /// `table`.
+    pub fn delete_blackhole_in(&self, table: u32, dst: IpAddr, prefix_len: u8) -> io::Result<()> {
         let family = check_prefix(dst, prefix_len)?;
-        let mut msg = route_message(family, dst, prefix_len, RouteType::BlackHole);
+        let mut msg = route_message(family, table, dst, prefix_len, RouteType::BlackHole);
         msg.header.protocol = RouteProtocol::Unspec;
         msg.header.scope = RouteScope::NoWhere;
         self.request(RouteNetlinkMessage::DelRoute(msg), 0, || {
-            format!("del blackhole {dst}/{prefix_len}")
+            format!("del blackhole {dst}/{prefix_len}{}", in_table(table))
         })
     }
 
@@ -378,10 +417,22 @@ fn check_prefix(dst: IpAddr, prefix_len: u8) -> io::Result<AddressFamily> {
     Ok(family)
 }
 
-/// A main-table route message for DST/LEN of type `kind`, protocol boot,
-/// scope universe (what `ip route add|replace` sends).
+/// ` table N` for a table other than the main one (the request's text).
+fn in_table(table: u32) -> String {
+    if table == MAIN_TABLE {
+        String::new()
+    } else {
+        format!(" table {table}")
+    }
+}
+
+/// A route message for DST/LEN of type `kind` in `table`, protocol boot,
+/// scope universe (what `ip route add|replace [table N]` sends: the
+/// header's 8-bit table, and `RTA_TABLE` for any table but main, which
+/// the kernel prefers and which holds ids above 255).
 fn route_message(
     family: AddressFamily,
+    table: u32,
     dst: IpAddr,
     prefix_len: u8,
     kind: RouteType,
@@ -389,7 +440,14 @@ fn route_message(
     let mut msg = RouteMessage::default();
     msg.header.address_family = family;
     msg.header.destination_prefix_length = prefix_len;
-    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.table = match u8::try_from(table) {
+        Ok(t) => t,
+        // RT_TABLE_COMPAT: "see RTA_TABLE".
+        Err(_) => 252,
+    };
+    if table != MAIN_TABLE {
+        msg.attributes.push(RouteAttribute::Table(table));
+    }
     msg.header.protocol = RouteProtocol::Boot;
     msg.header.scope = RouteScope::Universe;
     msg.header.kind = kind;
