@@ -11,3 +11,4 @@
 
 pub mod content;
 pub mod report;
+pub mod session;

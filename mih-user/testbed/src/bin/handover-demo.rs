@@ -15,6 +15,8 @@
 mod client;
 #[path = "handover-demo/faults.rs"]
 mod faults;
+#[path = "handover-demo/fleet.rs"]
+mod fleet;
 #[path = "handover-demo/relay.rs"]
 mod relay;
 #[path = "handover-demo/report.rs"]
@@ -122,9 +124,41 @@ struct Args {
     /// --rate).
     #[arg(long, default_value_t = 0)]
     file_size: u64,
-    /// Download rate in octets per second (the service paces the body).
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
-    rate: u64,
+    /// Download rate in octets per second (the service paces the body;
+    /// default 4 MiB/s, with several UEs or services 64 KiB/s per
+    /// download).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Number of UEs (addresses 10.77.0.2 .. on lo in one UE namespace,
+    /// each with its own routing table).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=fleet::MAX_UES as i64))]
+    ues: u32,
+    /// The services every eNBC runs, comma-separated: http (progressive
+    /// download), interactive (request/response, both ways in flight),
+    /// state (request/response on a per-UE state of --state-kb).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "http")]
+    services: Vec<fleet::Svc>,
+    /// TCP sessions per UE, N or LO-HI (UE i has LO + i % (HI-LO+1)), 1
+    /// to 4; session j of UE i goes to service (i + j) % (number of
+    /// services).
+    #[arg(long, default_value = "1", value_parser = fleet::parse_sessions)]
+    sessions_per_ue: (u32, u32),
+    /// Storm: every round hands all UEs over within --storm-window-ms
+    /// (from one eNBC to the next, then back); --handovers is the number
+    /// of rounds. Without it, several UEs move one after the other.
+    #[arg(long)]
+    storm: bool,
+    /// With --storm: the X2 triggers of a round are spread over this
+    /// long, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    storm_window_ms: u64,
+    /// The state service's per-UE state, in KiB.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(0..=16 * 1024))]
+    state_kb: u64,
+    /// A request-response session sends a request this often, in
+    /// milliseconds (two at most unanswered).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    request_interval_ms: u64,
     /// Pause between handovers (after one ended at both ends), in
     /// milliseconds.
     #[arg(long, default_value_t = 100)]
@@ -190,6 +224,17 @@ fn percent(s: &str) -> Result<f64, String> {
 }
 
 impl Args {
+    /// More than the one UE with one download.
+    fn fleet(&self) -> bool {
+        fleet::Plan::from_args(self).is_some()
+    }
+
+    /// The download rate.
+    fn rate(&self) -> u64 {
+        self.rate
+            .unwrap_or(if self.fleet() { 64 * 1024 } else { 4 * 1024 * 1024 })
+    }
+
     /// The relay is needed (delay, reordering, duplication, kills).
     fn needs_relay(&self) -> bool {
         self.delay_ms > 0
@@ -315,10 +360,22 @@ fn x2_send(t: &Topology, k: usize, pdus: &[&[u8]]) -> Result<(), String> {
 
 fn x2_handover(t: &Topology, src: usize, dst: usize, n: u32) -> Result<(), String> {
     let plmn = Plmn::parse(PLMN).ok_or("PLMN")?;
-    let (old_id, new_id) = x2_ids(n);
+    x2_handover_ue(t, plmn, src, dst, x2_ids(n), UL_TEID)
+}
+
+/// HandoverRequest and HandoverRequestAcknowledge for the UE whose E-RAB
+/// has uplink TEID `teid`, into the source eNBC's X2 tap.
+fn x2_handover_ue(
+    t: &Topology,
+    plmn: Plmn,
+    src: usize,
+    dst: usize,
+    (old_id, new_id): (u16, u16),
+    teid: u32,
+) -> Result<(), String> {
     let target_cell = ((ENB_BASE + t.enbcs[dst].idx) << 8) | 1;
     let mut req = HandoverRequestParams::new(old_id, plmn, target_cell);
-    req.e_rabs[0].ul_gtp_tunnel.teid = UL_TEID;
+    req.e_rabs[0].ul_gtp_tunnel.teid = teid;
     let ack = HandoverRequestAcknowledgeParams::admitting(&req, new_id);
     let req = handover_request(&req).map_err(|e| e.to_string())?;
     let ack = handover_request_acknowledge(&ack).map_err(|e| e.to_string())?;
@@ -978,6 +1035,36 @@ fn print_handover(t: &Topology, h: &Handover) {
 
 // ------------------------------------------------------------------ run --
 
+/// Thousands of sessions need more descriptors than the usual 1024 (the
+/// client here, the services and the mih-users inherit the limit): the
+/// soft limit goes up to the hard one, which must hold `need`.
+fn raise_fd_limit(need: u64) -> Result<(), String> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write one `struct rlimit`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+            return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
+        }
+        if (l.rlim_max as u64) < need {
+            return Err(format!(
+                "the open file limit is {} (hard); {need} are needed for these sessions (ulimit -Hn)",
+                l.rlim_max
+            ));
+        }
+        l.rlim_cur = l.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+            return Err(format!(
+                "raising the open file limit: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn run(args: &Args) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -994,7 +1081,21 @@ fn run(args: &Args) -> Result<(), String> {
             .ok_or("no executable directory")?
             .to_path_buf(),
     };
-    for b in ["mihfd", "mih-user", "example-http-service"] {
+    if args.fleet() && (args.rollback != Rollback::None || args.kill.is_some()) {
+        return Err("--rollback and --kill run with one UE (not with --ues, --services, --sessions-per-ue or --storm)".into());
+    }
+    let mut needed = vec!["mihfd", "mih-user", "example-http-service"];
+    if args.services.iter().any(|s| *s != fleet::Svc::Http) {
+        needed.push("example-session-service");
+    }
+    if !args.services.contains(&fleet::Svc::Http) {
+        return Err("--services: http is always one of them (the eNBC's first service)".into());
+    }
+    if args.fleet() {
+        // The client's sessions and a service's: 4 per UE at most, each.
+        raise_fd_limit(8 * u64::from(args.ues) + 1024)?;
+    }
+    for b in needed {
         if !bins.join(b).exists() {
             return Err(format!(
                 "{} not found: build the binaries first (cargo build --release --bins) or pass --bin-dir",
@@ -1008,6 +1109,9 @@ fn run(args: &Args) -> Result<(), String> {
     let timers = Timers::for_backhaul(args.extra_one_way_ms());
     let file_size = if args.file_size > 0 {
         args.file_size
+    } else if args.fleet() {
+        // The fleet's downloads stop when the run does.
+        1 << 40
     } else {
         // Handovers take a few ms each plus the pause; faults add
         // retransmission waits (about a retransmission timeout per lost
@@ -1034,7 +1138,7 @@ fn run(args: &Args) -> Result<(), String> {
                 * (timers.transfer_timeout_ms as f64 / 1000.0 + 1.0);
         }
         let spare = if args.faulty() { 1.3 } else { 1.0 };
-        ((args.rate as f64 * (secs * spare + 3.0)) as u64).max(1 << 20)
+        ((args.rate() as f64 * (secs * spare + 3.0)) as u64).max(1 << 20)
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let out = args.out.canonicalize().map_err(|e| e.to_string())?;
@@ -1054,7 +1158,7 @@ fn run(args: &Args) -> Result<(), String> {
             ),
         },
         file_size as f64 / 1e6,
-        args.rate as f64 / 1e6,
+        args.rate() as f64 / 1e6,
         logs.display()
     );
     if args.faulty() {
@@ -1100,6 +1204,9 @@ fn run(args: &Args) -> Result<(), String> {
         t.enbcs.len()
     );
 
+    if t.fleet.is_some() {
+        return fleet::run(&mut t, args, &out);
+    }
     let before = client_resets(&t.ue_ns)?;
     let progress = Arc::new(AtomicU64::new(0));
     let (tx, rx) = mpsc::channel();
@@ -1173,7 +1280,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     println!("handovers done; waiting for the download to finish");
     let remaining = file_size.saturating_sub(progress.load(Ordering::Relaxed));
-    let wait = Duration::from_secs_f64(remaining as f64 / args.rate.max(1) as f64)
+    let wait = Duration::from_secs_f64(remaining as f64 / args.rate().max(1) as f64)
         + Duration::from_secs(30);
     let end = Instant::now() + wait;
     let result = loop {

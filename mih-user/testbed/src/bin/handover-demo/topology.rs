@@ -189,6 +189,8 @@ pub struct Enbc {
     pub service: Option<Child>,
     pub ctl: PathBuf,
     pub x2: Option<UdpSocket>,
+    /// The fleet's other services (interactive, large state).
+    pub extra: Vec<Child>,
 }
 
 impl Enbc {
@@ -231,6 +233,8 @@ pub struct Topology {
     /// MIH and CXTP go through the relay in the core namespace.
     pub via_relay: bool,
     pub relay: Option<Relay>,
+    /// Many UEs and services (`--ues`, `--services`, `--storm`).
+    pub fleet: Option<crate::fleet::Plan>,
 }
 
 impl Drop for Topology {
@@ -238,9 +242,10 @@ impl Drop for Topology {
         // The relay first: it may hold a datagram for a daemon.
         self.relay = None;
         for e in &mut self.enbcs {
-            for c in [&mut e.service, &mut e.user, &mut e.mihfd]
-                .into_iter()
-                .flatten()
+            for c in e
+                .extra
+                .iter_mut()
+                .chain([&mut e.service, &mut e.user, &mut e.mihfd].into_iter().flatten())
             {
                 let _ = c.kill();
                 let _ = c.wait();
@@ -362,12 +367,18 @@ handoff_socket = "{d}/e{i}-handoff.sock"
         // The hold: the UE's packets to the service stop at the UE (the
         // network's job in a real deployment), until a path switch (the
         // destination's on commit, ours on rollback) replaces the route.
+        // With many UEs, each has its own table in the UE namespace
+        // (`ip rule from UE lookup N`): the hook changes that UE's only.
+        let (per_ue, src) = match &self.fleet {
+            Some(_) => (crate::fleet::hook_tables(), String::new()),
+            None => (String::new(), format!("src = \"{UE_IP}\"\n")),
+        };
         s += &format!(
-            "[sessions.hold]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"blackhole\"\n\n",
+            "[sessions.hold]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"blackhole\"\n{per_ue}\n",
             ue = self.ue_ns
         );
         s += &format!(
-            "[sessions.path_switch]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"10.231.{i}.1\"\nsrc = \"{UE_IP}\"\n\n",
+            "[sessions.path_switch]\nnetns = \"{ue}\"\nroute = \"{SERVICE_IP}/32\"\nvia = \"10.231.{i}.1\"\n{src}{per_ue}\n",
             ue = self.ue_ns
         );
         if self.enbcs.iter().any(|o| o.failing.is_some()) {
@@ -376,7 +387,12 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             // (and freezes of the stream) it does not expect.
             s += "[schedule]\nmax_attempts = 1\n\n";
         }
-        s += &format!("[[ues]]\nue_address = \"{UE_IP}\"\nul_gtp_teid = {UL_TEID}\n\n");
+        match &self.fleet {
+            Some(plan) => s += &plan.user_toml(),
+            None => {
+                s += &format!("[[ues]]\nue_address = \"{UE_IP}\"\nul_gtp_teid = {UL_TEID}\n\n")
+            }
+        }
         for o in self.enbcs.iter().filter(|o| o.idx != e.idx) {
             s += &format!(
                 "[[neighbours]]\nplmn = \"{PLMN}\"\nenb_id = {}\nmihf_id = \"{}\"\n\n[[peers]]\nmihf_id = \"{}\"\ncxtp = \"{}:5091\"\n\n",
@@ -396,7 +412,7 @@ handoff_socket = "{d}/e{i}-handoff.sock"
         dir: PathBuf,
         timers: Timers,
     ) -> Result<Topology, String> {
-        let (enbcs, rollback, rate) = (args.enbcs, args.rollback, args.rate);
+        let (enbcs, rollback, rate) = (args.enbcs, args.rollback, args.rate());
         let via_relay = args.needs_relay();
         let prefix = format!("hod{}", std::process::id());
         let extra = u32::from(rollback != Rollback::None);
@@ -412,6 +428,7 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             timers,
             via_relay,
             relay: None,
+            fleet: crate::fleet::Plan::from_args(args),
         };
         for i in 1..=enbcs + extra {
             t.enbcs.push(Enbc {
@@ -423,6 +440,7 @@ handoff_socket = "{d}/e{i}-handoff.sock"
                 service: None,
                 ctl: t.dir.join(format!("e{i}-ctl.sock")),
                 x2: None,
+                extra: Vec::new(),
             });
         }
         let (ue, core) = (t.ue_ns.clone(), t.core_ns.clone());
@@ -432,15 +450,17 @@ handoff_socket = "{d}/e{i}-handoff.sock"
         }
         ip(&["-n", &core, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &core, "link", "set", "br0", "up"])?;
-        ip(&[
-            "-n",
-            &ue,
-            "addr",
-            "add",
-            &format!("{UE_IP}/32"),
-            "dev",
-            "lo",
-        ])?;
+        if t.fleet.is_none() {
+            ip(&[
+                "-n",
+                &ue,
+                "addr",
+                "add",
+                &format!("{UE_IP}/32"),
+                "dev",
+                "lo",
+            ])?;
+        }
         for e in &t.enbcs {
             let (ns, i) = (&e.ns, e.idx);
             ip(&["netns", "add", ns])?;
@@ -467,15 +487,11 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             let svc = format!("{SERVICE_IP}/32");
             ip(&["-n", ns, "addr", "add", &svc, "dev", "lo"])?;
             let via = format!("10.231.{i}.2");
-            ip(&[
-                "-n",
-                ns,
-                "route",
-                "add",
-                &format!("{UE_IP}/32"),
-                "via",
-                &via,
-            ])?;
+            let ues = match &t.fleet {
+                Some(_) => crate::fleet::UE_PREFIX.to_string(),
+                None => format!("{UE_IP}/32"),
+            };
+            ip(&["-n", ns, "route", "add", &ues, "via", &via])?;
         }
         if via_relay {
             for a in &t.enbcs {
@@ -485,18 +501,24 @@ handoff_socket = "{d}/e{i}-handoff.sock"
                 }
             }
         }
-        let svc = format!("{SERVICE_IP}/32");
-        ip(&[
-            "-n",
-            &ue,
-            "route",
-            "add",
-            &svc,
-            "via",
-            "10.231.1.1",
-            "src",
-            UE_IP,
-        ])?;
+        match &t.fleet {
+            // Every UE its address on lo, a rule and a table of its own.
+            Some(plan) => plan.ue_namespace(&t.dir, &ue)?,
+            None => {
+                let svc = format!("{SERVICE_IP}/32");
+                ip(&[
+                    "-n",
+                    &ue,
+                    "route",
+                    "add",
+                    &svc,
+                    "via",
+                    "10.231.1.1",
+                    "src",
+                    UE_IP,
+                ])?;
+            }
+        }
         Ok(t)
     }
 
@@ -591,26 +613,51 @@ handoff_socket = "{d}/e{i}-handoff.sock"
         };
         let d = self.dir.display();
         let i = e.idx;
-        let mut child = self.spawn(
-            &e.ns,
-            &format!("e{i}-service"),
-            "example-http-service",
-            &[
-                "--listen".into(),
-                format!("{SERVICE_IP}:{SERVICE_PORT}"),
-                "--api-socket".into(),
-                format!("{d}/e{i}-api.sock"),
-                "--handoff-socket".into(),
-                format!("{d}/e{i}-handoff.sock"),
-                "--file-size".into(),
-                self.file_size.to_string(),
-                "--rate".into(),
-                self.rate.to_string(),
-                "--seed".into(),
-                seed.to_string(),
-            ],
-            append,
-        )?;
+        let mut args = vec![
+            "--listen".into(),
+            format!("{SERVICE_IP}:{SERVICE_PORT}"),
+            "--api-socket".into(),
+            format!("{d}/e{i}-api.sock"),
+            "--handoff-socket".into(),
+            format!("{d}/e{i}-handoff.sock"),
+            "--file-size".into(),
+            self.file_size.to_string(),
+            "--rate".into(),
+            self.rate.to_string(),
+            "--seed".into(),
+            seed.to_string(),
+        ];
+        let mut others = Vec::new();
+        if let Some(plan) = &self.fleet {
+            args.extend(plan.http_args(self.rate));
+            others = plan.other_services(&format!("{d}/e{i}"));
+        }
+        let child = self.spawn_service(k, "service", "example-http-service", &args, append)?;
+        self.enbcs[k].service = Some(child);
+        for (name, prog, args) in others {
+            let child = self.spawn_service(k, &name, prog, &args, append)?;
+            self.enbcs[k].extra.push(child);
+        }
+        let ctl = self.enbcs[k].ctl.clone();
+        let want = 1 + self.enbcs[k].extra.len();
+        wait_for(&format!("enbc{i} service registration"), 10, || {
+            let s = status(&ctl)?;
+            (s["registered"] == true && s["services"].as_array()?.len() >= want).then_some(())
+        })
+    }
+
+    /// Start a service in eNBC `k` and wait for its "listening on" line.
+    fn spawn_service(
+        &self,
+        k: usize,
+        name: &str,
+        prog: &str,
+        args: &[String],
+        append: bool,
+    ) -> Result<Child, String> {
+        let e = &self.enbcs[k];
+        let i = e.idx;
+        let mut child = self.spawn(&e.ns, &format!("e{i}-{name}"), prog, args, append)?;
         let mut line = String::new();
         if let Some(out) = child.stdout.take() {
             let _ = BufReader::new(out).read_line(&mut line);
@@ -619,15 +666,11 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
-                "enbc{i}: example-http-service did not start (see {d}/e{i}-service.log)"
+                "enbc{i}: {prog} did not start (see {}/e{i}-{name}.log)",
+                self.dir.display()
             ));
         }
-        self.enbcs[k].service = Some(child);
-        let ctl = self.enbcs[k].ctl.clone();
-        wait_for(&format!("enbc{i} service registration"), 10, || {
-            let s = status(&ctl)?;
-            (s["registered"] == true && !s["services"].as_array()?.is_empty()).then_some(())
-        })
+        Ok(child)
     }
 
     pub fn start(&mut self) -> Result<(), String> {
