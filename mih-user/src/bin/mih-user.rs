@@ -52,7 +52,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let backends = match Backends::from_config(&cfg.sessions) {
+        let backends = match Backends::from_config(
+            &cfg.sessions,
+            std::time::Duration::from_millis(cfg.api.export_timeout_ms),
+        ) {
             Ok(b) => b,
             Err(e) => {
                 error!("cannot start: {e}");

@@ -126,8 +126,13 @@ impl Backends {
     /// left in it: recovered by [`MihUser::start`]; bad entries are moved
     /// aside and logged), binds the hand-off socket, builds the hooks and
     /// spawns the hand-off reader (call it inside a tokio runtime); the
-    /// error says what is missing.
-    pub fn from_config(s: &config::Sessions) -> Result<Backends, String> {
+    /// error says what is missing. `export_timeout` is the services'
+    /// (`api.export_timeout_ms`): a socket a service gives after it (its
+    /// export rolled back meanwhile) goes back to it 500 ms later.
+    pub fn from_config(
+        s: &config::Sessions,
+        export_timeout: Duration,
+    ) -> Result<Backends, String> {
         if s.mode != SessionMode::TcpRepair {
             return Ok(Backends::from_mode(s.mode));
         }
@@ -155,8 +160,11 @@ impl Backends {
                 release: build("sessions.release", &s.release)?,
                 path_switch: build("sessions.path_switch", &s.path_switch)?,
             };
-            let sessions =
-                Arc::new(HandoffSessions::new(server, hooks).with_journal(journal, specs));
+            let sessions = Arc::new(
+                HandoffSessions::new(server, hooks)
+                    .with_journal(journal, specs)
+                    .with_orphan_timeout(export_timeout + Duration::from_millis(500)),
+            );
             let runner = sessions.clone();
             tokio::spawn(async move {
                 if let Err(e) = runner.run().await {

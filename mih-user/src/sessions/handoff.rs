@@ -54,6 +54,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use cxtp::profile::TcpSessionContext;
 use nix::sys::socket::{
@@ -156,6 +157,9 @@ pub struct HandoffStats {
     /// Sockets that could not be delivered (no service for them, send
     /// error).
     pub undeliverable: u64,
+    /// Sockets given for an export that had already ended, handed back
+    /// ([`HandoffSessions::return_orphans`]).
+    pub orphans_returned: u64,
 }
 
 #[derive(Default)]
@@ -233,7 +237,13 @@ impl HandoffServer {
     /// `GIVE`s into `repair`. Never blocks. Returns how many sockets were
     /// adopted.
     pub fn poll(&self, repair: &TcpRepair) -> usize {
-        let mut adopted = 0;
+        self.poll_keys(repair).len()
+    }
+
+    /// [`poll`](Self::poll), returning the connections of the sockets
+    /// adopted (local, remote).
+    pub fn poll_keys(&self, repair: &TcpRepair) -> Vec<(SocketAddr, SocketAddr)> {
+        let mut adopted = Vec::new();
         // Bounded: a flood cannot keep the caller here forever.
         for _ in 0..4096 {
             let d = match recv(&self.sock) {
@@ -274,7 +284,7 @@ impl HandoffServer {
                     for fd in d.fds {
                         match repair.adopt(fd) {
                             Ok((local, remote)) => {
-                                adopted += 1;
+                                adopted.push((local, remote));
                                 self.lock().stats.adopted += 1;
                                 tracing::debug!(%local, %remote, "hand-off: socket adopted");
                             }
@@ -497,6 +507,12 @@ pub struct HandoffSessions {
     incoming: Mutex<HashMap<IpAddr, EntryHandle>>,
     /// Sockets kept here until their service announces itself.
     undelivered: Mutex<Vec<Key>>,
+    /// Sockets a service gave (`GIVE`) that no export has taken yet, and
+    /// since when: one the export does not take within `orphan_after`
+    /// (its export had timed out and rolled back before the service
+    /// answered) goes back to its service.
+    given: Mutex<HashMap<Key, Instant>>,
+    orphan_after: Duration,
 }
 
 impl std::fmt::Debug for HandoffSessions {
@@ -524,7 +540,47 @@ impl HandoffSessions {
             entries: Mutex::new(HashMap::new()),
             incoming: Mutex::new(HashMap::new()),
             undelivered: Mutex::new(Vec::new()),
+            given: Mutex::new(HashMap::new()),
+            orphan_after: DEFAULT_ORPHAN_AFTER,
         }
+    }
+
+    /// How long a socket a service gave may wait for its UE's export
+    /// before it goes back to the service (default 2 s; the daemon uses
+    /// its export timeout plus 500 ms: no export that is still under way
+    /// waits longer for its services).
+    pub fn with_orphan_timeout(mut self, d: Duration) -> HandoffSessions {
+        self.orphan_after = d;
+        self
+    }
+
+    /// Hand back the sockets given longer than the orphan timeout ago that
+    /// no export took (their export ended before the service gave them).
+    /// Returns how many went back.
+    pub fn return_orphans(&self) -> usize {
+        let now = Instant::now();
+        let old: Vec<Key> = {
+            let mut g = lock(&self.given);
+            let old: Vec<Key> = g
+                .iter()
+                .filter(|(_, t)| now.duration_since(**t) >= self.orphan_after)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in &old {
+                g.remove(k);
+            }
+            old
+        };
+        let mut n = 0;
+        for (local, remote) in old {
+            if let Some(fd) = self.repair.take(local, remote) {
+                tracing::warn!(%local, %remote, "hand-off: a socket given for an export that had ended goes back to its service");
+                self.server.lock().stats.orphans_returned += 1;
+                self.deliver(fd);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Journal every export and every import in `journal`; `specs`
@@ -716,11 +772,20 @@ impl HandoffSessions {
     /// import); a `HELO` hands over the sockets kept for that service.
     pub fn poll(&self) -> usize {
         let hellos = self.server.stats().hellos;
-        let n = self.server.poll(&self.repair);
+        let keys = self.server.poll_keys(&self.repair);
+        if !keys.is_empty() {
+            let now = Instant::now();
+            let mut g = lock(&self.given);
+            for k in &keys {
+                // Bounded by the socket table itself; a flood of GIVEs is
+                // a flood of descriptors the service sent.
+                g.insert(*k, now);
+            }
+        }
         if self.server.stats().hellos != hellos && !lock(&self.undelivered).is_empty() {
             self.deliver_kept();
         }
-        n
+        keys.len()
     }
 
     /// Read the hand-off queue whenever a datagram arrives, until the
@@ -733,10 +798,19 @@ impl HandoffSessions {
         let fd = self.server.sock.as_fd().try_clone_to_owned()?;
         // SAFETY: `fd` is an owned duplicate, closed only when `afd` drops.
         let afd = unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))?;
+        let mut sweep = tokio::time::interval(ORPHAN_SWEEP);
         loop {
-            let mut ready = afd.readable().await?;
-            self.poll();
-            ready.clear_ready();
+            tokio::select! {
+                ready = afd.readable() => {
+                    let mut ready = ready?;
+                    self.poll();
+                    ready.clear_ready();
+                }
+                _ = sweep.tick() => {}
+            }
+            if !lock(&self.given).is_empty() {
+                self.return_orphans();
+            }
         }
     }
 
@@ -828,6 +902,8 @@ impl SessionExporter for HandoffSessions {
         attempt: &ExportAttempt,
     ) -> Result<Vec<TcpSessionContext>, SessionError> {
         self.poll();
+        // The export takes the UE's given sockets (or hands them back).
+        lock(&self.given).retain(|(_, remote), _| remote.ip().to_canonical() != ue.to_canonical());
         let unacked = self.repair.drain(ue, connections, DRAIN_LIMIT);
         if unacked > 0 {
             tracing::debug!(%ue, unacked, "exporting with data in flight");
@@ -896,6 +972,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Most sockets kept here for a service that has not announced itself.
 const MAX_UNDELIVERED: usize = 4096;
+/// [`HandoffSessions::with_orphan_timeout`]'s default.
+const DEFAULT_ORPHAN_AFTER: Duration = Duration::from_secs(2);
+/// How often [`HandoffSessions::run`] looks for orphaned sockets.
+const ORPHAN_SWEEP: Duration = Duration::from_millis(100);
 
 impl SessionImporter for HandoffSessions {
     fn import(&self, ue: IpAddr, sessions: &[TcpSessionContext]) -> Vec<Result<(), SessionError>> {
@@ -1087,6 +1167,48 @@ mod tests {
         assert_eq!(sessions.stats().adopted, 1);
         assert_eq!(sessions.stats().hellos, 101);
         runner.abort();
+    }
+
+    #[test]
+    fn a_socket_given_after_its_export_ended_goes_back() {
+        let d = dir();
+        let path = d.path().join("h.sock");
+        let server = HandoffServer::bind(&path).unwrap();
+        let sessions = HandoffSessions::new(server, Hooks::default())
+            .with_orphan_timeout(Duration::from_millis(50));
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listen = l.local_addr().unwrap();
+        let client = HandoffClient::connect(&path, listen).unwrap();
+        let c = std::net::TcpStream::connect(listen).unwrap();
+        let (s, _) = l.accept().unwrap();
+        // The service gives the socket, but no export comes for it (the
+        // export timed out and rolled back before the service answered).
+        client.give(&[s.as_fd()]).unwrap();
+        drop(s);
+        assert_eq!(sessions.poll(), 1);
+        // Not yet: an export may still take it.
+        assert_eq!(sessions.return_orphans(), 0);
+        assert_eq!(
+            client.try_take().unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(sessions.return_orphans(), 1);
+        assert_eq!(sessions.stats().orphans_returned, 1);
+        let back = std::net::TcpStream::from(client.try_take().unwrap());
+        assert_eq!(back.peer_addr().unwrap(), c.local_addr().unwrap());
+        assert_eq!(sessions.return_orphans(), 0);
+
+        // A socket of a UE whose export came is that export's.
+        let c2 = std::net::TcpStream::connect(listen).unwrap();
+        let (s2, _) = l.accept().unwrap();
+        client.give(&[s2.as_fd()]).unwrap();
+        drop(s2);
+        sessions.poll();
+        let ue = c2.local_addr().unwrap().ip();
+        let _ = SessionExporter::export(&sessions, ue, &[]);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(sessions.return_orphans(), 0);
     }
 
     #[test]

@@ -18,6 +18,12 @@
 //!   duplication. Each asserts a byte-exact download, no reset, and that
 //!   every handover ended (committed or rolled back) at both ends.
 //!
+//! * a storm: 100 UEs, each with a download and an interactive
+//!   request/response session (both ways in flight at the freeze), all
+//!   handed over within 500 ms, four rounds there and back: every stream
+//!   checked octet by octet, no reset, every migration committed at both
+//!   ends, every UE's path where it is served.
+//!
 //! Without root (no namespaces) the tests print SKIP, unless `CI` is set.
 
 mod common;
@@ -66,9 +72,12 @@ fn demo(args: &[&str]) -> Value {
         }
         panic!("handover-demo failed: {stderr}");
     }
-    assert!(stdout.contains("Table I"), "{stdout}");
-    assert!(out.path().join("fig11_total_time.svg").exists());
-    assert!(out.path().join("fig12_data_length.svg").exists());
+    let fleet = args.contains(&"--ues");
+    if !fleet {
+        assert!(stdout.contains("Table I"), "{stdout}");
+        assert!(out.path().join("fig11_total_time.svg").exists());
+        assert!(out.path().join("fig12_data_length.svg").exists());
+    }
     // Every namespace it made is gone.
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let left = String::from_utf8_lossy(&left.stdout).to_string();
@@ -273,4 +282,60 @@ fn delay_reordering_and_duplication() {
         s["phases_ms"]["mih_commit"]["min"].as_f64().unwrap() >= 20.0,
         "{s}"
     );
+}
+
+#[test]
+fn a_storm_of_a_hundred_ues_with_two_services_and_two_sessions_each() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_run() {
+        return;
+    }
+    let s = demo(&[
+        "--ues",
+        "100",
+        "--services",
+        "http,interactive",
+        "--sessions-per-ue",
+        "2",
+        "--storm",
+        "--storm-window-ms",
+        "500",
+        "--handovers",
+        "4",
+    ]);
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(s["ues"], 100, "{s}");
+    assert_eq!(s["sessions"], 200, "{s}");
+    assert_eq!(s["migrations"], 400, "{s}");
+    assert_eq!(s["committed"], 400, "{s}");
+    assert_eq!(s["rolled_back"], 0, "{s}");
+    assert_eq!(s["failed"], 0, "{s}");
+    assert_eq!(s["client_resets"], 0, "{s}");
+    assert_eq!(s["session_errors"], 0, "{s}");
+    assert_eq!(s["misrouted_ues"], 0, "{s}");
+    // Both services, every session with data, every response checked.
+    for svc in ["http", "interactive"] {
+        assert_eq!(s["per_service"][svc]["sessions"], 100, "{svc}: {s}");
+        assert!(s["per_service"][svc]["octets"].as_u64().unwrap() > 0, "{s}");
+    }
+    assert!(
+        s["per_service"]["interactive"]["responses_checked"]
+            .as_u64()
+            .unwrap()
+            > 100,
+        "{s}"
+    );
+    // Every UE's longest pause, every phase and the rates are recorded.
+    assert_eq!(s["ue_longest_pause_ms"]["n"], 100, "{s}");
+    assert_eq!(s["total_ms"]["n"], 400, "{s}");
+    assert_eq!(s["from_trigger_ms"]["n"], 400, "{s}");
+    for k in ["mih_commit", "app_data", "socket_data", "cxtp"] {
+        assert_eq!(s["phases_ms"][k]["n"], 400, "phase {k}: {s}");
+    }
+    assert_eq!(s["rounds"].as_array().unwrap().len(), 4, "{s}");
+    assert!(s["migrations_per_s"].as_f64().unwrap() > 0.0, "{s}");
+    for r in s["peak_rss"].as_array().unwrap() {
+        assert!(r["mih_user_peak_rss_octets"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["mihfd_peak_rss_octets"].as_u64().unwrap() > 0, "{r}");
+    }
 }
