@@ -129,10 +129,7 @@ impl Backends {
     /// error says what is missing. `export_timeout` is the services'
     /// (`api.export_timeout_ms`): a socket a service gives after it (its
     /// export rolled back meanwhile) goes back to it 500 ms later.
-    pub fn from_config(
-        s: &config::Sessions,
-        export_timeout: Duration,
-    ) -> Result<Backends, String> {
+    pub fn from_config(s: &config::Sessions, export_timeout: Duration) -> Result<Backends, String> {
         if s.mode != SessionMode::TcpRepair {
             return Ok(Backends::from_mode(s.mode));
         }
@@ -289,12 +286,63 @@ struct Shared {
     cxtp: TcpSender,
     cxtp_queues: Mutex<HashMap<IpAddr, mpsc::Sender<Bytes>>>,
     backends: Backends,
+    lanes: Arc<SessionLanes>,
     tap: Option<Tap>,
     io: Io,
     /// Control socket and metrics endpoint counters (when they run).
     control_stats: Option<Arc<LocalStats>>,
     metrics_stats: Option<Arc<LocalStats>>,
     started: Instant,
+}
+
+/// A job of the session backends.
+type LaneJob = Box<dyn FnOnce() + Send>;
+
+/// Work of the session backends, run on tokio's blocking pool: the jobs
+/// of one UE in the order they were given, one after the other (as the
+/// orchestrator asked for them); different UEs' at the same time. The
+/// result of an export or import reaches the orchestrator as an input,
+/// like a service's answer.
+#[derive(Default)]
+struct SessionLanes {
+    /// UEs with a job running → their jobs waiting.
+    lanes: Mutex<HashMap<IpAddr, VecDeque<LaneJob>>>,
+}
+
+impl SessionLanes {
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, VecDeque<LaneJob>>> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn run(self: &Arc<Self>, ue: IpAddr, job: impl FnOnce() + Send + 'static) {
+        let job: LaneJob = Box::new(job);
+        {
+            let mut l = self.lock();
+            if let Some(q) = l.get_mut(&ue) {
+                // The UE's lane is running: after the jobs before it.
+                q.push_back(job);
+                return;
+            }
+            l.insert(ue, VecDeque::new());
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut next = Some(job);
+            while let Some(j) = next.take() {
+                j();
+                let mut l = me.lock();
+                next = l.get_mut(&ue).and_then(VecDeque::pop_front);
+                if next.is_none() {
+                    l.remove(&ue);
+                }
+            }
+        });
+    }
+
+    /// No job running or waiting.
+    fn idle(&self) -> bool {
+        self.lock().is_empty()
+    }
 }
 
 impl Shared {
@@ -321,25 +369,15 @@ impl NodeView for ApiView<'_> {
     }
 }
 
-type Input = Box<dyn FnOnce(&mut State, Instant, &dyn NodeView) + Send>;
-
-/// Feed one input to the orchestrator and carry out what follows,
-/// including the inputs produced by synchronous actions.
-fn drive(shared: &Arc<Shared>, first: impl FnOnce(&mut State, Instant, &dyn NodeView)) {
+/// Feed one input to the orchestrator and carry out what follows (the
+/// answers of asynchronous actions come back as inputs of their own).
+fn drive(shared: &Arc<Shared>, input: impl FnOnce(&mut State, Instant, &dyn NodeView)) {
     let view = ApiView(&shared.api);
-    let mut first = Some(first);
-    let mut inputs: VecDeque<Input> = VecDeque::new();
-    loop {
+    {
         let actions = {
             let mut st = shared.lock();
             let now = Instant::now();
-            if let Some(f) = first.take() {
-                f(&mut st, now, &view);
-            } else if let Some(i) = inputs.pop_front() {
-                i(&mut st, now, &view);
-            } else {
-                break;
-            }
+            input(&mut st, now, &view);
             let mut actions = Vec::new();
             // A finished handover may start a waiting one: drain until quiet.
             loop {
@@ -380,7 +418,7 @@ fn drive(shared: &Arc<Shared>, first: impl FnOnce(&mut State, Instant, &dyn Node
             actions
         };
         for a in actions {
-            execute(shared, a, &mut inputs);
+            execute(shared, a);
         }
     }
 }
@@ -616,7 +654,7 @@ fn attempt_of(
     }
 }
 
-fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
+fn execute(shared: &Arc<Shared>, a: Action) {
     match a {
         Action::Mih(m) => send_sap(shared, &m),
         Action::Cxtp { to, bytes } => send_cxtp(shared, to, bytes),
@@ -638,44 +676,53 @@ fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
                 drive(&me, move |st, now, _| st.orch.on_app_imported(now, id, r));
             });
         }
+        // The session backends block (TCP_REPAIR calls, the journal's
+        // fsyncs, route hooks): off the runtime's threads, in order per UE,
+        // UEs in parallel (`SessionLanes`).
         Action::ExportSessions { id, ue } => {
             let per_service = shared.api.user_connections(ue);
             let services = per_service.iter().map(|(s, _)| s.clone()).collect();
             let attempt = attempt_of(shared, id, ue, services);
             let conns = flatten_connections(per_service);
-            let exporter = &shared.backends.exporter;
-            let r = exporter
-                .export_attempt(ue, &conns, &attempt)
-                .and_then(|sessions| {
-                    // Marked sent (durably, with a journal) before the first
-                    // CTD can leave; if that fails, nothing leaves.
-                    match exporter.sending(ue) {
-                        Ok(()) => Ok(sessions),
-                        Err(e) => {
-                            let _ = exporter.restore(ue, &sessions);
-                            Err(e)
+            let me = shared.clone();
+            shared.lanes.run(ue, move || {
+                let exporter = &me.backends.exporter;
+                let r = exporter
+                    .export_attempt(ue, &conns, &attempt)
+                    .and_then(|sessions| {
+                        // Marked sent (durably, with a journal) before the
+                        // first CTD can leave; if that fails, nothing leaves.
+                        match exporter.sending(ue) {
+                            Ok(()) => Ok(sessions),
+                            Err(e) => {
+                                let _ = exporter.restore(ue, &sessions);
+                                Err(e)
+                            }
                         }
-                    }
-                })
-                .map_err(|e| e.to_string());
-            count(shared, if r.is_ok() { "export" } else { "export_failed" });
-            inputs.push_back(Box::new(move |st, now, _| {
-                st.orch.on_sessions_exported(now, id, r)
-            }));
+                    })
+                    .map_err(|e| e.to_string());
+                count(&me, if r.is_ok() { "export" } else { "export_failed" });
+                drive(&me, move |st, now, _| {
+                    st.orch.on_sessions_exported(now, id, r)
+                });
+            });
         }
         Action::ImportSessions { id, ue, sessions } => {
             let attempt = attempt_of(shared, id, ue, Vec::new());
-            let r: Vec<Result<(), String>> = shared
-                .backends
-                .importer
-                .import_attempt(ue, &sessions, &attempt)
-                .into_iter()
-                .map(|r| r.map_err(|e| e.to_string()))
-                .collect();
-            count(shared, "import");
-            inputs.push_back(Box::new(move |st, now, _| {
-                st.orch.on_sessions_imported(now, id, r)
-            }));
+            let me = shared.clone();
+            shared.lanes.run(ue, move || {
+                let r: Vec<Result<(), String>> = me
+                    .backends
+                    .importer
+                    .import_attempt(ue, &sessions, &attempt)
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.to_string()))
+                    .collect();
+                count(&me, "import");
+                drive(&me, move |st, now, _| {
+                    st.orch.on_sessions_imported(now, id, r)
+                });
+            });
         }
         Action::NotifyOutcome { ue, outcome, cause } => {
             if let Err(e) = shared.api.notify_outcome(ue, outcome, &cause) {
@@ -684,26 +731,38 @@ fn execute(shared: &Arc<Shared>, a: Action, inputs: &mut VecDeque<Input>) {
         }
         Action::RestoreSessions { ue, sessions } => {
             let refused = shared.lock().rollback_refused.remove(&ue).unwrap_or(false);
-            shared.backends.exporter.rolling_back(ue, refused);
-            match shared.backends.exporter.restore(ue, &sessions) {
-                Ok(()) => count(shared, "restore"),
-                Err(e) => {
-                    count(shared, "restore_failed");
-                    warn!(%ue, "sessions could not be restored: {e}");
+            let me = shared.clone();
+            shared.lanes.run(ue, move || {
+                me.backends.exporter.rolling_back(ue, refused);
+                match me.backends.exporter.restore(ue, &sessions) {
+                    Ok(()) => count(&me, "restore"),
+                    Err(e) => {
+                        count(&me, "restore_failed");
+                        warn!(%ue, "sessions could not be restored: {e}");
+                    }
                 }
-            }
+            });
         }
         Action::ReleaseSessions { ue } => {
-            shared.backends.exporter.release(ue);
-            count(shared, "release");
+            let me = shared.clone();
+            shared.lanes.run(ue, move || {
+                me.backends.exporter.release(ue);
+                count(&me, "release");
+            });
         }
         Action::CommitSessions { ue } => {
-            shared.backends.importer.commit(ue);
-            count(shared, "commit");
+            let me = shared.clone();
+            shared.lanes.run(ue, move || {
+                me.backends.importer.commit(ue);
+                count(&me, "commit");
+            });
         }
         Action::DiscardSessions { ue } => {
-            shared.backends.importer.discard(ue);
-            count(shared, "discard");
+            let me = shared.clone();
+            shared.lanes.run(ue, move || {
+                me.backends.importer.discard(ue);
+                count(&me, "discard");
+            });
         }
     }
 }
@@ -1181,6 +1240,7 @@ impl MihUser {
             cxtp: transport.sender(),
             cxtp_queues: Mutex::new(HashMap::new()),
             backends,
+            lanes: Arc::new(SessionLanes::default()),
             tap: x2_parts.as_ref().map(|p| p.0.clone()),
             io: Io::default(),
             control_stats: control.as_ref().map(|_| Arc::default()),
@@ -1327,6 +1387,12 @@ impl MihUser {
             st.sched.shutdown();
             st.orch.shutdown(now);
         });
+        // The sessions it restored (and whatever else the session
+        // backends were doing) are back before the process ends.
+        let end = Instant::now() + Duration::from_secs(30);
+        while !self.shared.lanes.idle() && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // Let the last MIH and CXTP messages leave.
         tokio::time::sleep(Duration::from_millis(50)).await;
         send_sap(

@@ -231,8 +231,11 @@ impl Args {
 
     /// The download rate.
     fn rate(&self) -> u64 {
-        self.rate
-            .unwrap_or(if self.fleet() { 64 * 1024 } else { 4 * 1024 * 1024 })
+        self.rate.unwrap_or(if self.fleet() {
+            64 * 1024
+        } else {
+            4 * 1024 * 1024
+        })
     }
 
     /// The relay is needed (delay, reordering, duplication, kills).

@@ -131,8 +131,7 @@ impl Plan {
     /// download.
     pub(crate) fn from_args(a: &Args) -> Option<Plan> {
         let services: Vec<Svc> = a.services.clone();
-        let multi =
-            a.ues > 1 || a.storm || services != [Svc::Http] || a.sessions_per_ue != (1, 1);
+        let multi = a.ues > 1 || a.storm || services != [Svc::Http] || a.sessions_per_ue != (1, 1);
         multi.then(|| Plan {
             ues: a.ues,
             services,
@@ -318,8 +317,7 @@ async fn http_session(s: &Session, live: &Live, stop: &AtomicBool) -> SessionSta
         let mut body_at = None;
         let mut last = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let n = match tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await
-            {
+            let n = match tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await {
                 Err(_) => continue,
                 Ok(Ok(0)) => return Err(format!("connection closed at octet {}", st.octets)),
                 Ok(Ok(n)) => n,
@@ -367,7 +365,10 @@ fn check_body(name: &str, at: u64, got: &[u8], want: &mut [u8]) -> Result<(), St
     testbed::content::fill(SEED, name, at, want);
     if got != want {
         let i = got.iter().zip(want.iter()).position(|(a, b)| a != b);
-        return Err(format!("wrong octet at offset {}", at + i.unwrap_or(0) as u64));
+        return Err(format!(
+            "wrong octet at offset {}",
+            at + i.unwrap_or(0) as u64
+        ));
     }
     Ok(())
 }
@@ -502,7 +503,8 @@ impl Client {
                                     match s.svc {
                                         Svc::Http => http_session(&s, &live, &stop).await,
                                         _ => {
-                                            let seed = SEED ^ (u64::from(s.ue) << 8) ^ u64::from(s.j);
+                                            let seed =
+                                                SEED ^ (u64::from(s.ue) << 8) ^ u64::from(s.j);
                                             rr_session(&s, &plan, &live, &stop, seed).await
                                         }
                                     }
@@ -693,8 +695,8 @@ fn peak_rss(pid: i32) -> Option<u64> {
 fn max_in_flight(recs: &[&Rec]) -> u64 {
     let mut ev: Vec<(SystemTime, i64)> = Vec::new();
     for r in recs {
-        let octets = (r.us("app_octets").unwrap_or(0.0) + r.us("session_octets").unwrap_or(0.0))
-            as i64;
+        let octets =
+            (r.us("app_octets").unwrap_or(0.0) + r.us("session_octets").unwrap_or(0.0)) as i64;
         let total = Duration::from_micros(r.us("total_us").unwrap_or(0.0) as u64);
         ev.push((r.at - total, octets));
         ev.push((r.at, -octets));
@@ -755,9 +757,16 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
         plan.sessions.0,
         plan.sessions.1,
         plan.services.len(),
-        plan.services.iter().map(|s| s.label()).collect::<Vec<_>>().join(", "),
+        plan.services
+            .iter()
+            .map(|s| s.label())
+            .collect::<Vec<_>>()
+            .join(", "),
         if plan.storm {
-            format!("storm: every UE triggered within {} ms", plan.window.as_millis())
+            format!(
+                "storm: every UE triggered within {} ms",
+                plan.window.as_millis()
+            )
         } else {
             "one UE after the other".into()
         }
@@ -821,14 +830,20 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
                 // One after the other: this UE's move ended at both ends.
                 let ue = ue_ip(i).to_string();
                 let (mut s_done, mut d_done) = (false, false);
-                wait_for(&format!("UE {ue}'s handover"), t.timers.handover_budget().as_secs(), || {
-                    for (k, tl) in tails.iter_mut().enumerate() {
-                        recs[k].extend(tl.read());
-                    }
-                    s_done |= recs[src].iter().any(|r| r.ue == ue && r.role == "source");
-                    d_done |= recs[dst].iter().any(|r| r.ue == ue && r.role == "destination");
-                    (s_done && d_done && quiet_all(t)).then_some(())
-                })?;
+                wait_for(
+                    &format!("UE {ue}'s handover"),
+                    t.timers.handover_budget().as_secs(),
+                    || {
+                        for (k, tl) in tails.iter_mut().enumerate() {
+                            recs[k].extend(tl.read());
+                        }
+                        s_done |= recs[src].iter().any(|r| r.ue == ue && r.role == "source");
+                        d_done |= recs[dst]
+                            .iter()
+                            .any(|r| r.ue == ue && r.role == "destination");
+                        (s_done && d_done && quiet_all(t)).then_some(())
+                    },
+                )?;
             }
         }
         let triggered = t0.elapsed();
@@ -842,7 +857,10 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
                 .zip(&base)
                 .map(|(e, b)| {
                     status(&e.ctl).map_or(0, |s| {
-                        s["started"]["source"].as_u64().unwrap_or(0).saturating_sub(*b)
+                        s["started"]["source"]
+                            .as_u64()
+                            .unwrap_or(0)
+                            .saturating_sub(*b)
                     })
                 })
                 .sum();
@@ -855,7 +873,8 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
             failures.push(format!("round {}: {e}", round + 1));
         }
         // Each UE's records in this round.
-        let mut by_ue: Vec<HashMap<(String, String), Vec<Rec>>> = vec![HashMap::new(); t.enbcs.len()];
+        let mut by_ue: Vec<HashMap<(String, String), Vec<Rec>>> =
+            vec![HashMap::new(); t.enbcs.len()];
         for (k, rs) in recs.into_iter().enumerate() {
             for r in rs {
                 by_ue[k]
@@ -894,8 +913,14 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
                             round + 1,
                             t.enbcs[m.src].id(),
                             t.enbcs[m.dst].id(),
-                            m.source.iter().map(|r| (&r.outcome, &r.cause)).collect::<Vec<_>>(),
-                            m.destination.iter().map(|r| (&r.outcome, &r.cause)).collect::<Vec<_>>()
+                            m.source
+                                .iter()
+                                .map(|r| (&r.outcome, &r.cause))
+                                .collect::<Vec<_>>(),
+                            m.destination
+                                .iter()
+                                .map(|r| (&r.outcome, &r.cause))
+                                .collect::<Vec<_>>()
                         ));
                     }
                 }
@@ -963,7 +988,11 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
         if got != want {
             misrouted += 1;
             if misrouted <= 10 {
-                failures.push(format!("UE {}: path {got:?}, served by {}", ue_ip(i as u32), t.enbcs[*l].id()));
+                failures.push(format!(
+                    "UE {}: path {got:?}, served by {}",
+                    ue_ip(i as u32),
+                    t.enbcs[*l].id()
+                ));
             }
         }
     }
@@ -982,7 +1011,9 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
         })
         .collect();
     let stats = client.finish()?;
-    report(&plan, args, out, t, &moves, &rounds, &stats, resets, rss, failures, misrouted)
+    report(
+        &plan, args, out, t, &moves, &rounds, &stats, resets, rss, failures, misrouted,
+    )
 }
 
 fn quiet_all(t: &Topology) -> bool {
@@ -1006,13 +1037,21 @@ fn report(
     misrouted: usize,
 ) -> Result<(), String> {
     let count = |e: &str| moves.iter().filter(|m| m.end == e).count();
-    let (committed, rolled_back, failed) = (count("committed"), count("rolled_back"), count("failed"));
+    let (committed, rolled_back, failed) =
+        (count("committed"), count("rolled_back"), count("failed"));
     let src: Vec<&Rec> = moves
         .iter()
         .filter(|m| m.end == "committed")
         .flat_map(|m| m.source.last())
         .collect();
-    let phase = |k: &str| dist(src.iter().flat_map(|r| r.us(k)).map(|v| v / 1000.0).collect());
+    let phase = |k: &str| {
+        dist(
+            src.iter()
+                .flat_map(|r| r.us(k))
+                .map(|v| v / 1000.0)
+                .collect(),
+        )
+    };
     let from_trigger = dist(
         moves
             .iter()
@@ -1059,18 +1098,26 @@ fn report(
         }
     }
     if stats.len() != plan.total_sessions() as usize {
-        failures.push(format!("{} of {} sessions reported", stats.len(), plan.total_sessions()));
+        failures.push(format!(
+            "{} of {} sessions reported",
+            stats.len(),
+            plan.total_sessions()
+        ));
     }
     if resets > 0 {
         failures.push(format!("{resets} connection resets in the UE namespace"));
     }
     if failed > 0 {
-        failures.push(format!("{failed} migrations failed (the ends disagree or did not end)"));
+        failures.push(format!(
+            "{failed} migrations failed (the ends disagree or did not end)"
+        ));
     }
     let longest = pause.values().cloned().fold(0.0, f64::max);
     if let Some(max) = args.max_pause_ms.filter(|m| *m > 0) {
         if longest > max as f64 {
-            failures.push(format!("a UE paused {longest:.0} ms (more than --max-pause-ms {max})"));
+            failures.push(format!(
+                "a UE paused {longest:.0} ms (more than --max-pause-ms {max})"
+            ));
         }
     }
     let makespan: f64 = rounds.iter().flat_map(|r| r["makespan_ms"].as_f64()).sum();
@@ -1130,8 +1177,11 @@ fn report(
         "ok": failures.is_empty(),
     });
     let path = out.join("summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&summary).unwrap_or_default())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
     println!(
         "{migrations} migrations: {committed} committed, {rolled_back} rolled back, {failed} failed; {resets} client resets; longest UE pause {longest:.1} ms",
     );
@@ -1162,6 +1212,10 @@ fn report(
         for f in &failures {
             println!("  ! {f}");
         }
-        Err(format!("{} failures (see {})", failures.len(), path.display()))
+        Err(format!(
+            "{} failures (see {})",
+            failures.len(),
+            path.display()
+        ))
     }
 }

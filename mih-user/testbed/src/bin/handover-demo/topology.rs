@@ -242,11 +242,11 @@ impl Drop for Topology {
         // The relay first: it may hold a datagram for a daemon.
         self.relay = None;
         for e in &mut self.enbcs {
-            for c in e
-                .extra
-                .iter_mut()
-                .chain([&mut e.service, &mut e.user, &mut e.mihfd].into_iter().flatten())
-            {
+            for c in e.extra.iter_mut().chain(
+                [&mut e.service, &mut e.user, &mut e.mihfd]
+                    .into_iter()
+                    .flatten(),
+            ) {
                 let _ = c.kill();
                 let _ = c.wait();
             }
@@ -389,9 +389,7 @@ handoff_socket = "{d}/e{i}-handoff.sock"
         }
         match &self.fleet {
             Some(plan) => s += &plan.user_toml(),
-            None => {
-                s += &format!("[[ues]]\nue_address = \"{UE_IP}\"\nul_gtp_teid = {UL_TEID}\n\n")
-            }
+            None => s += &format!("[[ues]]\nue_address = \"{UE_IP}\"\nul_gtp_teid = {UL_TEID}\n\n"),
         }
         for o in self.enbcs.iter().filter(|o| o.idx != e.idx) {
             s += &format!(
