@@ -11,4 +11,3 @@
 
 pub mod content;
 pub mod report;
-pub mod session;
