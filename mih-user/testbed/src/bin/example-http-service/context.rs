@@ -9,10 +9,9 @@
 //! service at the other end reads them, so their format is the service's
 //! own choice.
 
-use std::net::{IpAddr, SocketAddr};
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use mih_user::api::wire::Connection;
+use testbed::svc_kit::{get_addr, need, put_addr};
 
 use crate::http::valid_name;
 
@@ -30,20 +29,6 @@ pub(crate) struct DownloadState {
 const MAGIC: &[u8; 4] = b"HTD1";
 const MAX_DOWNLOADS_IN_CONTEXT: usize = 1024;
 
-fn put_addr(b: &mut BytesMut, a: SocketAddr) {
-    match a.ip() {
-        IpAddr::V4(ip) => {
-            b.put_u8(4);
-            b.put_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            b.put_u8(6);
-            b.put_slice(&ip.octets());
-        }
-    }
-    b.put_u16(a.port());
-}
-
 pub(crate) fn encode_context(file_size: u64, seed: u64, downloads: &[DownloadState]) -> Bytes {
     let mut b = BytesMut::new();
     b.put_slice(MAGIC);
@@ -60,35 +45,6 @@ pub(crate) fn encode_context(file_size: u64, seed: u64, downloads: &[DownloadSta
         b.put_slice(d.name.as_bytes());
     }
     b.freeze()
-}
-
-fn need(b: &[u8], n: usize) -> Result<(), String> {
-    if b.remaining() < n {
-        Err("truncated context".into())
-    } else {
-        Ok(())
-    }
-}
-
-fn get_addr(b: &mut &[u8]) -> Result<SocketAddr, String> {
-    need(b, 1)?;
-    let ip = match b.get_u8() {
-        4 => {
-            need(b, 4)?;
-            let mut a = [0u8; 4];
-            b.copy_to_slice(&mut a);
-            IpAddr::from(a)
-        }
-        6 => {
-            need(b, 16)?;
-            let mut a = [0u8; 16];
-            b.copy_to_slice(&mut a);
-            IpAddr::from(a)
-        }
-        f => return Err(format!("address family {f}")),
-    };
-    need(b, 2)?;
-    Ok(SocketAddr::new(ip, b.get_u16()))
 }
 
 /// Parse a context; returns (file size, seed, downloads).

@@ -54,23 +54,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use clap::Parser;
-use mih_user::sessions::handoff::HandoffClient;
+use testbed::svc_kit::{self, parse_u16, Mobility, MobilityConfig};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tracing::{info, warn};
 
 use service::{Service, Shared, Tables};
-
-fn parse_u16(s: &str) -> Result<u16, String> {
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u16::from_str_radix(h, 16),
-        None => s.parse(),
-    };
-    r.map_err(|e| format!("{s:?}: {e}"))
-}
 
 /// HTTP progressive-download example service for the Service Mobility API.
 ///
@@ -122,72 +111,36 @@ pub(crate) struct Args {
     pub(crate) max_connections: usize,
 }
 
+impl Args {
+    pub(crate) fn mobility(&self) -> MobilityConfig {
+        MobilityConfig {
+            api_socket: self.api_socket.clone(),
+            handoff_socket: self.handoff_socket.clone(),
+            service_id: self.service_id.clone(),
+            fpt: self.fpt,
+        }
+    }
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(args.listen).await?;
-    let api = mobility::connect_api(&args).await?;
-    let handoff = match &args.handoff_socket {
-        Some(path) => {
-            let h = HandoffClient::connect(path, listener.local_addr()?)?;
-            info!(path = %path.display(), "TCP sessions move with TCP_REPAIR (socket hand-off)");
-            Some(h)
-        }
-        None => None,
-    };
+    let (kit, pending) = Mobility::connect(args.mobility(), listener.local_addr()?).await?;
     let svc: Shared = Arc::new(Service {
-        api: Mutex::new(api.as_ref().map(|(c, _)| c.clone())),
-        handoff,
+        kit,
         args: args.clone(),
         tables: Mutex::new(Tables::default()),
         next_id: AtomicU64::new(1),
     });
-    if let Some((client, events)) = api {
-        let svc = svc.clone();
-        tokio::spawn(async move { mobility::serve_api(svc, client, events).await });
-    }
-    if svc.handoff.is_some() {
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handoff::receive_sockets(svc).await {
-                warn!("socket hand-off receiver stopped: {e}");
-            }
-        });
-    }
+    svc_kit::start(&svc, pending);
     println!("listening on http://{}", listener.local_addr()?);
-    let limit = Arc::new(Semaphore::new(args.max_connections.max(1)));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            warn!(%peer, "too many connections");
-            continue;
-        };
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            http::handle_http(svc, stream, peer).await;
-            drop(permit);
-        });
-    }
+    svc_kit::accept_loop(listener, args.max_connections, move |stream, peer| {
+        http::handle_http(svc.clone(), stream, peer)
+    })
+    .await;
+    Ok(())
 }
 
 fn main() {
     let args = Args::parse();
-    // The daemons' logging (RUST_LOG, default info; text lines on stderr).
-    daemon_kit::logging::init(false, "info");
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("example-http-service: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = rt.block_on(run(args)) {
-        eprintln!("example-http-service: {e}");
-        std::process::exit(1);
-    }
+    svc_kit::run_main("example-http-service", || run(args));
 }
