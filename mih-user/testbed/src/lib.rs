@@ -5,6 +5,8 @@
 //!   client checks every octet against it);
 //! * [`report`]: the demo's summary (Table I, context sizes, histograms as
 //!   SVG);
+//! * [`session`]: the session service's wire protocol and the client-side
+//!   checker (its tests and the demo's client);
 //! * [`svc_kit`]: what the example services share to move with their UEs
 //!   (the Service Mobility API, the socket hand-off).
 //!
@@ -14,4 +16,5 @@
 
 pub mod content;
 pub mod report;
+pub mod session;
 pub mod svc_kit;
