@@ -38,6 +38,33 @@ pub fn parse_u16(s: &str) -> Result<u16, String> {
     r.map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// The command line options every service has for the Service Mobility
+/// API (flattened into the service's own `clap` options).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ApiArgs {
+    /// Service Mobility API socket of the local MIH-User; without it the
+    /// service runs stand-alone.
+    #[arg(long)]
+    pub api_socket: Option<PathBuf>,
+    /// The MIH-User's socket hand-off path (`sessions.handoff_socket`):
+    /// move live TCP connections with TCP_REPAIR instead of letting the
+    /// client reconnect. Needs --api-socket.
+    #[arg(long, requires = "api_socket")]
+    pub handoff_socket: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    /// With the service's own `--service-id` and `--fpt`.
+    pub fn config(&self, service_id: &str, fpt: u16) -> MobilityConfig {
+        MobilityConfig {
+            api_socket: self.api_socket.clone(),
+            handoff_socket: self.handoff_socket.clone(),
+            service_id: service_id.to_string(),
+            fpt,
+        }
+    }
+}
+
 /// The service's side of the Service Mobility API, from its command line.
 #[derive(Clone, Debug)]
 pub struct MobilityConfig {
@@ -147,7 +174,7 @@ pub trait MobileService: Send + Sync + 'static {
         req: ImportRequest,
     ) -> impl Future<Output = ()> + Send;
     /// `MigrationOutcome`.
-    fn on_outcome(&self, role: Role, outcome: Outcome, ue: IpAddr);
+    fn on_outcome(self: &Arc<Self>, role: Role, outcome: Outcome, ue: IpAddr);
     /// A socket from the MIH-User (`TAKE`): resume what has its 4-tuple;
     /// false (the socket dropped) when nothing has.
     fn adopt_socket(

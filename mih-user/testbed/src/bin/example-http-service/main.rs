@@ -51,12 +51,11 @@ mod mobility;
 mod service;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use testbed::svc_kit::{self, parse_u16, Mobility, MobilityConfig};
+use testbed::svc_kit::{self, parse_u16, ApiArgs, Mobility, MobilityConfig};
 use tokio::net::TcpListener;
 
 use service::{Service, Shared, Tables};
@@ -78,10 +77,8 @@ pub(crate) struct Args {
     /// printed on stdout as "listening on http://ADDR").
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
-    /// Service Mobility API socket of the local MIH-User; without it the
-    /// service runs stand-alone.
-    #[arg(long)]
-    pub(crate) api_socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
     /// Service identifier registered with the API.
     #[arg(long, default_value = "http-download")]
     pub(crate) service_id: String,
@@ -101,11 +98,6 @@ pub(crate) struct Args {
     /// Octets per write.
     #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
     pub(crate) chunk: u64,
-    /// The MIH-User's socket hand-off path (`sessions.handoff_socket`):
-    /// move live TCP connections with TCP_REPAIR instead of letting the
-    /// client reconnect. Needs --api-socket.
-    #[arg(long, requires = "api_socket")]
-    pub(crate) handoff_socket: Option<PathBuf>,
     /// Most simultaneous HTTP connections.
     #[arg(long, default_value_t = 256)]
     pub(crate) max_connections: usize,
@@ -113,12 +105,7 @@ pub(crate) struct Args {
 
 impl Args {
     pub(crate) fn mobility(&self) -> MobilityConfig {
-        MobilityConfig {
-            api_socket: self.api_socket.clone(),
-            handoff_socket: self.handoff_socket.clone(),
-            service_id: self.service_id.clone(),
-            fpt: self.fpt,
-        }
+        self.api.config(&self.service_id, self.fpt)
     }
 }
 

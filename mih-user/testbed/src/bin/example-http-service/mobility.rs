@@ -81,7 +81,7 @@ impl MobileService for Service {
         }
     }
 
-    fn on_outcome(&self, role: Role, outcome: Outcome, ue: IpAddr) {
+    fn on_outcome(self: &Arc<Self>, role: Role, outcome: Outcome, ue: IpAddr) {
         info!(%ue, ?role, ?outcome, "migration outcome");
         match (role, outcome) {
             (Role::Source, Outcome::Committed) => {
