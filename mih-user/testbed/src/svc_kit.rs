@@ -19,11 +19,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use mih_user::api::client::{
     ClientError, Event, EventStream, ExportRequest, ImportRequest, ServiceClient,
 };
-use mih_user::api::wire::{Connection, ErrorCode, Outcome, Role};
+use mih_user::api::wire::{Connection, ErrorCode, Outcome, ReplyStatus, Role};
 use mih_user::sessions::handoff::HandoffClient;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -38,29 +38,67 @@ pub fn parse_u16(s: &str) -> Result<u16, String> {
     r.map_err(|e| format!("{s:?}: {e}"))
 }
 
-/// The command line options every service has for the Service Mobility
-/// API (flattened into the service's own `clap` options).
+/// A service's defaults for its [`ServiceArgs`].
+pub trait Defaults: Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// `--listen`.
+    const LISTEN: &'static str;
+    /// `--service-id`.
+    const SERVICE_ID: &'static str;
+    /// `--fpt`.
+    const FPT: &'static str;
+}
+
+/// Define `$name`, the [`Defaults`] of a service: its `--listen`,
+/// `--service-id` and `--fpt`.
+#[macro_export]
+macro_rules! service_defaults {
+    ($(#[$m:meta])* $name:ident, $listen:literal, $id:literal, $fpt:literal) => {
+        $(#[$m])*
+        #[derive(Clone, Debug)]
+        pub(crate) struct $name;
+        impl $crate::svc_kit::Defaults for $name {
+            const LISTEN: &'static str = $listen;
+            const SERVICE_ID: &'static str = $id;
+            const FPT: &'static str = $fpt;
+        }
+    };
+}
+
+/// The command line options every example service has: where it listens
+/// and how it meets the Service Mobility API (flattened into the service's
+/// own `clap` options).
 #[derive(clap::Args, Clone, Debug)]
-pub struct ApiArgs {
+pub struct ServiceArgs<D: Defaults> {
+    /// Listen address (port 0 picks a free port; the address is printed on
+    /// stdout, in the first line "listening on ...").
+    #[arg(long, default_value = D::LISTEN)]
+    pub listen: SocketAddr,
     /// Service Mobility API socket of the local MIH-User; without it the
     /// service runs stand-alone.
     #[arg(long)]
     pub api_socket: Option<PathBuf>,
+    /// Service identifier registered with the API.
+    #[arg(long, default_value = D::SERVICE_ID)]
+    pub service_id: String,
+    /// Feature Profile Type of the context in CXTP (decimal or 0x hex).
+    #[arg(long, default_value = D::FPT, value_parser = parse_u16)]
+    pub fpt: u16,
     /// The MIH-User's socket hand-off path (`sessions.handoff_socket`):
     /// move live TCP connections with TCP_REPAIR instead of letting the
     /// client reconnect. Needs --api-socket.
     #[arg(long, requires = "api_socket")]
     pub handoff_socket: Option<PathBuf>,
+    #[arg(skip)]
+    pub defaults: std::marker::PhantomData<D>,
 }
 
-impl ApiArgs {
-    /// With the service's own `--service-id` and `--fpt`.
-    pub fn config(&self, service_id: &str, fpt: u16) -> MobilityConfig {
+impl<D: Defaults> ServiceArgs<D> {
+    pub fn config(&self) -> MobilityConfig {
         MobilityConfig {
             api_socket: self.api_socket.clone(),
             handoff_socket: self.handoff_socket.clone(),
-            service_id: service_id.to_string(),
-            fpt,
+            service_id: self.service_id.clone(),
+            fpt: self.fpt,
         }
     }
 }
@@ -199,6 +237,37 @@ pub trait MobileService: Send + Sync + 'static {
                 Err(e) if e.code() == Some(ErrorCode::UnknownUser) => {}
                 Err(e) => warn!(%ue, "API user update failed: {e}"),
             }
+        }
+    }
+}
+
+/// Answer an `ImportRequested` with what the service made of the context:
+/// the connections it lists, or the refusal.
+pub async fn answer_import(
+    api: &ServiceClient,
+    req: &ImportRequest,
+    result: Result<Vec<Connection>, (ReplyStatus, String)>,
+) {
+    let answer = match result {
+        Ok(conns) => api.import_context(req, &conns).await,
+        Err((status, reason)) => {
+            warn!(ue = %req.ue, "refusing import: {reason}");
+            api.refuse_import(req, status, &reason).await
+        }
+    };
+    if let Err(e) = answer {
+        warn!(ue = %req.ue, "import answer failed: {e}");
+    }
+}
+
+/// Answer an `ExportRequested` with the context; false (logged) when the
+/// answer could not be given: the service resumes the UE.
+pub async fn answer_export(api: &ServiceClient, req: &ExportRequest, ctx: Bytes) -> bool {
+    match api.export_context(req, ctx).await {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(ue = %req.ue, "export answer failed: {e}; resuming");
+            false
         }
     }
 }
@@ -346,6 +415,36 @@ pub fn connection_of(peer: SocketAddr, local: SocketAddr) -> Connection {
     }
 }
 
+/// Run a service: listen (`args.listen`), connect to the API and the
+/// hand-off, make the service with `make`, serve its API events and
+/// sockets coming back ([`start`]), print the first stdout line
+/// `listening on SCHEME://ADDR`, then serve each accepted connection with
+/// `serve` until the process ends ([`accept_loop`]).
+pub async fn run_service<D, S, F, Fut>(
+    args: &ServiceArgs<D>,
+    scheme: &str,
+    max_connections: usize,
+    make: impl FnOnce(Mobility) -> Arc<S>,
+    serve: F,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    D: Defaults,
+    S: MobileService,
+    F: Fn(Arc<S>, TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind(args.listen).await?;
+    let (kit, pending) = Mobility::connect(args.config(), listener.local_addr()?).await?;
+    let svc = make(kit);
+    start(&svc, pending);
+    println!("listening on {scheme}://{}", listener.local_addr()?);
+    accept_loop(listener, max_connections, move |stream, peer| {
+        serve(svc.clone(), stream, peer)
+    })
+    .await;
+    Ok(())
+}
+
 /// Accept connections until the process ends, at most `max` at a time,
 /// each served by `serve(stream, peer)` in a task of its own.
 pub async fn accept_loop<F, Fut>(listener: TcpListener, max: usize, serve: F)
@@ -414,6 +513,48 @@ pub fn need(b: &[u8], n: usize) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// A connection's 4-tuple in a context: client address, server address.
+pub fn put_conn(b: &mut BytesMut, c: &Connection) {
+    put_addr(b, c.client);
+    put_addr(b, c.server);
+}
+
+/// The 4-tuple [`put_conn`] wrote.
+pub fn get_conn(b: &mut &[u8]) -> Result<Connection, String> {
+    let client = get_addr(b)?;
+    let server = get_addr(b)?;
+    Ok(Connection { client, server })
+}
+
+/// Skip a context's magic (its format and version), `Err` if it is not
+/// there, then check that `n` more octets are.
+pub fn take_magic(b: &mut &[u8], magic: &[u8; 4], n: usize) -> Result<(), String> {
+    need(b, 4 + n)?;
+    if &b[..4] != magic {
+        return Err(format!("not a {} context", String::from_utf8_lossy(magic)));
+    }
+    b.advance(4);
+    Ok(())
+}
+
+/// `Err` if octets follow the context's last `what`.
+pub fn at_end(b: &[u8], what: &str) -> Result<(), String> {
+    if b.has_remaining() {
+        return Err(format!("octets after the last {what}"));
+    }
+    Ok(())
+}
+
+/// A count u16 of at most `max` `what`s.
+pub fn get_count(b: &mut &[u8], max: usize, what: &str) -> Result<usize, String> {
+    need(b, 2)?;
+    let n = usize::from(b.get_u16());
+    if n > max {
+        return Err(format!("{n} {what} (at most {max})"));
+    }
+    Ok(n)
 }
 
 /// The address [`put_addr`] wrote.

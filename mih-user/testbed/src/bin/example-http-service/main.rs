@@ -50,13 +50,11 @@ mod http;
 mod mobility;
 mod service;
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use testbed::svc_kit::{self, parse_u16, ApiArgs, Mobility, MobilityConfig};
-use tokio::net::TcpListener;
+use testbed::svc_kit::{self, ServiceArgs};
 
 use service::{Service, Shared, Tables};
 
@@ -73,18 +71,8 @@ use service::{Service, Shared, Tables};
 // `--version` says "mih-user", as it did when this binary was part of that package.
 #[command(name = "mih-user", version)]
 pub(crate) struct Args {
-    /// HTTP listen address (port 0 picks a free port; the address is
-    /// printed on stdout as "listening on http://ADDR").
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub(crate) listen: SocketAddr,
     #[command(flatten)]
-    pub(crate) api: ApiArgs,
-    /// Service identifier registered with the API.
-    #[arg(long, default_value = "http-download")]
-    pub(crate) service_id: String,
-    /// Feature Profile Type of the context in CXTP (decimal or 0x hex).
-    #[arg(long, default_value = "0xFF01", value_parser = parse_u16)]
-    pub(crate) fpt: u16,
+    pub(crate) svc: ServiceArgs<Http>,
     /// Size of every synthetic file, in octets.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub(crate) file_size: u64,
@@ -103,28 +91,26 @@ pub(crate) struct Args {
     pub(crate) max_connections: usize,
 }
 
-impl Args {
-    pub(crate) fn mobility(&self) -> MobilityConfig {
-        self.api.config(&self.service_id, self.fpt)
-    }
-}
+// `--listen`, `--service-id`, `--fpt` of the HTTP service.
+testbed::service_defaults!(Http, "127.0.0.1:8080", "http-download", "0xFF01");
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let listener = TcpListener::bind(args.listen).await?;
-    let (kit, pending) = Mobility::connect(args.mobility(), listener.local_addr()?).await?;
-    let svc: Shared = Arc::new(Service {
-        kit,
-        args: args.clone(),
-        tables: Mutex::new(Tables::default()),
-        next_id: AtomicU64::new(1),
-    });
-    svc_kit::start(&svc, pending);
-    println!("listening on http://{}", listener.local_addr()?);
-    svc_kit::accept_loop(listener, args.max_connections, move |stream, peer| {
-        http::handle_http(svc.clone(), stream, peer)
-    })
-    .await;
-    Ok(())
+    let make = |kit| -> Shared {
+        Arc::new(Service {
+            kit,
+            args: args.clone(),
+            tables: Mutex::new(Tables::default()),
+            next_id: AtomicU64::new(1),
+        })
+    };
+    svc_kit::run_service(
+        &args.svc,
+        "http",
+        args.max_connections,
+        make,
+        http::handle_http,
+    )
+    .await
 }
 
 fn main() {

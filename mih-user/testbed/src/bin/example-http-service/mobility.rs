@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use mih_user::api::client::{ExportRequest, ImportRequest, ServiceClient};
 use mih_user::api::wire::{Connection, Outcome, ReplyStatus, Role};
-use testbed::svc_kit::{MobileService, Mobility};
-use tracing::{info, warn};
+use testbed::svc_kit::{self, MobileService, Mobility};
+use tracing::info;
 
 use crate::context::{decode_context, encode_context};
 use crate::service::{Control, Service};
@@ -45,8 +45,7 @@ impl MobileService for Service {
         let downloads = self.freeze(req.ue).await;
         info!(ue = %req.ue, downloads = downloads.len(), "export: {:?}", downloads.iter().map(|d| (&d.name, d.offset)).collect::<Vec<_>>());
         let ctx = encode_context(self.args.file_size, self.args.seed, &downloads);
-        if let Err(e) = api.export_context(&req, ctx).await {
-            warn!(ue = %req.ue, "export answer failed: {e}; resuming");
+        if !svc_kit::answer_export(api, &req, ctx).await {
             self.set_control(req.ue, Control::Run);
         }
     }
@@ -60,8 +59,7 @@ impl MobileService for Service {
             )),
             Ok((_, _, d)) => Ok(d),
         };
-        let answer = match r {
-            Ok(downloads) => {
+        let result = r.map(|downloads| {
                 info!(ue = %req.ue, "import: {:?}", downloads.iter().map(|d| (&d.name, d.offset)).collect::<Vec<_>>());
                 let conns: Vec<Connection> = downloads
                     .iter()
@@ -69,16 +67,9 @@ impl MobileService for Service {
                     .filter(|c| c.client.ip().to_canonical() == req.ue.to_canonical())
                     .collect();
                 self.tables().imported.insert(req.ue, downloads);
-                api.import_context(&req, &conns).await
-            }
-            Err((status, reason)) => {
-                warn!(ue = %req.ue, "refusing import: {reason}");
-                api.refuse_import(&req, status, &reason).await
-            }
-        };
-        if let Err(e) = answer {
-            warn!(ue = %req.ue, "import answer failed: {e}");
-        }
+                conns
+        });
+        svc_kit::answer_import(api, &req, result).await;
     }
 
     fn on_outcome(self: &Arc<Self>, role: Role, outcome: Outcome, ue: IpAddr) {

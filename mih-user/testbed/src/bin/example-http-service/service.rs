@@ -300,7 +300,7 @@ pub(crate) mod tests {
     pub(crate) fn test_service(rate: u64) -> Shared {
         let args = Args::parse_from(["x", "--file-size", "100000", "--rate", &rate.to_string()]);
         Arc::new(Service {
-            kit: Mobility::detached(args.mobility()),
+            kit: Mobility::detached(args.svc.config()),
             args,
             tables: Mutex::new(Tables::default()),
             next_id: AtomicU64::new(1),

@@ -14,7 +14,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use mih_user::api::wire::Connection;
 use testbed::session::MAX_STATE_BYTES;
-use testbed::svc_kit::{get_addr, need, put_addr};
+use testbed::svc_kit::{at_end, get_conn, get_count, need, put_conn, take_magic};
 
 use crate::service::{INPUT_CAP, OUTPUT_CAP};
 
@@ -70,8 +70,7 @@ pub(crate) fn encode_context(state: &[u8], conns: &[ConnContext]) -> Bytes {
     b.put_slice(state);
     b.put_u16(n as u16);
     for c in &conns[..n] {
-        put_addr(&mut b, c.conn.client);
-        put_addr(&mut b, c.conn.server);
+        put_conn(&mut b, &c.conn);
         b.put_u32(c.next_seq);
         put_buf(&mut b, &c.input);
         put_buf(&mut b, &c.output);
@@ -91,43 +90,33 @@ fn get_buf(b: &mut &[u8], cap: usize, what: &str) -> Result<Vec<u8>, String> {
     Ok(v)
 }
 
+fn get_conn_context(b: &mut &[u8]) -> Result<ConnContext, String> {
+    let conn = get_conn(b)?;
+    need(b, 4)?;
+    Ok(ConnContext {
+        conn,
+        next_seq: b.get_u32(),
+        input: get_buf(b, INPUT_CAP, "input")?,
+        output: get_buf(b, OUTPUT_CAP, "output")?,
+    })
+}
+
 /// Parse a context. Every length is checked against its cap and against
 /// what is left before anything is allocated.
 pub(crate) fn decode_context(mut b: &[u8]) -> Result<UeContext, String> {
-    need(b, 8)?;
-    if &b[..4] != MAGIC {
-        return Err("not an SES1 context".into());
-    }
-    b.advance(4);
+    take_magic(&mut b, MAGIC, 4)?;
     let size = b.get_u32();
     if size > MAX_STATE_BYTES {
         return Err(format!("state of {size} octets"));
     }
-    need(b, size as usize + 2)?;
+    need(b, size as usize)?;
     let state = b[..size as usize].to_vec();
     b.advance(size as usize);
-    let n = b.get_u16() as usize;
-    if n > MAX_CONNS_IN_CONTEXT {
-        return Err(format!("{n} connections"));
-    }
-    let mut conns = Vec::with_capacity(n.min(b.remaining() / 26));
-    for _ in 0..n {
-        let client = get_addr(&mut b)?;
-        let server = get_addr(&mut b)?;
-        need(b, 4)?;
-        let next_seq = b.get_u32();
-        let input = get_buf(&mut b, INPUT_CAP, "input")?;
-        let output = get_buf(&mut b, OUTPUT_CAP, "output")?;
-        conns.push(ConnContext {
-            conn: Connection { client, server },
-            next_seq,
-            input,
-            output,
-        });
-    }
-    if b.has_remaining() {
-        return Err("octets after the last connection".into());
-    }
+    let n = get_count(&mut b, MAX_CONNS_IN_CONTEXT, "connections")?;
+    let conns = (0..n)
+        .map(|_| get_conn_context(&mut b))
+        .collect::<Result<Vec<_>, _>>()?;
+    at_end(b, "connection")?;
     Ok(UeContext { state, conns })
 }
 

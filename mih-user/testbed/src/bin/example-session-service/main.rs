@@ -40,15 +40,13 @@ mod context;
 mod mobility;
 mod service;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Parser;
 use testbed::session::MAX_STATE_BYTES;
-use testbed::svc_kit::{self, parse_u16, ApiArgs, Mobility};
-use tokio::net::TcpListener;
+use testbed::svc_kit::{self, ServiceArgs};
 
-use service::{Service, Shared};
+use service::Service;
 
 /// Interactive request/response example service for the Service Mobility
 /// API.
@@ -64,18 +62,8 @@ use service::{Service, Shared};
 #[derive(Parser, Debug, Clone)]
 #[command(name = "example-session-service", version)]
 pub(crate) struct Args {
-    /// TCP listen address (port 0 picks a free port; the address is
-    /// printed on stdout as "listening on tcp://ADDR").
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    pub(crate) listen: SocketAddr,
     #[command(flatten)]
-    pub(crate) api: ApiArgs,
-    /// Service identifier registered with the API.
-    #[arg(long, default_value = "session")]
-    pub(crate) service_id: String,
-    /// Feature Profile Type of the context in CXTP (decimal or 0x hex).
-    #[arg(long, default_value = "0xFF02", value_parser = parse_u16)]
-    pub(crate) fpt: u16,
+    pub(crate) svc: ServiceArgs<Session>,
     /// Size of each UE's state in octets (0: a pure interactive echo; at
     /// most 16 MiB). Contexts travel in API frames of at most 4 MiB by
     /// default.
@@ -86,18 +74,12 @@ pub(crate) struct Args {
     pub(crate) max_connections: usize,
 }
 
+// `--listen`, `--service-id`, `--fpt` of the session service.
+testbed::service_defaults!(Session, "127.0.0.1:8081", "session", "0xFF02");
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let listener = TcpListener::bind(args.listen).await?;
-    let config = args.api.config(&args.service_id, args.fpt);
-    let (kit, pending) = Mobility::connect(config, listener.local_addr()?).await?;
-    let svc: Shared = Arc::new(Service::new(kit, args.state_bytes));
-    svc_kit::start(&svc, pending);
-    println!("listening on tcp://{}", listener.local_addr()?);
-    svc_kit::accept_loop(listener, args.max_connections, move |stream, peer| {
-        service::serve(svc.clone(), stream, peer)
-    })
-    .await;
-    Ok(())
+    let make = |kit| Arc::new(Service::new(kit, args.state_bytes));
+    svc_kit::run_service(&args.svc, "tcp", args.max_connections, make, service::serve).await
 }
 
 fn main() {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use mih_user::api::client::{ExportRequest, ImportRequest, ServiceClient};
 use mih_user::api::wire::{Connection, Outcome, Role};
-use testbed::svc_kit::{MobileService, Mobility};
-use tracing::{info, warn};
+use testbed::svc_kit::{self, MobileService, Mobility};
+use tracing::info;
 
 use crate::service::Service;
 
@@ -31,23 +31,14 @@ impl MobileService for Service {
 
     async fn on_export(self: &Arc<Self>, api: &ServiceClient, req: ExportRequest) {
         let ctx = self.export(req.ue).await;
-        if let Err(e) = api.export_context(&req, ctx).await {
-            warn!(ue = %req.ue, "export answer failed: {e}; resuming");
+        if !svc_kit::answer_export(api, &req, ctx).await {
             self.resume(req.ue);
         }
     }
 
     async fn on_import(self: &Arc<Self>, api: &ServiceClient, req: ImportRequest) {
-        let answer = match self.import(req.ue, &req.data) {
-            Ok(conns) => api.import_context(&req, &conns).await,
-            Err((status, reason)) => {
-                warn!(ue = %req.ue, "refusing import: {reason}");
-                api.refuse_import(&req, status, &reason).await
-            }
-        };
-        if let Err(e) = answer {
-            warn!(ue = %req.ue, "import answer failed: {e}");
-        }
+        let result = self.import(req.ue, &req.data);
+        svc_kit::answer_import(api, &req, result).await;
     }
 
     fn on_outcome(self: &Arc<Self>, role: Role, outcome: Outcome, ue: IpAddr) {
