@@ -30,19 +30,20 @@ impl MobileService for Service {
     }
 
     async fn on_export(self: &Arc<Self>, api: &ServiceClient, req: ExportRequest) {
-        let ctx = self.export(req.ue).await;
+        let ctx = self.export(req.ue.to_canonical()).await;
         if !svc_kit::answer_export(api, &req, ctx).await {
-            self.resume(req.ue);
+            self.resume(req.ue.to_canonical());
         }
     }
 
     async fn on_import(self: &Arc<Self>, api: &ServiceClient, req: ImportRequest) {
-        let result = self.import(req.ue, &req.data);
+        let result = self.import(req.ue.to_canonical(), &req.data);
         svc_kit::answer_import(api, &req, result).await;
     }
 
     fn on_outcome(self: &Arc<Self>, role: Role, outcome: Outcome, ue: IpAddr) {
         info!(%ue, ?role, ?outcome, "migration outcome");
+        let ue = ue.to_canonical();
         match (role, outcome) {
             (Role::Source, Outcome::Committed) => self.drop_ue(ue),
             (Role::Source, Outcome::RolledBack) => self.resume(ue),
