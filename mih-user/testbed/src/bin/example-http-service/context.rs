@@ -9,10 +9,9 @@
 //! service at the other end reads them, so their format is the service's
 //! own choice.
 
-use std::net::{IpAddr, SocketAddr};
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use mih_user::api::wire::Connection;
+use testbed::svc_kit::{at_end, get_conn, get_count, need, put_conn, take_magic};
 
 use crate::http::valid_name;
 
@@ -30,20 +29,6 @@ pub(crate) struct DownloadState {
 const MAGIC: &[u8; 4] = b"HTD1";
 const MAX_DOWNLOADS_IN_CONTEXT: usize = 1024;
 
-fn put_addr(b: &mut BytesMut, a: SocketAddr) {
-    match a.ip() {
-        IpAddr::V4(ip) => {
-            b.put_u8(4);
-            b.put_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            b.put_u8(6);
-            b.put_slice(&ip.octets());
-        }
-    }
-    b.put_u16(a.port());
-}
-
 pub(crate) fn encode_context(file_size: u64, seed: u64, downloads: &[DownloadState]) -> Bytes {
     let mut b = BytesMut::new();
     b.put_slice(MAGIC);
@@ -52,8 +37,7 @@ pub(crate) fn encode_context(file_size: u64, seed: u64, downloads: &[DownloadSta
     let n = downloads.len().min(MAX_DOWNLOADS_IN_CONTEXT);
     b.put_u16(n as u16);
     for d in &downloads[..n] {
-        put_addr(&mut b, d.conn.client);
-        put_addr(&mut b, d.conn.server);
+        put_conn(&mut b, &d.conn);
         b.put_u64(d.offset);
         b.put_u64(d.end);
         b.put_u8(d.name.len() as u8);
@@ -62,52 +46,15 @@ pub(crate) fn encode_context(file_size: u64, seed: u64, downloads: &[DownloadSta
     b.freeze()
 }
 
-fn need(b: &[u8], n: usize) -> Result<(), String> {
-    if b.remaining() < n {
-        Err("truncated context".into())
-    } else {
-        Ok(())
-    }
-}
-
-fn get_addr(b: &mut &[u8]) -> Result<SocketAddr, String> {
-    need(b, 1)?;
-    let ip = match b.get_u8() {
-        4 => {
-            need(b, 4)?;
-            let mut a = [0u8; 4];
-            b.copy_to_slice(&mut a);
-            IpAddr::from(a)
-        }
-        6 => {
-            need(b, 16)?;
-            let mut a = [0u8; 16];
-            b.copy_to_slice(&mut a);
-            IpAddr::from(a)
-        }
-        f => return Err(format!("address family {f}")),
-    };
-    need(b, 2)?;
-    Ok(SocketAddr::new(ip, b.get_u16()))
-}
-
 /// Parse a context; returns (file size, seed, downloads).
 pub(crate) fn decode_context(mut b: &[u8]) -> Result<(u64, u64, Vec<DownloadState>), String> {
-    need(b, 22)?;
-    if &b[..4] != MAGIC {
-        return Err("not an HTD1 context".into());
-    }
-    b.advance(4);
+    take_magic(&mut b, MAGIC, 18)?;
     let size = b.get_u64();
     let seed = b.get_u64();
-    let n = b.get_u16() as usize;
-    if n > MAX_DOWNLOADS_IN_CONTEXT {
-        return Err(format!("{n} downloads"));
-    }
+    let n = get_count(&mut b, MAX_DOWNLOADS_IN_CONTEXT, "downloads")?;
     let mut v = Vec::with_capacity(n.min(b.remaining() / 30));
     for _ in 0..n {
-        let client = get_addr(&mut b)?;
-        let server = get_addr(&mut b)?;
+        let conn = get_conn(&mut b)?;
         need(b, 17)?;
         let offset = b.get_u64();
         let end = b.get_u64();
@@ -121,15 +68,13 @@ pub(crate) fn decode_context(mut b: &[u8]) -> Result<(u64, u64, Vec<DownloadStat
             return Err(format!("invalid download {name:?} {offset}..{end}"));
         }
         v.push(DownloadState {
-            conn: Connection { client, server },
+            conn,
             name,
             offset,
             end,
         });
     }
-    if b.has_remaining() {
-        return Err("octets after the last download".into());
-    }
+    at_end(b, "download")?;
     Ok((size, seed, v))
 }
 

@@ -5,32 +5,11 @@
 //! or restored at the source after a rollback or a restart) continues its
 //! download's body where it stopped.
 
-use std::os::fd::AsFd;
-use std::time::Duration;
-
 use tokio::net::TcpStream;
-use tracing::{debug, info, warn};
 
 use crate::service::{Service, Shared};
 
 impl Service {
-    /// Send the socket to the MIH-User (`GIVE`); on failure it is handed
-    /// back (`None`: it could not be; the connection is lost).
-    pub(crate) fn hand_off(
-        &self,
-        stream: TcpStream,
-    ) -> Result<(), (std::io::Error, Option<TcpStream>)> {
-        let Some(h) = &self.handoff else {
-            return Err((std::io::Error::other("no hand-off socket"), Some(stream)));
-        };
-        let std = stream.into_std().map_err(|e| (e, None))?;
-        match h.give(&[std.as_fd()]) {
-            // Our descriptor closes here; the MIH-User holds the socket.
-            Ok(()) => Ok(()),
-            Err(e) => Err((e, TcpStream::from_std(std).ok())),
-        }
-    }
-
     /// Hand a migrated TCP socket to the service (the TCP_REPAIR path): if
     /// an imported (or, at the source, parked) download has the socket's
     /// 4-tuple, its body continues on the socket from that offset, without
@@ -72,56 +51,13 @@ impl Service {
     }
 }
 
-/// Sockets from the MIH-User (`TAKE`): adopt each one. Re-announce the
-/// listen address every few seconds (a restarted MIH-User learns it).
-pub(crate) async fn receive_sockets(svc: Shared) -> std::io::Result<()> {
-    use tokio::io::unix::AsyncFd;
-    let h = svc
-        .handoff
-        .as_ref()
-        .ok_or_else(|| std::io::Error::other("no hand-off socket"))?;
-    let fd = h.as_fd().try_clone_to_owned()?;
-    // SAFETY: `fd` is an owned duplicate, closed only when `afd` drops.
-    let afd = unsafe { AsyncFd::register(fd) }.map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut hello = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        tokio::select! {
-            _ = hello.tick() => {
-                if let Err(e) = h.hello() {
-                    debug!("hand-off HELO: {e}");
-                }
-            }
-            g = afd.readable() => {
-                let mut g = g?;
-                loop {
-                    match h.try_take() {
-                        Ok(fd) => {
-                            let stream = std::net::TcpStream::from(fd);
-                            let what = format!("{:?} -> {:?}", stream.peer_addr(), stream.local_addr());
-                            if svc.adopt_socket(stream).await {
-                                info!(socket = %what, "socket taken over from the MIH-User");
-                            } else {
-                                warn!(socket = %what, "socket from the MIH-User matches no download; closed");
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            g.clear_ready();
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::context::DownloadState;
     use crate::service::tests::test_service;
     use mih_user::api::wire::Connection;
+    use std::time::Duration;
     use testbed::content::fill as content;
     use tokio::io::AsyncReadExt;
 

@@ -50,27 +50,13 @@ mod http;
 mod mobility;
 mod service;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use clap::Parser;
-use mih_user::sessions::handoff::HandoffClient;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use testbed::svc_kit::{self, ServiceArgs};
 
 use service::{Service, Shared, Tables};
-
-fn parse_u16(s: &str) -> Result<u16, String> {
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u16::from_str_radix(h, 16),
-        None => s.parse(),
-    };
-    r.map_err(|e| format!("{s:?}: {e}"))
-}
 
 /// HTTP progressive-download example service for the Service Mobility API.
 ///
@@ -85,20 +71,8 @@ fn parse_u16(s: &str) -> Result<u16, String> {
 // `--version` says "mih-user", as it did when this binary was part of that package.
 #[command(name = "mih-user", version)]
 pub(crate) struct Args {
-    /// HTTP listen address (port 0 picks a free port; the address is
-    /// printed on stdout as "listening on http://ADDR").
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub(crate) listen: SocketAddr,
-    /// Service Mobility API socket of the local MIH-User; without it the
-    /// service runs stand-alone.
-    #[arg(long)]
-    pub(crate) api_socket: Option<PathBuf>,
-    /// Service identifier registered with the API.
-    #[arg(long, default_value = "http-download")]
-    pub(crate) service_id: String,
-    /// Feature Profile Type of the context in CXTP (decimal or 0x hex).
-    #[arg(long, default_value = "0xFF01", value_parser = parse_u16)]
-    pub(crate) fpt: u16,
+    #[command(flatten)]
+    pub(crate) svc: ServiceArgs<Http>,
     /// Size of every synthetic file, in octets.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub(crate) file_size: u64,
@@ -112,82 +86,34 @@ pub(crate) struct Args {
     /// Octets per write.
     #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
     pub(crate) chunk: u64,
-    /// The MIH-User's socket hand-off path (`sessions.handoff_socket`):
-    /// move live TCP connections with TCP_REPAIR instead of letting the
-    /// client reconnect. Needs --api-socket.
-    #[arg(long, requires = "api_socket")]
-    pub(crate) handoff_socket: Option<PathBuf>,
     /// Most simultaneous HTTP connections.
     #[arg(long, default_value_t = 256)]
     pub(crate) max_connections: usize,
 }
 
+// `--listen`, `--service-id`, `--fpt` of the HTTP service.
+testbed::service_defaults!(Http, "127.0.0.1:8080", "http-download", "0xFF01");
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let listener = TcpListener::bind(args.listen).await?;
-    let api = mobility::connect_api(&args).await?;
-    let handoff = match &args.handoff_socket {
-        Some(path) => {
-            let h = HandoffClient::connect(path, listener.local_addr()?)?;
-            info!(path = %path.display(), "TCP sessions move with TCP_REPAIR (socket hand-off)");
-            Some(h)
-        }
-        None => None,
+    let make = |kit| -> Shared {
+        Arc::new(Service {
+            kit,
+            args: args.clone(),
+            tables: Mutex::new(Tables::default()),
+            next_id: AtomicU64::new(1),
+        })
     };
-    let svc: Shared = Arc::new(Service {
-        api: Mutex::new(api.as_ref().map(|(c, _)| c.clone())),
-        handoff,
-        args: args.clone(),
-        tables: Mutex::new(Tables::default()),
-        next_id: AtomicU64::new(1),
-    });
-    if let Some((client, events)) = api {
-        let svc = svc.clone();
-        tokio::spawn(async move { mobility::serve_api(svc, client, events).await });
-    }
-    if svc.handoff.is_some() {
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handoff::receive_sockets(svc).await {
-                warn!("socket hand-off receiver stopped: {e}");
-            }
-        });
-    }
-    println!("listening on http://{}", listener.local_addr()?);
-    let limit = Arc::new(Semaphore::new(args.max_connections.max(1)));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            warn!(%peer, "too many connections");
-            continue;
-        };
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            http::handle_http(svc, stream, peer).await;
-            drop(permit);
-        });
-    }
+    svc_kit::run_service(
+        &args.svc,
+        "http",
+        args.max_connections,
+        make,
+        http::handle_http,
+    )
+    .await
 }
 
 fn main() {
     let args = Args::parse();
-    // The daemons' logging (RUST_LOG, default info; text lines on stderr).
-    daemon_kit::logging::init(false, "info");
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("example-http-service: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = rt.block_on(run(args)) {
-        eprintln!("example-http-service: {e}");
-        std::process::exit(1);
-    }
+    svc_kit::run_main("example-http-service", || run(args));
 }

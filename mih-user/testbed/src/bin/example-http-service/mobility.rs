@@ -1,32 +1,34 @@
-//! The Service Mobility API side: register the service and each
-//! downloading UE with the local MIH-User, answer its export and import
-//! requests with the UE's context ([`crate::context`]), act on migration
-//! outcomes, and reconnect (registering everything again) when the
-//! MIH-User restarts.
+//! The Service Mobility API side: what the download service does on each
+//! event ([`MobileService`]): answer export and import requests with the
+//! UE's context ([`crate::context`]) and act on migration outcomes. The
+//! registrations, the users' updates and the reconnection after a restart
+//! of the MIH-User are `testbed::svc_kit`'s.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Arc;
 
-use mih_user::api::client::{
-    ClientError, Event, EventStream, ExportRequest, ImportRequest, ServiceClient,
-};
-use mih_user::api::wire::{Connection, ErrorCode, Outcome, ReplyStatus, Role};
-use tracing::{debug, info, warn};
+use mih_user::api::client::{ExportRequest, ImportRequest, ServiceClient};
+use mih_user::api::wire::{Connection, Outcome, ReplyStatus, Role};
+use testbed::svc_kit::{self, MobileService, Mobility};
+use tracing::info;
 
 use crate::context::{decode_context, encode_context};
-use crate::service::{Control, Service, Shared};
-use crate::Args;
+use crate::service::{Control, Service};
 
-impl Service {
+impl MobileService for Service {
+    fn mobility(&self) -> &Mobility {
+        &self.kit
+    }
+
     /// The UEs with a download running here.
-    pub(crate) fn ues(&self) -> Vec<IpAddr> {
+    fn ues(&self) -> Vec<IpAddr> {
         let mut v: Vec<IpAddr> = self.tables().downloads.values().map(|d| d.ue).collect();
         v.sort();
         v.dedup();
         v
     }
 
-    pub(crate) fn connections_of(&self, ue: IpAddr) -> Vec<Connection> {
+    fn connections_of(&self, ue: IpAddr) -> Vec<Connection> {
         self.tables()
             .downloads
             .values()
@@ -35,34 +37,20 @@ impl Service {
             .collect()
     }
 
-    /// Tell the API which connections `ue` has now.
-    pub(crate) async fn sync_user(&self, ue: IpAddr) {
-        let Some(api) = self.api() else { return };
-        let conns = self.connections_of(ue);
-        let pending_import = self.tables().imported.contains_key(&ue);
-        let r = if conns.is_empty() && !pending_import {
-            api.deregister_user(&self.args.service_id, ue).await
-        } else {
-            api.update_user(&self.args.service_id, ue, &conns).await
-        };
-        match r {
-            Ok(()) => {}
-            Err(e) if e.code() == Some(ErrorCode::UnknownUser) => {}
-            Err(e) => warn!(%ue, "API user update failed: {e}"),
-        }
+    fn has_pending(&self, ue: IpAddr) -> bool {
+        self.tables().imported.contains_key(&ue)
     }
 
-    pub(crate) async fn on_export(&self, api: &ServiceClient, req: ExportRequest) {
+    async fn on_export(self: &Arc<Self>, api: &ServiceClient, req: ExportRequest) {
         let downloads = self.freeze(req.ue).await;
         info!(ue = %req.ue, downloads = downloads.len(), "export: {:?}", downloads.iter().map(|d| (&d.name, d.offset)).collect::<Vec<_>>());
         let ctx = encode_context(self.args.file_size, self.args.seed, &downloads);
-        if let Err(e) = api.export_context(&req, ctx).await {
-            warn!(ue = %req.ue, "export answer failed: {e}; resuming");
+        if !svc_kit::answer_export(api, &req, ctx).await {
             self.set_control(req.ue, Control::Run);
         }
     }
 
-    pub(crate) async fn on_import(&self, api: &ServiceClient, req: ImportRequest) {
+    async fn on_import(self: &Arc<Self>, api: &ServiceClient, req: ImportRequest) {
         let r = match decode_context(&req.data) {
             Err(e) => Err((ReplyStatus::MalformedContext, e)),
             Ok((size, seed, _)) if size != self.args.file_size || seed != self.args.seed => Err((
@@ -71,8 +59,7 @@ impl Service {
             )),
             Ok((_, _, d)) => Ok(d),
         };
-        let answer = match r {
-            Ok(downloads) => {
+        let result = r.map(|downloads| {
                 info!(ue = %req.ue, "import: {:?}", downloads.iter().map(|d| (&d.name, d.offset)).collect::<Vec<_>>());
                 let conns: Vec<Connection> = downloads
                     .iter()
@@ -80,19 +67,12 @@ impl Service {
                     .filter(|c| c.client.ip().to_canonical() == req.ue.to_canonical())
                     .collect();
                 self.tables().imported.insert(req.ue, downloads);
-                api.import_context(&req, &conns).await
-            }
-            Err((status, reason)) => {
-                warn!(ue = %req.ue, "refusing import: {reason}");
-                api.refuse_import(&req, status, &reason).await
-            }
-        };
-        if let Err(e) = answer {
-            warn!(ue = %req.ue, "import answer failed: {e}");
-        }
+                conns
+        });
+        svc_kit::answer_import(api, &req, result).await;
     }
 
-    pub(crate) fn on_outcome(&self, role: Role, outcome: Outcome, ue: IpAddr) {
+    fn on_outcome(self: &Arc<Self>, role: Role, outcome: Outcome, ue: IpAddr) {
         info!(%ue, ?role, ?outcome, "migration outcome");
         match (role, outcome) {
             (Role::Source, Outcome::Committed) => {
@@ -106,69 +86,8 @@ impl Service {
             (Role::Destination, Outcome::Committed) => {}
         }
     }
-}
 
-pub(crate) async fn connect_api(
-    args: &Args,
-) -> Result<Option<(ServiceClient, EventStream)>, ClientError> {
-    let Some(path) = &args.api_socket else {
-        return Ok(None);
-    };
-    let mut tries = 0;
-    let (client, events) = loop {
-        match ServiceClient::connect(path).await {
-            Ok(c) => break c,
-            Err(ClientError::Io(e)) if tries < 50 => {
-                debug!("API not reachable yet: {e}");
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    client.register_service(&args.service_id, args.fpt).await?;
-    info!(service = %args.service_id, fpt = format_args!("{:#06x}", args.fpt), api = %path.display(), "registered with the Service Mobility API");
-    Ok(Some((client, events)))
-}
-
-/// Serve the API's events; when the connection closes (the MIH-User
-/// restarted), reconnect, register the service and its UEs again, and go
-/// on.
-pub(crate) async fn serve_api(svc: Shared, mut client: ServiceClient, mut events: EventStream) {
-    let Some(path) = svc.args.api_socket.clone() else {
-        return;
-    };
-    loop {
-        while let Some(ev) = events.recv().await {
-            match ev {
-                Event::ExportRequested(req) => svc.on_export(&client, req).await,
-                Event::ImportRequested(req) => svc.on_import(&client, req).await,
-                Event::MigrationOutcome(o) => svc.on_outcome(o.role, o.outcome, o.ue),
-            }
-        }
-        warn!("Service Mobility API connection closed; reconnecting");
-        *svc.api.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        let mut wait = Duration::from_millis(100);
-        (client, events) = loop {
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(2));
-            let (c, ev) = match ServiceClient::connect(&path).await {
-                Ok(v) => v,
-                Err(e) => {
-                    debug!("API not reachable yet: {e}");
-                    continue;
-                }
-            };
-            match c.register_service(&svc.args.service_id, svc.args.fpt).await {
-                Ok(()) => break (c, ev),
-                Err(e) => warn!("registering the service again failed: {e}"),
-            }
-        };
-        *svc.api.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
-        let ues = svc.ues();
-        info!(service = %svc.args.service_id, users = ues.len(), "registered with the Service Mobility API again");
-        for ue in ues {
-            svc.sync_user(ue).await;
-        }
+    async fn adopt_socket(self: &Arc<Self>, stream: std::net::TcpStream) -> bool {
+        Service::adopt_socket(self, stream).await
     }
 }

@@ -9,10 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mih_user::api::client::ServiceClient;
 use mih_user::api::wire::Connection;
-use mih_user::sessions::handoff::HandoffClient;
 use testbed::content::fill as content;
+use testbed::svc_kit::{MobileService, Mobility};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -57,9 +56,8 @@ pub(crate) struct Tables {
 
 pub(crate) struct Service {
     pub(crate) args: Args,
-    /// The API connection (`None` while reconnecting, or stand-alone).
-    pub(crate) api: Mutex<Option<ServiceClient>>,
-    pub(crate) handoff: Option<HandoffClient>,
+    /// The API connection and the socket hand-off.
+    pub(crate) kit: Mobility,
     pub(crate) tables: Mutex<Tables>,
     pub(crate) next_id: AtomicU64,
 }
@@ -68,10 +66,6 @@ pub(crate) type Shared = Arc<Service>;
 impl Service {
     pub(crate) fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn api(&self) -> Option<ServiceClient> {
-        self.api.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Start sending `[offset, end)` of `name` on `stream` (headers, if any,
@@ -128,7 +122,7 @@ impl Service {
                     // behave as frozen (the export then fails and the
                     // rollback resumes here).
                     let Some(s) = stream.take() else { break };
-                    match self.hand_off(s) {
+                    match self.kit.hand_off(s) {
                         Ok(()) => {
                             handed = true;
                             progress_tx.send_modify(|p| {
@@ -215,7 +209,7 @@ impl Service {
     /// Freeze the UE's downloads and return their state (imported ones not
     /// yet resumed included).
     pub(crate) async fn freeze(&self, ue: IpAddr) -> Vec<DownloadState> {
-        let how = if self.handoff.is_some() {
+        let how = if self.kit.hands_off() {
             Control::HandOff
         } else {
             Control::Freeze
@@ -304,10 +298,10 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn test_service(rate: u64) -> Shared {
+        let args = Args::parse_from(["x", "--file-size", "100000", "--rate", &rate.to_string()]);
         Arc::new(Service {
-            args: Args::parse_from(["x", "--file-size", "100000", "--rate", &rate.to_string()]),
-            api: Mutex::new(None),
-            handoff: None,
+            kit: Mobility::detached(args.svc.config()),
+            args,
             tables: Mutex::new(Tables::default()),
             next_id: AtomicU64::new(1),
         })
