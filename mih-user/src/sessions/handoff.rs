@@ -357,6 +357,10 @@ pub struct HandoffClient {
 
 static CLIENTS: AtomicU64 = AtomicU64::new(0);
 
+/// How long [`HandoffClient::give`] retries while the MIH-User's queue is
+/// full.
+pub const GIVE_PATIENCE: Duration = Duration::from_secs(1);
+
 impl HandoffClient {
     /// Bind an abstract address and announce `listen` (the service's TCP
     /// listen address) to the MIH-User at `server`.
@@ -398,10 +402,32 @@ impl HandoffClient {
     /// Hand connected TCP sockets to the MIH-User (at most [`MAX_FDS`]
     /// per call; more are sent in several datagrams). The caller closes
     /// its own descriptors afterwards and must not use them again.
+    ///
+    /// The MIH-User's queue holds only `net.unix.max_dgram_qlen` datagrams
+    /// (10 by default): when many UEs are exported at once it can be full
+    /// for a moment, and the send is retried (waits from 100 µs, doubling
+    /// up to 5 ms) for at most [`GIVE_PATIENCE`] before `WouldBlock` is
+    /// returned.
     pub fn give(&self, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
         for chunk in fds.chunks(MAX_FDS) {
             let raw: Vec<RawFd> = chunk.iter().map(|f| f.as_raw_fd()).collect();
-            send(&self.sock, &self.server, "GIVE", &raw)?;
+            let start = Instant::now();
+            let mut wait = Duration::from_micros(100);
+            loop {
+                match send(&self.sock, &self.server, "GIVE", &raw) {
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            && start.elapsed() < GIVE_PATIENCE =>
+                    {
+                        std::thread::sleep(wait);
+                        wait = (wait * 2).min(Duration::from_millis(5));
+                    }
+                    r => {
+                        r?;
+                        break;
+                    }
+                }
+            }
         }
         Ok(())
     }

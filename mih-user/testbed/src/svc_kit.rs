@@ -329,8 +329,18 @@ async fn serve_api<S: MobileService>(
     loop {
         while let Some(ev) = events.recv().await {
             match ev {
-                Event::ExportRequested(req) => svc.on_export(&client, req).await,
-                Event::ImportRequested(req) => svc.on_import(&client, req).await,
+                // Each UE's export and import on its own task: a storm asks
+                // for many at once, and one UE's freeze must not wait for
+                // another's (the MIH-User sends a UE's outcome only after
+                // its answer, so a UE's events stay in order).
+                Event::ExportRequested(req) => {
+                    let (s, c) = (svc.clone(), client.clone());
+                    tokio::spawn(async move { s.on_export(&c, req).await });
+                }
+                Event::ImportRequested(req) => {
+                    let (s, c) = (svc.clone(), client.clone());
+                    tokio::spawn(async move { s.on_import(&c, req).await });
+                }
                 Event::MigrationOutcome(o) => svc.on_outcome(o.role, o.outcome, o.ue),
             }
         }

@@ -484,6 +484,14 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             ip(&["-n", &core, "link", "set", &bh_if, "master", "br0", "up"])?;
             let svc = format!("{SERVICE_IP}/32");
             ip(&["-n", ns, "addr", "add", &svc, "dev", "lo"])?;
+            if t.fleet.is_some() {
+                // The hand-off socket's queue (10 datagrams by default, per
+                // namespace): a storm's exports give many sockets at once.
+                crate::in_ns(ns, || {
+                    std::fs::write("/proc/sys/net/unix/max_dgram_qlen", "512")
+                })?
+                .map_err(|e| format!("{ns}: net.unix.max_dgram_qlen: {e}"))?;
+            }
             let via = format!("10.231.{i}.2");
             let ues = match &t.fleet {
                 Some(_) => crate::fleet::UE_PREFIX.to_string(),
