@@ -539,6 +539,8 @@ pub struct HandoffSessions {
     /// answered) goes back to its service.
     given: Mutex<HashMap<Key, Instant>>,
     orphan_after: Duration,
+    /// Held while the hand-off queue is read.
+    reading: Mutex<()>,
 }
 
 impl std::fmt::Debug for HandoffSessions {
@@ -568,6 +570,7 @@ impl HandoffSessions {
             undelivered: Mutex::new(Vec::new()),
             given: Mutex::new(HashMap::new()),
             orphan_after: DEFAULT_ORPHAN_AFTER,
+            reading: Mutex::new(()),
         }
     }
 
@@ -797,6 +800,10 @@ impl HandoffSessions {
     /// Read the hand-off queue now (also done before every export and
     /// import); a `HELO` hands over the sockets kept for that service.
     pub fn poll(&self) -> usize {
+        // One reader at a time: a datagram another reader has taken from
+        // the queue but not yet put in the socket table would be missing
+        // for an export that reads the queue meanwhile.
+        let _reading = lock(&self.reading);
         let hellos = self.server.stats().hellos;
         let keys = self.server.poll_keys(&self.repair);
         if !keys.is_empty() {
