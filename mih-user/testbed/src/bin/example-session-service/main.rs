@@ -75,7 +75,7 @@ pub(crate) struct Args {
 }
 
 // `--listen`, `--service-id`, `--fpt` of the session service.
-testbed::service_defaults!(Session, "127.0.0.1:8081", "session", "0xFF02");
+testbed::service_defaults!(Session, "127.0.0.1:8081", "session", "0xFF11");
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let make = |kit| Arc::new(Service::new(kit, args.state_bytes));

@@ -53,6 +53,9 @@ impl MobileService for Service {
     }
 
     async fn adopt_socket(self: &Arc<Self>, stream: std::net::TcpStream) -> bool {
+        // A rebuilt socket is a new one: options such as TCP_NODELAY do
+        // not travel with TCP_REPAIR.
+        let _ = stream.set_nodelay(true);
         self.adopt(stream)
     }
 }

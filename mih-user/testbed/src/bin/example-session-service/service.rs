@@ -496,7 +496,7 @@ mod tests {
             api_socket: None,
             handoff_socket: None,
             service_id: "session".into(),
-            fpt: 0xFF02,
+            fpt: 0xFF11,
         };
         Arc::new(Service::new(Mobility::detached(config), state_bytes))
     }

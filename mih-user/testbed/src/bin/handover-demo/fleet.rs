@@ -207,8 +207,8 @@ impl Plan {
     pub fn other_services(&self, prefix: &str) -> Vec<(String, &'static str, Vec<String>)> {
         let mut v = Vec::new();
         for (svc, fpt, state) in [
-            (Svc::Interactive, "0xFF02", 0u32),
-            (Svc::State, "0xFF03", self.state_bytes),
+            (Svc::Interactive, "0xFF11", 0u32),
+            (Svc::State, "0xFF12", self.state_bytes),
         ] {
             if !self.services.contains(&svc) {
                 continue;
@@ -403,6 +403,8 @@ async fn rr_session(
         let c = connect(s.ue, s.svc.port())
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        // Each request leaves at once (no Nagle wait behind a delayed ACK).
+        let _ = c.set_nodelay(true);
         let (mut rd, mut wr) = c.into_split();
         let mut sent: std::collections::VecDeque<Instant> = Default::default();
         let mut tick = tokio::time::interval(plan.request_interval);
