@@ -935,8 +935,25 @@ impl SessionExporter for HandoffSessions {
         attempt: &ExportAttempt,
     ) -> Result<Vec<TcpSessionContext>, SessionError> {
         self.poll();
-        // The export takes the UE's given sockets (or hands them back).
-        lock(&self.given).retain(|(_, remote), _| remote.ip().to_canonical() != ue.to_canonical());
+        // The export takes every socket the UE's services gave for it,
+        // also one whose connection they have not registered yet (a
+        // service registers a new connection asynchronously: a socket left
+        // out would stay live here while the UE's path leaves, and the
+        // destination's kernel would reset it).
+        let mut all: Vec<Connection> = connections.to_vec();
+        lock(&self.given).retain(|(local, remote), _| {
+            if remote.ip().to_canonical() != ue.to_canonical() {
+                return true;
+            }
+            if !all.iter().any(|c| c.server == *local && c.client == *remote) {
+                all.push(Connection {
+                    client: *remote,
+                    server: *local,
+                });
+            }
+            false
+        });
+        let connections = &all[..];
         let unacked = self.repair.drain(ue, connections, DRAIN_LIMIT);
         if unacked > 0 {
             tracing::debug!(%ue, unacked, "exporting with data in flight");
@@ -1239,7 +1256,15 @@ mod tests {
         drop(s2);
         sessions.poll();
         let ue = c2.local_addr().unwrap().ip();
-        let _ = SessionExporter::export(&sessions, ue, &[]);
+        // Its service has not registered the connection: the export takes
+        // it anyway (it was given for this UE), or fails without CAP_NET_ADMIN.
+        let r = SessionExporter::export(&sessions, ue, &[]);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let s = r.expect("export as root");
+            assert_eq!(s.len(), 1);
+            assert_eq!(s[0].remote, c2.local_addr().unwrap());
+        }
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(sessions.return_orphans(), 0);
     }
