@@ -945,7 +945,10 @@ impl SessionExporter for HandoffSessions {
             if remote.ip().to_canonical() != ue.to_canonical() {
                 return true;
             }
-            if !all.iter().any(|c| c.server == *local && c.client == *remote) {
+            if !all
+                .iter()
+                .any(|c| c.server == *local && c.client == *remote)
+            {
                 all.push(Connection {
                     client: *remote,
                     server: *local,

@@ -313,7 +313,17 @@ pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, Strin
     netns::run_in(&netns::path(ns), f).map_err(|e| e.to_string())
 }
 
-pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
+pub fn wait_for<T>(what: &str, secs: u64, f: impl FnMut() -> Option<T>) -> Result<T, String> {
+    wait_every(what, secs, Duration::from_millis(5), f)
+}
+
+/// [`wait_for`], asking every `every`.
+pub fn wait_every<T>(
+    what: &str,
+    secs: u64,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T, String> {
     let end = Instant::now() + Duration::from_secs(secs);
     loop {
         check_interrupt()?;
@@ -323,7 +333,7 @@ pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> R
         if Instant::now() > end {
             return Err(format!("timed out waiting for {what}"));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(every);
     }
 }
 
@@ -353,6 +363,14 @@ fn x2_ids(n: u32) -> (u16, u16) {
 }
 
 fn x2_send(t: &Topology, k: usize, pdus: &[&[u8]]) -> Result<(), String> {
+    if let Some(mut tcp) = t.enbcs[k].x2_tcp.as_ref() {
+        use std::io::Write;
+        let mut out = Vec::new();
+        for p in pdus {
+            out.extend(mih_user::x2ap::framing::encode(p));
+        }
+        return tcp.write_all(&out).map_err(|e| format!("X2 TCP send: {e}"));
+    }
     let sock = t.enbcs[k].x2.as_ref().ok_or("no X2 socket")?;
     let tap: SocketAddr = "127.0.0.1:36422".parse().unwrap();
     for p in pdus {

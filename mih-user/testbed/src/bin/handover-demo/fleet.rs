@@ -41,7 +41,7 @@ use testkit::netns::ip;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::topology::{Daemon, Topology, SEED, SERVICE_IP, UL_TEID};
-use crate::{check_interrupt, status, wait_for, Args};
+use crate::{check_interrupt, status, wait_every, wait_for, Args};
 
 /// The UEs' prefix.
 pub const UE_PREFIX: &str = "10.77.0.0/16";
@@ -852,22 +852,29 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
         // Every trigger started a migration, and nothing is under way or
         // waiting anywhere.
         let budget = t.timers.handover_budget() + Duration::from_millis(50) * plan.ues;
-        let waited = wait_for("the round to end at every eNBC", budget.as_secs(), || {
-            let started: u64 = t
-                .enbcs
-                .iter()
-                .zip(&base)
-                .map(|(e, b)| {
-                    status(&e.ctl).map_or(0, |s| {
-                        s["started"]["source"]
-                            .as_u64()
-                            .unwrap_or(0)
-                            .saturating_sub(*b)
+        // Every 20 ms: each status answer costs the daemons a little.
+        let every = Duration::from_millis(20);
+        let waited = wait_every(
+            "the round to end at every eNBC",
+            budget.as_secs(),
+            every,
+            || {
+                let started: u64 = t
+                    .enbcs
+                    .iter()
+                    .zip(&base)
+                    .map(|(e, b)| {
+                        status(&e.ctl).map_or(0, |s| {
+                            s["started"]["source"]
+                                .as_u64()
+                                .unwrap_or(0)
+                                .saturating_sub(*b)
+                        })
                     })
-                })
-                .sum();
-            (started >= u64::from(plan.ues) && quiet_all(t)).then_some(())
-        });
+                    .sum();
+                (started >= u64::from(plan.ues) && quiet_all(t)).then_some(())
+            },
+        );
         for (k, tl) in tails.iter_mut().enumerate() {
             recs[k].extend(tl.read());
         }

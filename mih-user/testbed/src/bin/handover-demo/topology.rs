@@ -189,6 +189,9 @@ pub struct Enbc {
     pub service: Option<Child>,
     pub ctl: PathBuf,
     pub x2: Option<UdpSocket>,
+    /// The X2 TCP tap (the fleet's triggers: a storm's PDUs must not be
+    /// lost in a full UDP receive buffer).
+    pub x2_tcp: Option<std::net::TcpStream>,
     /// The fleet's other services (interactive, large state).
     pub extra: Vec<Child>,
 }
@@ -346,6 +349,7 @@ complete_timeout_ms = {complete}
 
 [x2]
 udp = "127.0.0.1:36422"
+tcp = "127.0.0.1:36423"
 
 [control]
 socket = "{d}/e{i}-ctl.sock"
@@ -438,6 +442,7 @@ handoff_socket = "{d}/e{i}-handoff.sock"
                 service: None,
                 ctl: t.dir.join(format!("e{i}-ctl.sock")),
                 x2: None,
+                x2_tcp: None,
                 extra: Vec::new(),
             });
         }
@@ -690,6 +695,12 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             let sock = crate::in_ns(&ns, || UdpSocket::bind("127.0.0.1:0"))?
                 .map_err(|e| format!("X2 socket: {e}"))?;
             self.enbcs[k].x2 = Some(sock);
+            if self.fleet.is_some() {
+                let tcp = crate::in_ns(&ns, || std::net::TcpStream::connect("127.0.0.1:36423"))?
+                    .map_err(|e| format!("X2 TCP tap: {e}"))?;
+                let _ = tcp.set_nodelay(true);
+                self.enbcs[k].x2_tcp = Some(tcp);
+            }
         }
         Ok(())
     }
