@@ -440,11 +440,8 @@ fn route_message(
     let mut msg = RouteMessage::default();
     msg.header.address_family = family;
     msg.header.destination_prefix_length = prefix_len;
-    msg.header.table = match u8::try_from(table) {
-        Ok(t) => t,
-        // RT_TABLE_COMPAT: "see RTA_TABLE".
-        Err(_) => 252,
-    };
+    // Above 255: RT_TABLE_COMPAT (252), "see RTA_TABLE".
+    msg.header.table = u8::try_from(table).unwrap_or(252);
     if table != MAIN_TABLE {
         msg.attributes.push(RouteAttribute::Table(table));
     }

@@ -1069,7 +1069,7 @@ fn raise_fd_limit(need: u64) -> Result<(), String> {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
             return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
         }
-        if (l.rlim_max as u64) < need {
+        if l.rlim_max < need {
             return Err(format!(
                 "the open file limit is {} (hard); {need} are needed for these sessions (ulimit -Hn)",
                 l.rlim_max

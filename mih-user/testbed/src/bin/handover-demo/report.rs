@@ -183,6 +183,10 @@ pub fn report(args: &Args, out: &Path, t: &Topology, o: Outcome<'_>) -> Result<(
     let summary = json!({
         "handovers": args.handovers,
         "handovers_run": o.hands.len(),
+        // The fleet's names for the same (one UE, one session).
+        "ues": 1,
+        "migrations": o.hands.len(),
+        "failed": n_broken,
         "enbcs": args.enbcs,
         "rollback": format!("{:?}", args.rollback).to_lowercase(),
         "faults": {
