@@ -1226,18 +1226,19 @@ mod tests {
     fn a_socket_given_after_its_export_ended_goes_back() {
         let d = dir();
         let path = d.path().join("h.sock");
-        let server = HandoffServer::bind(&path).unwrap();
-        let sessions = HandoffSessions::new(server, Hooks::default())
+        let sessions = HandoffSessions::new(HandoffServer::bind(&path).unwrap(), Hooks::default())
             .with_orphan_timeout(Duration::from_millis(50));
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let listen = l.local_addr().unwrap();
-        let client = HandoffClient::connect(&path, listen).unwrap();
-        let c = std::net::TcpStream::connect(listen).unwrap();
-        let (s, _) = l.accept().unwrap();
-        // The service gives the socket, but no export comes for it (the
+        let client = HandoffClient::connect(&path, l.local_addr().unwrap()).unwrap();
+        // The service gives a socket, but no export comes for it (the
         // export timed out and rolled back before the service answered).
-        client.give(&[s.as_fd()]).unwrap();
-        drop(s);
+        let give = || {
+            let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            client.give(&[s.as_fd()]).unwrap();
+            c
+        };
+        let c = give();
         assert_eq!(sessions.poll(), 1);
         // Not yet: an export may still take it.
         assert_eq!(sessions.return_orphans(), 0);
@@ -1253,10 +1254,7 @@ mod tests {
         assert_eq!(sessions.return_orphans(), 0);
 
         // A socket of a UE whose export came is that export's.
-        let c2 = std::net::TcpStream::connect(listen).unwrap();
-        let (s2, _) = l.accept().unwrap();
-        client.give(&[s2.as_fd()]).unwrap();
-        drop(s2);
+        let c2 = give();
         sessions.poll();
         let ue = c2.local_addr().unwrap().ip();
         // Its service has not registered the connection: the export takes

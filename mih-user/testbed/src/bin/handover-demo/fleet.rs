@@ -257,6 +257,19 @@ pub struct SessionStat {
     pub error: Option<String>,
 }
 
+impl SessionStat {
+    fn new(ue: u32, svc: Svc) -> SessionStat {
+        SessionStat {
+            ue,
+            svc,
+            octets: 0,
+            answered: 0,
+            longest_pause: Duration::ZERO,
+            error: None,
+        }
+    }
+}
+
 struct Session {
     ue: u32,
     j: u32,
@@ -295,14 +308,7 @@ async fn connect(ue: u32, port: u16) -> std::io::Result<tokio::net::TcpStream> {
 
 /// A download of a file far larger than the run, checked octet by octet.
 async fn http_session(s: &Session, live: &Live, stop: &AtomicBool) -> SessionStat {
-    let mut st = SessionStat {
-        ue: s.ue,
-        svc: s.svc,
-        octets: 0,
-        answered: 0,
-        longest_pause: Duration::ZERO,
-        error: None,
-    };
+    let mut st = SessionStat::new(s.ue, s.svc);
     let name = format!("u{}s{}.bin", s.ue, s.j);
     let r: Result<(), String> = async {
         let mut c = connect(s.ue, s.svc.port())
@@ -382,14 +388,7 @@ async fn rr_session(
     stop: &AtomicBool,
     seed: u64,
 ) -> SessionStat {
-    let mut st = SessionStat {
-        ue: s.ue,
-        svc: s.svc,
-        octets: 0,
-        answered: 0,
-        longest_pause: Duration::ZERO,
-        error: None,
-    };
+    let mut st = SessionStat::new(s.ue, s.svc);
     let state = if s.svc == Svc::State {
         plan.state_bytes
     } else {
@@ -478,12 +477,8 @@ impl Client {
             .spawn(move || {
                 let stats = match netns::enter(&path) {
                     Err(e) => vec![SessionStat {
-                        ue: 0,
-                        svc: Svc::Http,
-                        octets: 0,
-                        answered: 0,
-                        longest_pause: Duration::ZERO,
                         error: Some(format!("entering the UE namespace: {e}")),
+                        ..SessionStat::new(0, Svc::Http)
                     }],
                     Ok(()) => {
                         let rt = tokio::runtime::Builder::new_current_thread()

@@ -454,15 +454,8 @@ handoff_socket = "{d}/e{i}-handoff.sock"
         ip(&["-n", &core, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &core, "link", "set", "br0", "up"])?;
         if t.fleet.is_none() {
-            ip(&[
-                "-n",
-                &ue,
-                "addr",
-                "add",
-                &format!("{UE_IP}/32"),
-                "dev",
-                "lo",
-            ])?;
+            let addr = format!("{UE_IP}/32");
+            ip(&["-n", &ue, "addr", "add", &addr, "dev", "lo"])?;
         }
         for e in &t.enbcs {
             let (ns, i) = (&e.ns, e.idx);
