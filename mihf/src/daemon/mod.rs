@@ -193,7 +193,15 @@ impl Daemon {
             None => None,
         };
         let now = Instant::now();
-        let node = Node::new(cfg.node_config(), now);
+        let mut node_cfg = cfg.node_config();
+        // A new TID start at every start (not where the last life began:
+        // a peer may still hold duplicate records of those TIDs).
+        node_cfg.engine.tid_seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 32)
+            | 1;
+        let node = Node::new(node_cfg, now);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 node,

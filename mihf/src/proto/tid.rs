@@ -10,7 +10,11 @@
 //! mihf/README.md); this module only keeps the books, in O(1) amortized per
 //! allocation:
 //!
-//! * TIDs never used yet are handed out first, in order (1, 2, ...);
+//! * TIDs never used yet are handed out first, in order, from a first TID
+//!   that is 1 unless the allocator has a seed ([`TidAllocator::with_seed`]:
+//!   a restarted MIHF then does not begin where its previous life began,
+//!   with TIDs whose duplicate records the peer may still keep), wrapping
+//!   after the window (s, s + 1, ..., window, 1, ..., s − 1);
 //! * a released TID waits in a *lane*, a FIFO of (release time, TID) whose
 //!   entries all had the same hold, so that each lane is in release order
 //!   when time only moves forward; due entries move to the free FIFO, whose
@@ -44,8 +48,10 @@ struct Lane {
 struct Space {
     /// Highest TID of this space.
     window: u16,
-    /// Next TID never used (window + 1 when all were).
-    next_fresh: u16,
+    /// The first TID handed out.
+    first: u16,
+    /// How many TIDs were handed out fresh (window when all were).
+    fresh_used: u16,
     /// Released TIDs whose quarantine is over, oldest release first.
     free: VecDeque<u16>,
     lanes: Vec<Lane>,
@@ -56,10 +62,11 @@ struct Space {
 }
 
 impl Space {
-    fn new(window: u16) -> Space {
+    fn new(window: u16, first: u16) -> Space {
         Space {
             window,
-            next_fresh: 1,
+            first: first.clamp(1, window),
+            fresh_used: 0,
             free: VecDeque::new(),
             lanes: Vec::new(),
             out: [0; 64],
@@ -96,9 +103,9 @@ impl Space {
     }
 
     fn alloc(&mut self, now: Instant) -> Result<u16, Option<Instant>> {
-        let tid = if self.next_fresh <= self.window {
-            let t = self.next_fresh;
-            self.next_fresh += 1;
+        let tid = if self.fresh_used < self.window {
+            let t = (self.first - 1 + self.fresh_used) % self.window + 1;
+            self.fresh_used += 1;
             t
         } else {
             if self.free.is_empty() {
@@ -172,6 +179,8 @@ pub struct TidUsage {
 #[derive(Debug)]
 pub struct TidAllocator {
     window: u16,
+    /// 0: every space starts at TID 1.
+    seed: u64,
     spaces: HashMap<MihfId, Space>,
     /// Sweep idle spaces when the map grows past this.
     sweep_at: usize,
@@ -180,11 +189,38 @@ pub struct TidAllocator {
 impl TidAllocator {
     /// TIDs 1 to `window` (at most [`MAX_TID`]) towards every peer.
     pub fn new(window: u16) -> TidAllocator {
+        TidAllocator::with_seed(window, 0)
+    }
+
+    /// [`TidAllocator::new`] whose spaces start at a TID derived from
+    /// `seed` and the peer (`seed` 0: at TID 1). A daemon seeds it anew at
+    /// every start, so that after a restart its first requests do not reuse
+    /// the TIDs it used just before, which the peer may still hold
+    /// duplicate records of.
+    pub fn with_seed(window: u16, seed: u64) -> TidAllocator {
         TidAllocator {
             window: window.clamp(1, MAX_TID),
+            seed,
             spaces: HashMap::new(),
             sweep_at: 64,
         }
+    }
+
+    /// The first TID of `peer`'s space.
+    fn first_tid(&self, peer: &MihfId) -> u16 {
+        if self.seed == 0 {
+            return 1;
+        }
+        // splitmix64 of the seed and an FNV-1a hash of the peer's ID.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in peer.0.iter() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut z = (self.seed ^ h).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z % u64::from(self.window)) as u16 + 1
     }
 
     /// Highest TID handed out.
@@ -201,7 +237,9 @@ impl TidAllocator {
                 self.spaces.retain(|_, s| !s.idle(now));
                 self.sweep_at = (self.spaces.len() * 2).max(64);
             }
-            self.spaces.insert(peer.clone(), Space::new(self.window));
+            let first = self.first_tid(peer);
+            self.spaces
+                .insert(peer.clone(), Space::new(self.window, first));
         }
         let space = self.spaces.get_mut(peer).expect("inserted above");
         space.alloc(now)
@@ -242,6 +280,39 @@ mod tests {
 
     fn peer(s: &'static str) -> MihfId {
         MihfId::from_static(s)
+    }
+
+    /// A seeded allocator starts each peer elsewhere than TID 1 (the same
+    /// place for the same seed and peer), wraps after the window, and
+    /// still hands every TID out once before reusing any.
+    #[test]
+    fn a_seed_moves_the_first_tid_and_every_tid_is_used_once() {
+        let now = Instant::now();
+        let (a, b) = (peer("a"), peer("b"));
+        let firsts: Vec<u16> = (1..=20u64)
+            .map(|seed| {
+                TidAllocator::with_seed(MAX_TID, seed)
+                    .alloc(&a, now)
+                    .unwrap()
+            })
+            .collect();
+        assert!(firsts.iter().any(|t| *t != 1), "{firsts:?}");
+        assert!(firsts.iter().all(|t| (1..=MAX_TID).contains(t)));
+        let mut x = TidAllocator::with_seed(MAX_TID, 7);
+        let mut y = TidAllocator::with_seed(MAX_TID, 7);
+        assert_eq!(x.alloc(&a, now), y.alloc(&a, now));
+        let mut z = TidAllocator::with_seed(16, 99);
+        let mut seen: Vec<u16> = (0..16).map(|_| z.alloc(&b, now).unwrap()).collect();
+        let first = seen[0];
+        assert_eq!(seen[1], first % 16 + 1, "consecutive, wrapping");
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=16).collect::<Vec<u16>>());
+        assert_eq!(z.alloc(&b, now), Err(None), "all 16 out");
+        assert_eq!(
+            TidAllocator::new(16).alloc(&b, now),
+            Ok(1),
+            "no seed: TID 1"
+        );
     }
 
     #[test]

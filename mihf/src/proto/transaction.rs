@@ -88,6 +88,9 @@ pub struct EngineConfig {
     pub reassembly: ReassemblyLimits,
     /// Cap of the transmit and event queues (drained by the driver).
     pub max_queue: usize,
+    /// Where each peer's TIDs start ([`TidAllocator::with_seed`]; 0: at
+    /// TID 1). A daemon sets a new one at every start.
+    pub tid_seed: u64,
 }
 
 impl EngineConfig {
@@ -107,6 +110,7 @@ impl EngineConfig {
             max_transactions_per_peer: 4096,
             reassembly: ReassemblyLimits::default(),
             max_queue: 65_536,
+            tid_seed: 0,
         }
     }
 
@@ -445,7 +449,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
         let reasm = Reassembler::new(cfg.reassembly);
-        let tids = TidAllocator::new(cfg.tid_window());
+        let tids = TidAllocator::with_seed(cfg.tid_window(), cfg.tid_seed);
         Engine {
             cfg,
             tids,
