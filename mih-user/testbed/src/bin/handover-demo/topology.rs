@@ -256,6 +256,9 @@ impl Drop for Topology {
         }
         for e in &self.enbcs {
             let _ = ip(&["netns", "del", &e.ns]);
+            if self.fleet.is_some() {
+                let _ = std::fs::remove_dir_all(self.journal_dir(e));
+            }
         }
         let _ = ip(&["netns", "del", &self.ue_ns]);
         let _ = ip(&["netns", "del", &self.core_ns]);
@@ -267,8 +270,21 @@ impl Drop for Topology {
     }
 }
 
-/// Remove namespaces left by a demo that died without cleaning up.
+/// Remove namespaces (and fleet journals in /dev/shm) left by a demo that
+/// died without cleaning up.
 pub fn remove_stale() {
+    for e in std::fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let pid = name
+            .strip_prefix("hod")
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(p, _)| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let Ok(rd) = std::fs::read_dir("/run/netns") else {
         return;
     };
@@ -289,6 +305,18 @@ pub fn remove_stale() {
 }
 
 impl Topology {
+    /// Where eNBC `e`'s mih-user keeps its session journal: next to its
+    /// hand-off socket (the daemon's default place), or, for a fleet, in
+    /// tmpfs (`/dev/shm`), as the daemon's default under `/run` is: with
+    /// thousands of migrations a second the journal's fsyncs to a disk
+    /// would cost more CPU than the rest of the mih-user.
+    pub fn journal_dir(&self, e: &Enbc) -> PathBuf {
+        match self.fleet {
+            Some(_) => PathBuf::from(format!("/dev/shm/{}-e{}.journal", self.prefix, e.idx)),
+            None => self.dir.join(format!("e{}-handoff.journal", e.idx)),
+        }
+    }
+
     /// The address eNBC `me` has for eNBC `other`.
     fn peer_ip(&self, me: u32, other: u32) -> String {
         if self.via_relay {
@@ -357,6 +385,7 @@ socket = "{d}/e{i}-ctl.sock"
 [sessions]
 mode = "tcp_repair"
 handoff_socket = "{d}/e{i}-handoff.sock"
+journal_dir = "{journal}"
 
 "#,
             register = t.register_interval_ms,
@@ -367,6 +396,7 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             context = t.context_timeout_ms,
             complete = t.complete_timeout_ms,
             addr = backhaul_ip(i),
+            journal = self.journal_dir(e).display(),
         );
         // The hold: the UE's packets to the service stop at the UE (the
         // network's job in a real deployment), until a path switch (the
@@ -588,7 +618,7 @@ handoff_socket = "{d}/e{i}-handoff.sock"
             // (the daemon keeps it next to the hand-off socket) is not this
             // run's: a restart (append) must find its own, a first start
             // none.
-            let _ = std::fs::remove_dir_all(self.dir.join(format!("e{}-handoff.journal", e.idx)));
+            let _ = std::fs::remove_dir_all(self.journal_dir(e));
         }
         let _ = std::fs::remove_file(&e.ctl);
         let child = self.spawn(
