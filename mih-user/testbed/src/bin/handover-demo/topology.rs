@@ -273,7 +273,11 @@ impl Drop for Topology {
 /// Remove namespaces (and fleet journals in /dev/shm) left by a demo that
 /// died without cleaning up.
 pub fn remove_stale() {
-    for e in std::fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+    for e in std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().to_string();
         let pid = name
             .strip_prefix("hod")
