@@ -22,7 +22,9 @@
 //!   request/response session (both ways in flight at the freeze), all
 //!   handed over within 500 ms, four rounds there and back: every stream
 //!   checked octet by octet, no reset, every migration committed at both
-//!   ends, every UE's path where it is served.
+//!   ends, every UE's path where it is served; and 100 UEs triggered at
+//!   once into destinations that admit 8 UEs at a time: the refusals roll
+//!   back and are retried until every UE has moved.
 //!
 //! Without root (no namespaces) the tests print SKIP, unless `CI` is set.
 
@@ -284,35 +286,40 @@ fn delay_reordering_and_duplication() {
     );
 }
 
-#[test]
-fn a_storm_of_a_hundred_ues_with_two_services_and_two_sessions_each() {
+/// A fleet run (`args` split at spaces), one at a time; None: it cannot
+/// run here (no root, and `CI` unset).
+fn fleet(args: &str) -> Option<Value> {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !can_run() {
-        return;
+        return None;
     }
-    let s = demo(&[
-        "--ues",
-        "100",
-        "--services",
-        "http,interactive",
-        "--sessions-per-ue",
-        "2",
-        "--storm",
-        "--storm-window-ms",
-        "500",
-        "--handovers",
-        "4",
-    ]);
+    Some(demo(&args.split_whitespace().collect::<Vec<_>>()))
+}
+
+/// A fleet run's checks: every move committed at both ends, every stream
+/// byte-exact (no session error) with no reset, every UE routed to where
+/// it is served.
+fn assert_every_ue_moved(s: &Value, migrations: u64) {
     assert_eq!(s["ok"], true, "{s}");
-    assert_eq!(s["ues"], 100, "{s}");
-    assert_eq!(s["sessions"], 200, "{s}");
-    assert_eq!(s["migrations"], 400, "{s}");
-    assert_eq!(s["committed"], 400, "{s}");
-    assert_eq!(s["rolled_back"], 0, "{s}");
+    assert_eq!(s["migrations"], migrations, "{s}");
+    assert_eq!(s["committed"], migrations, "{s}");
     assert_eq!(s["failed"], 0, "{s}");
     assert_eq!(s["client_resets"], 0, "{s}");
     assert_eq!(s["session_errors"], 0, "{s}");
     assert_eq!(s["misrouted_ues"], 0, "{s}");
+}
+
+#[test]
+fn a_storm_of_a_hundred_ues_with_two_services_and_two_sessions_each() {
+    let Some(s) = fleet(
+        "--ues 100 --services http,interactive --sessions-per-ue 2 --storm --storm-window-ms 500 --handovers 4",
+    ) else {
+        return;
+    };
+    assert_every_ue_moved(&s, 400);
+    assert_eq!(s["ues"], 100, "{s}");
+    assert_eq!(s["sessions"], 200, "{s}");
+    assert_eq!(s["rolled_back"], 0, "{s}");
     // Both services, every session with data, every response checked.
     for svc in ["http", "interactive"] {
         assert_eq!(s["per_service"][svc]["sessions"], 100, "{svc}: {s}");
@@ -338,4 +345,20 @@ fn a_storm_of_a_hundred_ues_with_two_services_and_two_sessions_each() {
         assert!(r["mih_user_peak_rss_octets"].as_u64().unwrap() > 0, "{r}");
         assert!(r["mihfd_peak_rss_octets"].as_u64().unwrap() > 0, "{r}");
     }
+}
+
+#[test]
+fn a_storm_into_a_destination_that_admits_eight_at_once_retries_its_refusals() {
+    let Some(s) = fleet("--ues 100 --storm --storm-window-ms 0 --handovers 2 --max-incoming 8")
+    else {
+        return;
+    };
+    assert_eq!(s["max_incoming"], 8, "{s}");
+    // Every UE moved, there and back, at both ends.
+    assert_every_ue_moved(&s, 200);
+    // The destination refused what it could not admit; each refusal
+    // rolled back and was retried.
+    let refused = s["retried_attempts"]["refused"].as_u64().unwrap_or(0);
+    assert!(refused > 0, "{s}");
+    assert_eq!(s["attempts"].as_u64().unwrap(), 200 + refused, "{s}");
 }

@@ -155,6 +155,11 @@ struct Args {
     /// The state service's per-UE state, in KiB.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(0..=16 * 1024))]
     state_kb: u64,
+    /// The mih-users' `admission.max_incoming` (UEs arriving at once;
+    /// default the daemon's, 64, as `max_outgoing`): below 64 a storm
+    /// meets refusals, which roll back and are retried.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_incoming: Option<u32>,
     /// A request-response session sends a request this often, in
     /// milliseconds (two at most unanswered).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]

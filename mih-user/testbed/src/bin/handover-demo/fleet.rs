@@ -110,6 +110,8 @@ pub struct Plan {
     pub request_interval: Duration,
     /// Requests in flight per interactive session.
     pub pipeline: usize,
+    /// The mih-users' `admission.max_incoming` (None: the default).
+    pub max_incoming: Option<u32>,
 }
 
 /// `N` or `LO-HI` (1 to 4).
@@ -141,6 +143,7 @@ impl Plan {
             state_bytes: (a.state_kb * 1024) as u32,
             request_interval: Duration::from_millis(a.request_interval_ms),
             pipeline: 2,
+            max_incoming: a.max_incoming,
         })
     }
 
@@ -181,6 +184,12 @@ impl Plan {
             "[schedule]\nmax_queued = {}\nqueue_deadline_ms = 60000\n\n",
             (self.ues as usize).clamp(1024, 65_536)
         );
+        if let Some(n) = self.max_incoming {
+            // A destination that admits fewer UEs at once than a source
+            // sends: its refusals roll back, and the source's scheduler
+            // retries them.
+            s += &format!("[admission]\nmax_incoming = {n}\n\n");
+        }
         for i in 0..self.ues {
             s += &format!(
                 "[[ues]]\nue_address = \"{}\"\nul_gtp_teid = {}\n\n",
@@ -1124,6 +1133,15 @@ fn report(
             ));
         }
     }
+    // Attempts: a rolled-back attempt the scheduler retried (a refusal by
+    // admission, say) is a source record before the one that decided.
+    let attempts: usize = moves.iter().map(|m| m.source.len()).sum();
+    let mut attempt_causes: BTreeMap<String, usize> = BTreeMap::new();
+    for m in moves {
+        for r in &m.source[..m.source.len().saturating_sub(1)] {
+            *attempt_causes.entry(r.cause.clone()).or_default() += 1;
+        }
+    }
     let makespan: f64 = rounds.iter().flat_map(|r| r["makespan_ms"].as_f64()).sum();
     let migrations = moves.len();
     let per_service: BTreeMap<&str, Value> = plan
@@ -1158,6 +1176,9 @@ fn report(
         "committed": committed,
         "rolled_back": rolled_back,
         "failed": failed,
+        "attempts": attempts,
+        "retried_attempts": attempt_causes,
+        "max_incoming": plan.max_incoming,
         "client_resets": resets,
         "session_errors": errors,
         "misrouted_ues": misrouted,
