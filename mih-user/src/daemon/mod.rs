@@ -343,6 +343,11 @@ impl SessionLanes {
     fn idle(&self) -> bool {
         self.lock().is_empty()
     }
+
+    /// UEs with a job running or waiting.
+    fn busy(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 impl Shared {
@@ -1588,6 +1593,10 @@ impl MihUserHandle {
             "services": services,
             "users": users,
             "in_progress": { "source": src, "destination": dst },
+            // UEs whose session work (export, import, restore, commit with
+            // its path switch, release) is queued or running: a handover's
+            // record can be out just before its commit's path switch ran.
+            "session_work": self.shared.lanes.busy(),
             "recovering": st.orch.recovering(),
             "handovers": handovers,
             "waiting": waiting,

@@ -467,11 +467,13 @@ fn new_records(s: &Value, before: &Snap, role: &str) -> Vec<Value> {
     v
 }
 
-/// Nothing under way or waiting for the UE on this node.
+/// Nothing under way or waiting for the UE on this node (session work
+/// such as a commit's path switch included).
 fn quiet(s: &Value) -> bool {
     let zero = |k: &str| s["in_progress"][k].as_u64().unwrap_or(0) == 0;
     zero("source")
         && zero("destination")
+        && s["session_work"].as_u64().unwrap_or(0) == 0
         && s["handovers"].as_array().is_none_or(|a| a.is_empty())
         && s["waiting"].as_array().is_none_or(|a| a.is_empty())
 }
