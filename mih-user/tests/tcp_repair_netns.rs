@@ -729,3 +729,67 @@ fn a_stale_snapshot_stalls_the_stream_without_a_reset() {
     );
     assert_client_not_reset(&t);
 }
+
+/// A segment of the UE that was on its way when the flow hold was laid
+/// (here: no hold at all) reaches the source after the export. The frozen
+/// socket is still open there, so the segment finds it and draws no RST
+/// (closed right after the dump, as before, the client was reset: a storm
+/// of 1,000 UEs lost one session so). The socket took the data, which the
+/// export does not have: the release counts it.
+#[test]
+fn a_late_segment_after_the_export_finds_the_frozen_socket_and_no_reset() {
+    let Some(t) = topo_same() else { return };
+    let (srv, peer, mut client) = connect(&t);
+    let repair = TcpRepair::new();
+    repair.adopt(OwnedFd::from(srv)).unwrap();
+    let conns = [Connection {
+        client: peer,
+        server: t.service,
+    }];
+    let before = rst_counters(&t.server_ns);
+    let sessions = repair.export(t.ue, &conns).unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(repair.kept_exported(), 1);
+    client.write_all(b"late").unwrap();
+    wait_until("the late segment acknowledged", || outq(&client) == 0);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(rst_counters(&t.server_ns), before, "the source sent an RST");
+    assert_eq!(rst_counters(&t.client_ns).1, 0, "the client was reset");
+    SessionExporter::release(&repair, t.ue);
+    assert_eq!(repair.kept_exported(), 0);
+    assert_eq!(repair.late_data(), 1, "the late data is counted");
+    // Closed in repair mode: still no RST towards the client (the close
+    // counts as an `EstabResets` in the source namespace, silently).
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(rst_counters(&t.server_ns).0, before.0);
+    assert_eq!(rst_counters(&t.client_ns).1, 0, "the client was reset");
+}
+
+/// A rollback thaws the frozen socket instead of rebuilding it: what
+/// reached it after the dump is still there for the service, both ways
+/// carry data, and the export's release count is untouched.
+#[test]
+fn a_rollback_thaws_the_kept_socket_with_what_reached_it_late() {
+    let Some(t) = topo_same() else { return };
+    let (srv, peer, mut client) = connect(&t);
+    let repair = TcpRepair::new();
+    repair.adopt(OwnedFd::from(srv)).unwrap();
+    let conns = [Connection {
+        client: peer,
+        server: t.service,
+    }];
+    let sessions = repair.export(t.ue, &conns).unwrap();
+    client.write_all(b"late").unwrap();
+    wait_until("the late segment acknowledged", || outq(&client) == 0);
+    SessionExporter::restore(&repair, t.ue, &sessions).unwrap();
+    assert_eq!(repair.kept_exported(), 0);
+    let mut srv = TcpStream::from(repair.take(t.service, peer).expect("thawed"));
+    let mut b = [0u8; 4];
+    srv.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"late");
+    srv.write_all(b"back").unwrap();
+    client.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"back");
+    assert_eq!(repair.late_data(), 0);
+    assert_eq!(rst_counters(&t.client_ns).1, 0);
+}

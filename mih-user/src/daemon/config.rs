@@ -149,6 +149,13 @@ pub struct Api {
     /// `Hello` or its last deregistration (ms).
     #[serde(default = "thirty_s")]
     pub registration_timeout_ms: u64,
+    /// Frames queued towards one client before it is closed as a slow
+    /// consumer. Default: 256 plus 8 per migration admission allows at
+    /// once (`admission.max_incoming + max_outgoing`): in a storm each of
+    /// those has a few events and answers on its way to every service
+    /// (1,280 with the default admission).
+    #[serde(default)]
+    pub queue_frames: Option<usize>,
 }
 
 fn two_s() -> u64 {
@@ -966,6 +973,10 @@ impl Config {
         a.max_clients = self.api.max_clients;
         a.handshake_timeout = Duration::from_millis(self.api.handshake_timeout_ms);
         a.registration_timeout = Duration::from_millis(self.api.registration_timeout_ms);
+        a.queue_capacity = self
+            .api
+            .queue_frames
+            .unwrap_or(256 + 8 * (self.admission.max_incoming + self.admission.max_outgoing));
         a.limits = Limits {
             max_services: self.api.max_services,
             max_users: self.api.max_users,
@@ -1065,6 +1076,23 @@ mod tests {
         Config::parse(&format!("{MIN}{extra}"))
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn the_api_queue_grows_with_admission() {
+        let q = |extra: &str| {
+            Config::parse(&format!("{MIN}{extra}"))
+                .unwrap()
+                .api_config()
+                .queue_capacity
+        };
+        assert_eq!(q(""), 256 + 8 * 128);
+        assert_eq!(
+            q("[admission]\nmax_incoming = 8\nmax_outgoing = 4\n"),
+            256 + 8 * 12
+        );
+        let c = Config::parse("[api]\nsocket = \"/tmp/x.sock\"\nqueue_frames = 10\n").unwrap();
+        assert_eq!(c.api_config().queue_capacity, 10);
     }
 
     #[test]

@@ -751,8 +751,18 @@ fn execute(shared: &Arc<Shared>, a: Action) {
         Action::ReleaseSessions { ue } => {
             let me = shared.clone();
             shared.lanes.run(ue, move || {
+                #[cfg(target_os = "linux")]
+                let late = me.backends.handoff.as_ref().map(|h| h.repair().late_data());
                 me.backends.exporter.release(ue);
                 count(&me, "release");
+                // A frozen socket that took data after its dump (a segment
+                // on its way before the hold): logged as an error there.
+                #[cfg(target_os = "linux")]
+                if let (Some(h), Some(before)) = (me.backends.handoff.as_ref(), late) {
+                    if h.repair().late_data() > before {
+                        count(&me, "release_late_data");
+                    }
+                }
             });
         }
         Action::CommitSessions { ue } => {

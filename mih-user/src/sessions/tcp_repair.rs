@@ -293,7 +293,10 @@ pub fn dump(
 }
 
 /// A socket [`freeze`] froze: its state is read, it is still open, in
-/// repair mode (the kernel sends nothing for it).
+/// repair mode: it sends no data, FIN or RST of its own, but a segment
+/// that still reaches it is processed as usual (measured on this kernel:
+/// data is queued and acknowledged), which is why the flow hold comes
+/// first and why [`Frozen::received_since`] exists.
 #[derive(Debug)]
 pub struct Frozen {
     sock: OwnedFd,
@@ -315,6 +318,19 @@ impl Frozen {
         let mut timings = self.timings;
         timings.finish = t.elapsed();
         (self.ctx, timings)
+    }
+
+    /// Octets the socket accepted (and so acknowledged to the peer) after
+    /// its state was read: a segment that was already on its way when the
+    /// flow hold was laid reaches the frozen socket, which takes it. 0 when
+    /// nothing came (segments without data, pure ACKs, are harmless).
+    pub fn received_since(&self) -> Result<u32> {
+        let fd = self.sock.as_raw_fd();
+        select_queue(fd, TCP_RECV_QUEUE)?;
+        let r = getsockopt::<u32>(fd, libc::IPPROTO_TCP, TCP_QUEUE_SEQ)
+            .map_err(io_err("getsockopt(TCP_QUEUE_SEQ)"));
+        let _ = select_queue(fd, 0);
+        Ok(r?.0.wrapping_sub(self.ctx.recv_seq))
     }
 
     /// Take it out of repair mode: it is live again, as it was.
@@ -455,9 +471,10 @@ pub fn rebuild(
     rebuild_frozen(ctx)?.resume(before_resume)
 }
 
-/// A socket rebuilt in repair mode: connected, queues and window set, but
-/// silent (it sends nothing and a peer segment reaching it is not
-/// answered) until [`Resumable::resume`]. Dropping it closes it in repair
+/// A socket rebuilt in repair mode: connected, queues and window set, and
+/// sending nothing of its own until [`Resumable::resume`] (the UE's path
+/// reaches it only from the path switch in `resume` on, so nothing of the
+/// peer's arrives before). Dropping it closes it in repair
 /// mode: the peer sees nothing.
 pub struct Resumable {
     socket: Socket,
@@ -653,6 +670,14 @@ struct State {
     imported: HashMap<IpAddr, Vec<Key>>,
     /// Imported sockets still in repair mode, by (local, remote).
     frozen: HashMap<Key, Resumable>,
+    /// Exported sockets, frozen and kept open until the source's handover
+    /// ends: a late segment of the UE (on its way before the hold) then
+    /// reaches a socket instead of drawing an RST from a host without it;
+    /// a rollback thaws them instead of rebuilding.
+    exported: HashMap<IpAddr, Vec<(Key, Frozen)>>,
+    /// Exports whose frozen sockets took data after their state was read
+    /// (see [`Frozen::received_since`]).
+    late_data: u64,
     last: Vec<Timings>,
 }
 
@@ -859,12 +884,34 @@ impl TcpRepair {
             }
             return Err(SessionError::Other(reason));
         }
-        let mut timings = Vec::with_capacity(frozen.len());
-        for (_, f) in frozen {
-            timings.push(f.close().1);
+        // Kept open, frozen, until the handover ends here (release or
+        // restore): closed now, a segment still on its way to this host
+        // would find no socket and draw an RST that resets the UE's
+        // connection.
+        let timings = frozen.iter().map(|(_, f)| f.timings).collect();
+        let mut st = self.lock();
+        st.last = timings;
+        let old = st.exported.insert(ue, frozen);
+        drop(st);
+        if let Some(old) = old {
+            // An earlier export of this UE that nothing ended: its sockets
+            // were superseded (a re-export takes what the table holds).
+            for (_, f) in old {
+                let _ = f.close();
+            }
         }
-        self.lock().last = timings;
         Ok(contexts)
+    }
+
+    /// Exports whose frozen sockets accepted data after the state was
+    /// read (counted at the release; each also logged as an error).
+    pub fn late_data(&self) -> u64 {
+        self.lock().late_data
+    }
+
+    /// Sockets exported and not yet released or restored.
+    pub fn kept_exported(&self) -> usize {
+        self.lock().exported.values().map(Vec::len).sum()
     }
 
     /// Rebuild `sessions` of `ue` here with `hook` as the path switch
@@ -916,7 +963,32 @@ impl SessionExporter for TcpRepair {
         ue: IpAddr,
         sessions: &[TcpSessionContext],
     ) -> std::result::Result<(), SessionError> {
+        // The sockets this process froze are still open: thawed, they are
+        // live again exactly as they were, with whatever reached them
+        // since. Only the others (a restart lost them) are rebuilt.
+        let kept = self.lock().exported.remove(&ue).unwrap_or_default();
         let mut first_err = None;
+        if !kept.is_empty() {
+            // As for a rebuild: the path switch first, then out of repair
+            // mode. A failed switch is reported; the sockets are thawed
+            // all the same (they are the UE's, live, wherever its path is).
+            if let Err(e) = HookOnce::new(self.resume_hook.as_deref(), ue).run() {
+                let (local, remote) = kept[0].0;
+                first_err = Some(session_err(local, remote, format!("path switch: {e}")));
+            }
+        }
+        let mut thawed = Vec::with_capacity(kept.len());
+        for (k, f) in kept {
+            thawed.push(k);
+            let fd = f.thaw();
+            self.lock().live.insert(k, fd);
+        }
+        let rest: Vec<TcpSessionContext> = sessions
+            .iter()
+            .filter(|c| !thawed.contains(&(c.local, c.remote)))
+            .cloned()
+            .collect();
+        let sessions = &rest[..];
         for (ctx, r) in sessions.iter().zip(self.rebuild_all(ue, sessions)) {
             match r {
                 Ok(fd) => {
@@ -930,8 +1002,25 @@ impl SessionExporter for TcpRepair {
         first_err.map_or(Ok(()), Err)
     }
 
-    fn release(&self, _ue: IpAddr) {
-        // Export already closed the frozen sockets in repair mode.
+    fn release(&self, ue: IpAddr) {
+        // The destination has the sessions: close the frozen sockets in
+        // repair mode (the peer sees nothing).
+        let kept = self.lock().exported.remove(&ue).unwrap_or_default();
+        let mut late = 0;
+        for ((local, remote), f) in kept {
+            match f.received_since() {
+                Ok(0) | Err(_) => {}
+                Ok(n) => {
+                    late += 1;
+                    tracing::error!(%ue, %local, %remote, octets = n,
+                        "a frozen socket took data after its state was read (a segment on its way before the hold); the destination does not have it");
+                }
+            }
+            let _ = f.close();
+        }
+        if late > 0 {
+            self.lock().late_data += 1;
+        }
     }
 }
 

@@ -17,6 +17,8 @@ mod client;
 mod faults;
 #[path = "handover-demo/fleet.rs"]
 mod fleet;
+#[path = "handover-demo/floor.rs"]
+mod floor;
 #[path = "handover-demo/relay.rs"]
 mod relay;
 #[path = "handover-demo/report.rs"]

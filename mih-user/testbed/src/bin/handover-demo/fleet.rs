@@ -36,6 +36,8 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::ValueEnum;
 use mih_user::sessions::netns;
 use serde_json::{json, Value};
+
+use crate::floor;
 use testbed::session::SessionChecker;
 use testkit::netns::ip;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1024,8 +1026,37 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
         })
         .collect();
     let stats = client.finish()?;
+    // The copy floor of the same contexts over the same links, the traffic
+    // stopped: what no protocol can beat on this machine.
+    let floor = if plan.storm && t.enbcs.len() >= 2 {
+        let mut octets: Vec<f64> = moves
+            .iter()
+            .filter(|m| m.end == "committed")
+            .flat_map(|m| m.source.last())
+            .map(|r| r.us("app_octets").unwrap_or(0.0) + r.us("session_octets").unwrap_or(0.0))
+            .collect();
+        let each = pct(&mut octets, 0.5).max(1.0) as u64;
+        let dst_ip = crate::topology::backhaul_ip(t.enbcs[1].idx)
+            .parse()
+            .map_err(|e| format!("backhaul address: {e}"))?;
+        match floor::measure(
+            &t.enbcs[0].ns,
+            &t.enbcs[1].ns,
+            dst_ip,
+            u64::from(plan.ues),
+            each,
+        ) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                failures.push(format!("measuring the copy floor: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     report(
-        &plan, args, out, t, &moves, &rounds, &stats, resets, rss, failures, misrouted,
+        &plan, args, out, t, &moves, &rounds, &stats, resets, rss, failures, misrouted, floor,
     )
 }
 
@@ -1048,6 +1079,7 @@ fn report(
     rss: Vec<Value>,
     mut failures: Vec<String>,
     misrouted: usize,
+    floor: Option<floor::Floor>,
 ) -> Result<(), String> {
     let count = |e: &str| moves.iter().filter(|m| m.end == e).count();
     let (committed, rolled_back, failed) =
@@ -1197,6 +1229,7 @@ fn report(
         "makespan_ms": makespan,
         "migrations_per_s": migrations as f64 / (makespan / 1000.0).max(1e-9),
         "peak_rss": rss,
+        "copy_floor": floor.as_ref().map(floor::Floor::json),
         "per_service": per_service,
         "failures": failures,
         "ok": failures.is_empty(),
@@ -1227,6 +1260,17 @@ fn report(
             r["enbc"].as_str().unwrap_or("?"),
             r["mih_user_peak_rss_octets"].as_f64().unwrap_or(0.0) / 1e6,
             r["mihfd_peak_rss_octets"].as_f64().unwrap_or(0.0) / 1e6
+        );
+    }
+    if let Some(f) = &floor {
+        println!(
+            "copy floor: {} contexts of {:.2} MB through unix -> TCP on the backhaul -> unix alone in {:.0} ms ({:.0}/s, {:.3} ms of CPU each; the rounds made {:.0}/s)",
+            f.count,
+            f.octets as f64 / 1e6,
+            f.wall.as_secs_f64() * 1000.0,
+            f.per_s(),
+            f.cpu_ms_each(),
+            summary["migrations_per_s"].as_f64().unwrap_or(0.0),
         );
     }
     println!("summary: {}", path.display());
