@@ -730,16 +730,20 @@ fn a_stale_snapshot_stalls_the_stream_without_a_reset() {
     assert_client_not_reset(&t);
 }
 
-/// A segment of the UE that was on its way when the flow hold was laid
-/// (here: no hold at all) reaches the source after the export. The frozen
-/// socket is still open there, so the segment finds it and draws no RST
-/// (closed right after the dump, as before, the client was reset: a storm
-/// of 1,000 UEs lost one session so). The socket took the data, which the
-/// export does not have: the release counts it.
-#[test]
-fn a_late_segment_after_the_export_finds_the_frozen_socket_and_no_reset() {
-    let Some(t) = topo_same() else { return };
-    let (srv, peer, mut client) = connect(&t);
+/// Export one adopted session of `t` with no hold, then have the client
+/// send 4 octets that reach the frozen socket (and are acknowledged).
+/// Returns the table, the client's address, the client, the exported
+/// sessions and the source's RST counters from before the export.
+fn export_then_late_segment(
+    t: &Topo,
+) -> (
+    TcpRepair,
+    SocketAddr,
+    TcpStream,
+    Vec<cxtp::profile::TcpSessionContext>,
+    (u64, u64),
+) {
+    let (srv, peer, mut client) = connect(t);
     let repair = TcpRepair::new();
     repair.adopt(OwnedFd::from(srv)).unwrap();
     let conns = [Connection {
@@ -752,6 +756,19 @@ fn a_late_segment_after_the_export_finds_the_frozen_socket_and_no_reset() {
     assert_eq!(repair.kept_exported(), 1);
     client.write_all(b"late").unwrap();
     wait_until("the late segment acknowledged", || outq(&client) == 0);
+    (repair, peer, client, sessions, before)
+}
+
+/// A segment of the UE that was on its way when the flow hold was laid
+/// (here: no hold at all) reaches the source after the export. The frozen
+/// socket is still open there, so the segment finds it and draws no RST
+/// (closed right after the dump, as before, the client was reset: a storm
+/// of 1,000 UEs lost one session so). The socket took the data, which the
+/// export does not have: the release counts it.
+#[test]
+fn a_late_segment_after_the_export_finds_the_frozen_socket_and_no_reset() {
+    let Some(t) = topo_same() else { return };
+    let (repair, _, _client, _, before) = export_then_late_segment(&t);
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(rst_counters(&t.server_ns), before, "the source sent an RST");
     assert_eq!(rst_counters(&t.client_ns).1, 0, "the client was reset");
@@ -771,16 +788,7 @@ fn a_late_segment_after_the_export_finds_the_frozen_socket_and_no_reset() {
 #[test]
 fn a_rollback_thaws_the_kept_socket_with_what_reached_it_late() {
     let Some(t) = topo_same() else { return };
-    let (srv, peer, mut client) = connect(&t);
-    let repair = TcpRepair::new();
-    repair.adopt(OwnedFd::from(srv)).unwrap();
-    let conns = [Connection {
-        client: peer,
-        server: t.service,
-    }];
-    let sessions = repair.export(t.ue, &conns).unwrap();
-    client.write_all(b"late").unwrap();
-    wait_until("the late segment acknowledged", || outq(&client) == 0);
+    let (repair, peer, mut client, sessions, _) = export_then_late_segment(&t);
     SessionExporter::restore(&repair, t.ue, &sessions).unwrap();
     assert_eq!(repair.kept_exported(), 0);
     let mut srv = TcpStream::from(repair.take(t.service, peer).expect("thawed"));
