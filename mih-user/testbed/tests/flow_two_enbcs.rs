@@ -428,9 +428,27 @@ impl Bed {
 
     /// Start B's mih-user (a bed made with `b_user: false`).
     fn start_b(&mut self) {
-        let (u, l) = spawn_user(self._dir.path(), "b", &self.b_toml);
-        self.b.user = Some(u);
-        self.b.log = l;
+        // B's ports were picked free when the bed was made and B starts
+        // later: a parallel test may have taken its metrics port meanwhile
+        // (nothing else refers to that one, so it can move; seen once in CI).
+        for _ in 0..5 {
+            let (mut u, l) = spawn_user(self._dir.path(), "b", &self.b_toml);
+            self.b.log = l;
+            std::thread::sleep(Duration::from_millis(200));
+            let exited = u.0.try_wait().ok().flatten().is_some();
+            let clash = std::fs::read_to_string(&self.b.log)
+                .unwrap_or_default()
+                .contains("metrics.listen: Address already in use");
+            self.b.user = Some(u);
+            if !(exited && clash) {
+                break;
+            }
+            let old = format!("listen = \"{}\"", self.b.metrics);
+            self.b.metrics = free_tcp("127.0.0.1");
+            self.b_toml = self
+                .b_toml
+                .replace(&old, &format!("listen = \"{}\"", self.b.metrics));
+        }
         let ctl = self.b.ctl.clone();
         self.wait("B registered with mihfd", Duration::from_secs(40), || {
             (status(&ctl)?["registered"] == true).then_some(())
