@@ -751,18 +751,8 @@ fn execute(shared: &Arc<Shared>, a: Action) {
         Action::ReleaseSessions { ue } => {
             let me = shared.clone();
             shared.lanes.run(ue, move || {
-                #[cfg(target_os = "linux")]
-                let late = me.backends.handoff.as_ref().map(|h| h.repair().late_data());
                 me.backends.exporter.release(ue);
                 count(&me, "release");
-                // A frozen socket that took data after its dump (a segment
-                // on its way before the hold): logged as an error there.
-                #[cfg(target_os = "linux")]
-                if let (Some(h), Some(before)) = (me.backends.handoff.as_ref(), late) {
-                    if h.repair().late_data() > before {
-                        count(&me, "release_late_data");
-                    }
-                }
             });
         }
         Action::CommitSessions { ue } => {
@@ -1641,7 +1631,20 @@ impl MihUserHandle {
             ],
             sap_registered: io.registered.load(Ordering::Relaxed),
             cxtp_send_errors: io.cxtp_send_errors.load(Ordering::Relaxed),
-            sessions: st.sessions.clone(),
+            sessions: {
+                let mut m = st.sessions.clone();
+                // Releases whose frozen sockets took data after their
+                // dump, counted by the socket table itself (exact with
+                // releases of several UEs running at once).
+                #[cfg(target_os = "linux")]
+                if let Some(h) = &self.shared.backends.handoff {
+                    let n = h.repair().late_data();
+                    if n > 0 {
+                        m.insert("release_late_data", n);
+                    }
+                }
+                m
+            },
             x2_not_started: io.x2_not_started.load(Ordering::Relaxed),
         };
         let mut listeners = Vec::new();

@@ -596,6 +596,11 @@ struct Rec {
 }
 
 impl Rec {
+    /// The migration's context octets (application and sessions).
+    fn context_octets(&self) -> f64 {
+        self.us("app_octets").unwrap_or(0.0) + self.us("session_octets").unwrap_or(0.0)
+    }
+
     fn us(&self, k: &str) -> Option<f64> {
         self.f[k].as_i64().filter(|v| *v >= 0).map(|v| v as f64)
     }
@@ -1033,7 +1038,7 @@ pub(crate) fn run(t: &mut Topology, args: &Args, out: &Path) -> Result<(), Strin
             .iter()
             .filter(|m| m.end == "committed")
             .flat_map(|m| m.source.last())
-            .map(|r| r.us("app_octets").unwrap_or(0.0) + r.us("session_octets").unwrap_or(0.0))
+            .map(Rec::context_octets)
             .collect();
         let each = pct(&mut octets, 0.5).max(1.0) as u64;
         let dst_ip = crate::topology::backhaul_ip(t.enbcs[1].idx)
@@ -1109,11 +1114,7 @@ fn report(
             .map(|d| d.as_secs_f64() * 1000.0)
             .collect(),
     );
-    let context = dist(
-        src.iter()
-            .map(|r| r.us("app_octets").unwrap_or(0.0) + r.us("session_octets").unwrap_or(0.0))
-            .collect(),
-    );
+    let context = dist(src.iter().map(|r| r.context_octets()).collect());
     // Context octets in flight at each eNBC (source role, destination role).
     let mut in_flight = Vec::new();
     for (k, e) in t.enbcs.iter().enumerate() {
